@@ -1,0 +1,1 @@
+"""The reviewer app: a lawyer uploads a contract and reviews it clause by clause (Gradio)."""

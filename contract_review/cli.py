@@ -1,0 +1,81 @@
+"""contract-review: one command, a subcommand per user task.
+
+    contract-review data build     build the clause dataset from CUAD / CLAUDETTE folders
+    contract-review data check     validate a dataset file against the record format and taxonomy
+    contract-review annotate ...   Label Studio: start the server, push clauses, pull annotations
+    contract-review train ...      LoRA fine-tuning (one GPU, DeepSpeed ZeRO-3, or CPU)
+    contract-review eval ...       F1 on risk clauses, baselines, reports, run comparison
+    contract-review serve          the reviewer app (Gradio) on 127.0.0.1
+    contract-review review FILE    review contracts without the UI
+    contract-review doctor         check the environment and diagnose a training run
+
+Each package registers its own subcommands (`<package>/cli.py: register`), so the code of
+a task and its command line live together.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# (package module, its subcommands) in the order `--help` lists them
+_PACKAGES = ("annotation.cli", "training.cli", "eval.cli", "app.cli")
+
+
+class UserError(Exception):
+    """A problem the user can fix; printed as one clear message, no traceback."""
+
+
+def not_built(command: str, issue: int):
+    """Handler for a subcommand whose issue has not landed: says so instead of pretending."""
+
+    def run(args: argparse.Namespace) -> int:
+        print(f"contract-review {command}: not built yet (tracked in issue {issue})", file=sys.stderr)
+        return 2
+
+    return run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="contract-review",
+        description="Review contracts clause by clause with a fine-tuned LLM.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=__doc__.split("\n\n")[1],
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in _PACKAGES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def _version() -> str:
+    from contract_review import __version__
+
+    return __version__
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (ValueError, FileNotFoundError) as exc:
+        # our loaders raise ValueError subclasses whose messages name the file and the fix
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

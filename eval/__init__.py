@@ -1,0 +1,1 @@
+"""Evaluation: predictions, F1 on risk clauses with confidence intervals, baselines, reports."""

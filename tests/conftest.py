@@ -1,0 +1,39 @@
+"""Shared fixtures: the shipped dataset and corpora, loaded once per session."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from contract_review.paths import DATASET_DIR
+from contract_review.records import SPLITS, find_split_file, read_records
+
+# keep tests offline and quiet, whatever the developer's environment says
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session")
+def dataset() -> dict[str, list]:
+    return {split: read_records(find_split_file(DATASET_DIR, split)) for split in SPLITS}
+
+
+@pytest.fixture(scope="session")
+def all_records(dataset) -> list:
+    return [r for split in SPLITS for r in dataset[split]]
+
+
+@pytest.fixture(scope="session")
+def cuad_dir() -> Path:
+    from annotation.corpora import shipped_corpus
+
+    return shipped_corpus("cuad")
+
+
+@pytest.fixture(scope="session")
+def claudette_dir() -> Path:
+    from annotation.corpora import shipped_corpus
+
+    return shipped_corpus("unfair-tos")

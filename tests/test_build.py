@@ -1,0 +1,83 @@
+"""`contract-review data build`: reproducible, and clear about bad input."""
+
+import csv
+import filecmp
+import shutil
+import sys
+
+import pytest
+
+from annotation.cuad import CorpusError
+from contract_review.cli import main
+from contract_review.paths import DATASET_DIR
+
+
+def _small_corpus(cuad_dir, claudette_dir, tmp_path, n=12):
+    """A copy of a few contracts and companies in the published layouts."""
+    cuad = tmp_path / "cuad"
+    (cuad / "full_contract_txt").mkdir(parents=True)
+    csv.field_size_limit(sys.maxsize)
+    with open(cuad_dir / "master_clauses.csv", newline="", encoding="utf-8-sig") as fh:
+        rows = list(csv.reader(fh))
+    with open(cuad / "master_clauses.csv", "w", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerows(rows[: n + 1])
+    for row in rows[1 : n + 1]:
+        stem = row[0].rsplit(".", 1)[0]
+        shutil.copy(cuad_dir / "full_contract_txt" / f"{stem}.txt", cuad / "full_contract_txt")
+    tos = tmp_path / "tos"
+    for sub in [p for p in claudette_dir.iterdir() if p.is_dir()]:
+        (tos / sub.name).mkdir(parents=True)
+        for company in ("Airbnb", "Tinder", "Zynga"):
+            for f in sub.glob(f"{company}.*"):
+                shutil.copy(f, tos / sub.name)
+    return cuad, tos
+
+
+def test_build_from_the_shipped_corpora_reproduces_the_shipped_dataset_byte_for_byte(tmp_path):
+    out = tmp_path / "ds"
+    assert main(["data", "build", "--gzip", "--quiet", "--out", str(out)]) == 0
+    for name in ("train.jsonl.gz", "validation.jsonl.gz", "test.jsonl.gz", "build_report.jsonl"):
+        assert filecmp.cmp(out / name, DATASET_DIR / name, shallow=False), f"{name} differs from the shipped file"
+
+
+def test_build_from_folders_given_as_arguments_twice_gives_identical_files(cuad_dir, claudette_dir, tmp_path):
+    cuad, tos = _small_corpus(cuad_dir, claudette_dir, tmp_path)
+    for run in ("a", "b"):
+        assert main(["data", "build", "--quiet", "--cuad", str(cuad), "--claudette", str(tos),
+                     "--out", str(tmp_path / run), "--verified", "none"]) == 0
+    for name in ("train.jsonl", "validation.jsonl", "test.jsonl"):
+        assert filecmp.cmp(tmp_path / "a" / name, tmp_path / "b" / name, shallow=False)
+    # either corpus may be left out
+    assert main(["data", "build", "--quiet", "--claudette", str(tos), "--out", str(tmp_path / "c")]) == 0
+    assert (tmp_path / "c" / "train.jsonl").read_text().count('"source": "cuad"') == 0
+
+
+def test_malformed_corpus_names_the_file_and_line_and_writes_nothing(cuad_dir, claudette_dir, tmp_path, capsys):
+    cuad, tos = _small_corpus(cuad_dir, claudette_dir, tmp_path, n=3)
+    csv_path = cuad / "master_clauses.csv"
+    lines = csv_path.read_text().splitlines(keepends=True)
+    csv_path.write_text(lines[0] + lines[1] + '"only","three","fields"\n')
+    out = tmp_path / "out"
+    assert main(["data", "build", "--quiet", "--cuad", str(cuad), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert f"{csv_path}:3: 3 fields, expected" in err
+    assert not out.exists()
+
+    (tos / "Labels_A" / "Airbnb.txt").write_text("1\n-1\nmaybe\n")
+    assert main(["data", "build", "--quiet", "--claudette", str(tos), "--out", str(out)]) == 2
+    assert "Airbnb.txt: 3 labels for" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_missing_corpus_folder_and_empty_contract_are_reported(cuad_dir, claudette_dir, tmp_path, capsys):
+    assert main(["data", "build", "--quiet", "--cuad", str(tmp_path / "nope"), "--out", str(tmp_path / "o")]) == 2
+    assert "no master_clauses.csv; --cuad must name a CUAD v1 folder" in capsys.readouterr().err
+    cuad, _ = _small_corpus(cuad_dir, claudette_dir, tmp_path, n=3)
+    empty = sorted((cuad / "full_contract_txt").glob("*.txt"))[0]
+    empty.write_text("   \n")
+    assert main(["data", "build", "--quiet", "--cuad", str(cuad), "--out", str(tmp_path / "o")]) == 0
+    assert f"{empty}: contract has no text; skipped" in capsys.readouterr().err
+
+
+def test_corpus_error_is_a_value_error_the_cli_reports():
+    assert issubclass(CorpusError, ValueError)

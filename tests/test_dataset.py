@@ -1,0 +1,121 @@
+"""Properties of the shipped dataset (data/dataset), checked independently of the builder."""
+
+import hashlib
+import re
+from collections import Counter, defaultdict
+
+from annotation.claudette import LEXGLUE_TRAIN, LEXGLUE_VALIDATION, strip_tags
+from annotation.segment import normalize
+from contract_review.records import SPLITS
+from contract_review.taxonomy import load_taxonomy
+
+
+def test_every_record_is_valid_against_the_taxonomy(all_records):
+    # read_records already validated each record; check the totals make a real dataset
+    tax = load_taxonomy()
+    assert len(all_records) > 50_000
+    types = Counter(t for r in all_records for t in r.clause_types)
+    assert set(types) == set(tax.clause_type_ids), "every clause type has examples"
+    assert sum(r.is_risk for r in all_records) > 4_000
+
+
+def test_splits_are_disjoint_by_document(dataset):
+    docs = {split: {(r.source, r.doc_id) for r in dataset[split]} for split in SPLITS}
+    assert not docs["train"] & docs["validation"]
+    assert not docs["train"] & docs["test"]
+    assert not docs["validation"] & docs["test"]
+    for split in SPLITS:
+        assert all(r.split == split for r in dataset[split])
+
+
+def test_claudette_follows_the_lexglue_company_split(dataset):
+    for split, companies in (("train", LEXGLUE_TRAIN), ("validation", LEXGLUE_VALIDATION)):
+        got = {r.doc_id for r in dataset[split] if r.source == "claudette"}
+        assert got == set(companies) & got and len(got) >= 9
+
+
+def _words(text):
+    return re.findall(r"[a-z0-9]+", text.lower())
+
+
+def test_no_exact_or_near_duplicate_clause_crosses_splits(dataset):
+    """An independent check: candidates share a word 6-gram; confirmed by 3-shingle Jaccard."""
+    def key(text):
+        return " ".join(_words(text))
+
+    seen = {split: {key(r.text) for r in dataset[split]} for split in SPLITS}
+    assert not seen["train"] & seen["validation"]
+    assert not seen["train"] & seen["test"]
+    assert not seen["validation"] & seen["test"]
+
+    def grams(text, k):
+        w = _words(text)
+        return {" ".join(w[i : i + k]) for i in range(max(1, len(w) - k + 1))}
+
+    index = defaultdict(set)
+    held = [r for split in ("validation", "test") for r in dataset[split]]
+    for i, r in enumerate(held):
+        for g in grams(r.text, 6):
+            index[g].add(i)
+    leaks = []
+    for r in dataset["train"]:
+        cands = Counter(i for g in grams(r.text, 6) for i in index.get(g, ()))
+        sh = grams(r.text, 3)
+        for i, n in cands.items():
+            if n < 2:
+                continue
+            other = grams(held[i].text, 3)
+            if len(sh & other) / len(sh | other) >= 0.8:
+                leaks.append((r.id, held[i].id))
+    assert not leaks, leaks[:5]
+
+
+def test_offsets_point_at_the_clause_text(all_records, cuad_dir, claudette_dir):
+    texts = {}
+    by_doc = defaultdict(list)
+    for r in all_records:
+        by_doc[(r.source, r.doc_id)].append(r)
+    for (source, doc_id), records in by_doc.items():
+        if source == "cuad":
+            text = (cuad_dir / "full_contract_txt" / f"{doc_id}.txt").read_text(encoding="utf-8-sig")
+        else:
+            xml = (claudette_dir / "OriginalTaggedDocuments" / f"{doc_id}.xml").read_text(encoding="utf-8")
+            text, _ = strip_tags(xml)
+        texts[doc_id] = text
+        for r in records:
+            if source == "claudette" and normalize(text[r.start : r.end]) != r.text:
+                continue  # the two unaligned CLAUDETTE sentences keep their tokenised text
+            assert normalize(text[r.start : r.end]) == r.text, r.id
+    unaligned = sum(
+        1 for r in all_records if r.source == "claudette" and normalize(texts[r.doc_id][r.start : r.end]) != r.text
+    )
+    assert unaligned <= 2
+
+
+def test_cuad_spans_are_mapped_onto_clauses(dataset):
+    tax = load_taxonomy()
+    test = [r for r in dataset["test"] if r.source == "cuad"]
+    labelled = [r for r in test if r.clause_types != ["other"]]
+    assert 0.1 < len(labelled) / len(test) < 0.5  # most passages are `other`, as in real contracts
+    gov = [r for r in labelled if "governing_law" in r.clause_types]
+    assert gov and all(re.search(r"law|govern|construed", r.text, re.I) for r in gov)
+    for r in labelled:
+        assert r.risk == max((tax.clause_type(t).risk for t in r.clause_types), key=tax.risk_rank)
+
+
+def test_the_500_verified_obligation_labels_are_present(all_records):
+    verified = [r for r in all_records if r.verified]
+    assert len(verified) >= 500
+    assert all(r.labeller for r in verified)
+    assert {r.split for r in verified} == set(SPLITS)
+    assert {r.source for r in verified} == {"cuad", "claudette"}
+    assert set(Counter(r.party for r in verified)) == {"first_party", "second_party", "both", "none"}
+    for r in verified:
+        assert f'"party": "{r.party}"' in r.output
+
+
+def test_output_is_the_json_of_the_label_fields(dataset):
+    for r in dataset["test"][:500]:
+        assert r.answer().to_json() == r.output
+        assert r.input.endswith(r.text)
+        assert hashlib.sha1(r.text.encode()).hexdigest()
