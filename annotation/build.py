@@ -48,20 +48,25 @@ class BuildReport:
     documents: Counter = field(default_factory=Counter)
     records: Counter = field(default_factory=Counter)
     dropped_duplicates: Counter = field(default_factory=Counter)
+    cuad_spans_located: int = 0
     cuad_spans_missed: int = 0
     claudette_unaligned: int = 0
     verified_applied: int = 0
     verified_stale: int = 0
+    # (rule pre-label, verified label) -> count: the pre-labeller's accuracy, always current
+    prelabel_vs_verified: Counter = field(default_factory=Counter)
 
     def as_dict(self) -> dict:
         return {
             "documents": dict(sorted(self.documents.items())),
             "records": dict(sorted(self.records.items())),
             "dropped_duplicates": dict(sorted(self.dropped_duplicates.items())),
+            "cuad_spans_located": self.cuad_spans_located,
             "cuad_spans_missed": self.cuad_spans_missed,
             "claudette_unaligned": self.claudette_unaligned,
             "verified_applied": self.verified_applied,
             "verified_stale": self.verified_stale,
+            "prelabel_vs_verified": {f"{a}->{b}": n for (a, b), n in sorted(self.prelabel_vs_verified.items())},
         }
 
 
@@ -156,6 +161,7 @@ def cuad_records(cuad_dir: Path, tax: Taxonomy, report: BuildReport, progress: b
     for c in tqdm(contracts, desc="CUAD clauses", disable=not progress):
         report.documents[f"cuad/{splits[c.doc_id]}"] += 1
         report.cuad_spans_missed += c.missed_spans
+        report.cuad_spans_located += len(c.spans)
         parties = from_cuad(c.text, c.parties)
         names = parties.names()
         for seg in segment(c.text):
@@ -226,9 +232,14 @@ def apply_verified(records: list[dict], verified_file: Path | None, report: Buil
         if rec is None or hashlib.sha1(rec["text"].encode()).hexdigest() != v["text_sha1"]:
             report.verified_stale += 1
             continue
+        report.prelabel_vs_verified[(rec["party"], v["party"])] += 1
         rec["party"] = v["party"]
         rec["verified"] = True
         rec["labeller"] = v["labeller"]
+        if "party_names" in v:
+            # the label answers "first or second party?" for the names the checker was shown
+            rec["party_names"] = v["party_names"]
+            rec["input"] = build_input(rec["text"], v["party_names"])
         ans = json.loads(rec["output"])
         ans["party"] = v["party"]
         rec["output"] = json.dumps(ans, ensure_ascii=False)

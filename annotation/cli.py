@@ -45,6 +45,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     check.add_argument("file", type=Path)
     check.set_defaults(func=_check)
 
+    card = dsub.add_parser("card", help="recompute the dataset card's numbers and plot (data/README.md)",
+                           description="Recount the dataset and rewrite the generated part of the dataset card.")
+    card.add_argument("--dataset", type=Path, default=DATASET_DIR)
+    card.add_argument("--card", type=Path, default=DATASET_DIR.parent / "README.md")
+    card.add_argument("--verified", type=Path, default=VERIFIED_PARTY_FILE)
+    card.set_defaults(func=_card)
+
     annotate = sub.add_parser(
         "annotate",
         help="Label Studio round trip (not built yet: issue 3)",
@@ -69,6 +76,14 @@ def _build(args: argparse.Namespace) -> int:
     print(f"verified party labels applied: {report.verified_applied} (stale: {report.verified_stale})")
     for p in paths:
         print(f"wrote {p}")
+    return 0
+
+
+def _card(args: argparse.Namespace) -> int:
+    from .card import update_card
+
+    update_card(args.dataset, args.card, args.verified)
+    print(f"updated {args.card} and {args.dataset / 'stats.json'}")
     return 0
 
 

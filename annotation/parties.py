@@ -39,55 +39,76 @@ class Parties:
 
 
 def _find(text: str, name: str) -> int:
-    i = text.find(name)
-    if i < 0:
-        m = re.search(r"\s+".join(re.escape(w) for w in name.split()), text)
-        i = m.start() if m else -1
-    return i
+    """First mention of a name, tolerating layout whitespace and case ("ACME CORP." on a cover)."""
+    m = re.search(r"\s+".join(re.escape(w) for w in name.split()), text, re.IGNORECASE)
+    return m.start() if m else -1
 
 
-def _aliases_after(text: str, pos: int, window: int = 300) -> list[str]:
-    """Aliases defined right after a name: `X, a Delaware corporation ("Acme")`."""
-    tail = text[pos : pos + window]
-    # stop at the next party name's "and" to avoid taking the other party's alias
-    out = []
-    for m in _ALIAS.finditer(tail):
+def _aliases_after(text: str, pos: int, window: int = 300, stop: int | None = None) -> list[str]:
+    """Aliases defined right after a name: `X, a Delaware corporation ("Acme")`. Only the
+    first definition counts, with any alternatives that follow it closely (`("Acme" or
+    "Vendor")`); the window ends where the other party's name begins (`stop`)."""
+    end = pos + window if stop is None or stop <= pos else min(pos + window, stop)
+    out: list[str] = []
+    last_end = None
+    for m in _ALIAS.finditer(text, pos, end):
+        if last_end is not None and m.start() - last_end > 40:
+            break
         alias = m.group(1).strip()
+        last_end = m.end()
         if _COLLECTIVE.fullmatch(alias) or _NOT_A_PARTY.search(alias):
             continue
         out.append(alias)
-        if len(out) == 2:
-            break
+    for m in re.finditer(r'\bor\s+["“]([^"”]{2,40})["”]', text[last_end : last_end + 60] if last_end else ""):
+        if not _NOT_A_PARTY.search(m.group(1)):
+            out.append(m.group(1).strip())
     return out
 
 
 def _is_name(entry: str) -> bool:
+    """A party's name has at least two words ("Acme Corp."); one word ("Company",
+    "NETGEAR", "Distributor") is a defined alias."""
     entry = entry.strip()
     if entry.startswith("(") or len(entry) < 2:
         return False
-    return bool(_ORG.search(entry)) or len(entry.split()) >= 2
+    return len(entry.split()) >= 2
+
+
+def _lead(name: str, n: int = 2) -> str:
+    return " ".join(re.findall(r"[a-z0-9]+", name.lower())[:n])
+
+
+def _same_party(a: str, b: str) -> bool:
+    la, lb = _lead(a, 3), _lead(b, 3)
+    return la.startswith(_lead(b, 2)) or lb.startswith(_lead(a, 2)) or la.replace(" ", "") == lb.replace(" ", "")
 
 
 def from_cuad(text: str, entries: list[str]) -> Parties:
     """Order CUAD's Parties spans by first appearance; assign aliases to the nearest name."""
+    # spans like 'the "Company"' are alias definitions, not names
+    entries = [q.group(1) if (q := re.search(r'["“]([^"”]{2,60})["”]', e)) else e for e in entries]
     names = [e.strip() for e in entries if _is_name(e)]
     aliases = [
-        e.strip().strip('"“”')
+        e.strip().strip('"“”,;. ')
         for e in entries
         if not _is_name(e) and not e.strip().startswith("(") and not _NOT_A_PARTY.search(e)
+        and not _COLLECTIVE.fullmatch(e.strip().strip('"“”,;. '))
     ]
     located = sorted({(_find(text, n), n) for n in names if _find(text, n) >= 0})
-    # merge repeated mentions of one party (a short form inside a longer name)
+    # merge repeated mentions of one party ("Water Now" / "WATER NOW, INC.", "MediaNet" /
+    # "MEDIANET GROUP TECHNOLOGIES"): same leading words, whatever the case
     primary: list[tuple[int, str]] = []
     for pos, name in located:
-        if any(name in p or p in name for _, p in primary):
+        if any(_same_party(name, p) for _, p in primary):
             continue
         primary.append((pos, name))
-    if len(primary) < 2:  # fall back on aliases as names
+    if len(primary) < 2:  # fall back on an alias no known name defines ("the Agent named below")
+        defined = {a for pos, name in primary for a in _aliases_after(text, pos + len(name))}
         for a in aliases:
             pos = _find(text, a)
-            if pos >= 0 and not any(a in p or p in a for _, p in primary):
+            if pos >= 0 and a not in defined and not any(a in p or p in a for _, p in primary):
                 primary.append((pos, a))
+                break
         primary.sort()
     parties = Parties()
     if not primary:
@@ -96,18 +117,25 @@ def from_cuad(text: str, entries: list[str]) -> Parties:
     if len(primary) > 1:
         parties.second_party = primary[1][1]
     roles = ["first_party", "second_party"]
+    starts = sorted(p for p, _ in primary)
     for idx, (pos, name) in enumerate(primary[:2]):
-        parties.aliases[roles[idx]].extend(_aliases_after(text, pos + len(name)))
-    # CUAD alias spans not yet placed: give each to the closest preceding primary name
+        later = [p for p in starts if p > pos]
+        parties.aliases[roles[idx]].extend(_aliases_after(text, pos + len(name), stop=later[0] if later else None))
+    # CUAD alias spans not yet placed: give each to the party named closest before its definition
     placed = {a for v in parties.aliases.values() for a in v}
     for a in aliases:
         if a in placed or any(a == p for _, p in primary):
             continue
         pos = text.find(f'"{a}"')
         pos = pos if pos >= 0 else _find(text, a)
-        before = [(p, i) for i, (p, _) in enumerate(primary[:2]) if 0 <= p <= pos]
-        if before:
-            parties.aliases[roles[max(before)[1]]].append(a)
+        best = None
+        for idx, (_, name) in enumerate(primary[:2]):
+            pattern = r"\s+".join(re.escape(w) for w in name.split())
+            mentions = [m.end() for m in re.finditer(pattern, text[: max(pos, 0)], re.IGNORECASE)]
+            if mentions and (best is None or mentions[-1] > best[0]):
+                best = (mentions[-1], idx)
+        if best is not None:
+            parties.aliases[roles[best[1]]].append(a)
     for role in roles:
         other = parties.terms("second_party" if role == "first_party" else "first_party")
         parties.aliases[role] = [a for a in dict.fromkeys(parties.aliases[role]) if a not in other]

@@ -119,3 +119,16 @@ def test_output_is_the_json_of_the_label_fields(dataset):
         assert r.answer().to_json() == r.output
         assert r.input.endswith(r.text)
         assert hashlib.sha1(r.text.encode()).hexdigest()
+
+
+def test_dataset_card_numbers_match_the_shipped_dataset(tmp_path):
+    from annotation.card import BEGIN, END, update_card
+    from contract_review.paths import DATA_DIR, DATASET_DIR, VERIFIED_PARTY_FILE
+
+    card = tmp_path / "README.md"
+    card.write_text((DATA_DIR / "README.md").read_text())
+    update_card(DATASET_DIR, card, VERIFIED_PARTY_FILE, out_dir=tmp_path)
+    section = lambda text: text.split(BEGIN)[1].split(END)[0]  # noqa: E731
+    assert section(card.read_text()) == section((DATA_DIR / "README.md").read_text()), \
+        "data/README.md is stale: run `contract-review data card`"
+    assert (tmp_path / "lengths.png").stat().st_size > 10_000
