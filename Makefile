@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 # multi-GB CUDA build). GPU machines bring their own torch.
 TORCH  ?= torch==2.13.0
 
-.PHONY: install serve test clean
+.PHONY: install serve test clean label-studio
 
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
@@ -24,7 +24,11 @@ install: $(STAMP)
 serve: install
 	$(VENV)/bin/contract-review serve
 
-test: install
+# Label Studio lives in its own venv (.venv-ls): its pins (numpy<2.3) fight ours
+label-studio: install
+	$(PY) -m annotation.label_studio_cli server install
+
+test: install label-studio
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 clean:

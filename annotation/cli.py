@@ -6,7 +6,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from contract_review.cli import not_built
 from contract_review.paths import CORPORA_DIR, DATASET_DIR, VERIFIED_PARTY_FILE
 
 
@@ -52,12 +51,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     card.add_argument("--verified", type=Path, default=VERIFIED_PARTY_FILE)
     card.set_defaults(func=_card)
 
-    annotate = sub.add_parser(
-        "annotate",
-        help="Label Studio round trip (not built yet: issue 3)",
-        description="Start Label Studio, push clauses with pre-annotations, pull annotations. Not built yet.",
-    )
-    annotate.set_defaults(func=not_built("annotate", 3))
+    from .label_studio_cli import register_annotate
+
+    register_annotate(sub)
 
 
 def _build(args: argparse.Namespace) -> int:
