@@ -143,27 +143,41 @@ def from_cuad(text: str, entries: list[str]) -> Parties:
 
 
 _BETWEEN = re.compile(r"\bby\s+and\s+between\b|\bbetween\b|\bamong\b", re.IGNORECASE)
+# a name: capitalised words, or a word like "iMine" / "eBay" (lower-case first letter, then a capital)
+_WORD = r"(?:[A-Z][\w&.'\-]*|[a-z][A-Z][\w&.'\-]*)"
+_NAME = re.compile(rf"({_WORD}(?:[ ,]+(?:{_WORD}|of|and|de|la|the|\d+))*)")
+# Chinese-style openings: "Party A (Shipper): Name" / "甲方：Name"
+_PARTY_AB = re.compile(r"(?:Party\s+([AB])|([甲乙])方)\s*(?:\([^)]{0,40}\))?\s*[:：]\s*([^\n;（(]{2,120})")
 
 
 def extract_parties(text: str, window: int = 4000) -> Parties:
     """Find the parties of a contract from its opening, for contracts with no CUAD labels."""
     head = text[:window]
+    parties = Parties()
+    ab = {}
+    for m in _PARTY_AB.finditer(head):
+        role = "first_party" if (m.group(1) == "A" or m.group(2) == "甲") else "second_party"
+        name = re.split(r",\s+(?:a|an|the|with|having|located)\s|，", m.group(3))[0]
+        ab.setdefault(role, name.strip(" ,"))
+    if len(ab) == 2:
+        parties.first_party, parties.second_party = ab["first_party"], ab["second_party"]
+        parties.aliases = {"first_party": ["Party A", "甲方"], "second_party": ["Party B", "乙方"]}
+        return parties
     m = _BETWEEN.search(head)
     if not m:
-        return Parties()
+        return parties
     rest = head[m.end() :]
     # the first two "Name, ... ("Alias")" units separated by "and"
-    chunks = re.split(r"\)\s*,?\s*and\s+|;\s*and\s+|\band\b(?=\s+[A-Z])", rest, maxsplit=2)
+    chunks = re.split(r"\)\s*,?\s*and\s+|;\s*and\s+|\band\b(?=\s+(?:[A-Z]|[a-z][A-Z]))", rest, maxsplit=2)
     names: list[str] = []
     for chunk in chunks[:2]:
-        chunk = chunk.strip(" ,:;\n")
-        nm = re.match(r"([A-Z][\w&.'\-]*(?:[ ,]+(?:[A-Z][\w&.'\-]*|of|and|de|la|the))*)", chunk)
+        nm = _NAME.match(chunk.strip(" ,:;\n"))
         if nm:
             names.append(nm.group(1).strip(" ,"))
-    parties = Parties()
     if names:
         parties.first_party = names[0]
-        parties.aliases["first_party"] = _aliases_after(text, _find(text, names[0]) + len(names[0]))
+        stop = _find(text, names[1]) if len(names) > 1 else None
+        parties.aliases["first_party"] = _aliases_after(text, _find(text, names[0]) + len(names[0]), stop=stop)
     if len(names) > 1:
         parties.second_party = names[1]
         parties.aliases["second_party"] = _aliases_after(text, _find(text, names[1]) + len(names[1]))

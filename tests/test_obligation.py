@@ -55,3 +55,14 @@ def test_parties_are_ordered_by_their_first_mention_with_aliases():
     q = extract_parties(text)
     assert q.first_party.startswith("Acme Corp") and q.second_party.startswith("Beta Distribution LLC")
     assert "Distributor" in q.aliases["second_party"]
+
+
+def test_extract_parties_reads_lower_case_names_and_party_a_b_openings():
+    p = extract_parties('This Agreement is made by and between iMine Corporation, a Nevada corporation ("iMine"), '
+                        'and SUNWAI Technology Co., Ltd. ("Sunwai").')
+    assert (p.first_party, p.second_party) == ("iMine Corporation", "SUNWAI Technology Co., Ltd.")
+    assert p.aliases == {"first_party": ["iMine"], "second_party": ["Sunwai"]}
+    q = extract_parties("Party A (Shipper): ZTO Express Co., Ltd.\nParty B (Carrier): Tonglu Logistics Ltd.\n")
+    assert (q.first_party, q.second_party) == ("ZTO Express Co., Ltd.", "Tonglu Logistics Ltd.")
+    r = extract_parties("甲方：上海某某有限公司\n乙方：北京某某科技有限公司\n")
+    assert r.second_party == "北京某某科技有限公司" and "乙方" in r.aliases["second_party"]
