@@ -38,3 +38,97 @@ class Predictor(Protocol):
     model_version: str  # recorded with every prediction (Label Studio, reports)
 
     def predict(self, clauses: Sequence[ClauseInput], progress: bool = False) -> list[ClausePrediction]: ...
+
+
+# -- choosing a backend ---------------------------------------------------------------------
+
+TFIDF = "tfidf"
+ZERO_SHOT = "zero-shot"
+DEFAULT = "default"
+DECODES = ("score", "generate")
+
+
+class PredictorError(ValueError):
+    """A model spec that cannot be turned into a predictor; the message says what to give instead."""
+
+
+def load_predictor(spec: str | None = DEFAULT, adapter: str | None = None, decode: str = "score",
+                   batch_size: int = 8, progress: bool = True, tfidf_train: str | None = None) -> Predictor:
+    """A `Predictor` from a model spec, as the `eval` command takes it:
+
+    - "tfidf": the TF-IDF + linear classifier baseline, fit on the shipped train split (or
+      `tfidf_train`; cached);
+    - "zero-shot": the default base model (SmolLM2-135M-Instruct) without any adapter;
+    - None / "default": the shipped reviewer adapter on the default base model
+      (`training.reviewer_model`), or the adapter folder given as `adapter`;
+    - a model folder or hub name: with `adapter`, that adapter on this base; a reviewer adapter
+      folder (with reviewer.json) given directly is loaded as one; anything else is the base
+      model zero-shot.
+
+    A PEFT adapter without reviewer heads (an SFT adapter) answers by generating the JSON;
+    `decode` picks how a base model answers zero-shot: "score" (compare the label options'
+    likelihoods; always valid) or "generate" (free JSON, invalid answers counted).
+    """
+    if decode not in DECODES:
+        raise PredictorError(f"decode {decode!r}: use one of {', '.join(DECODES)}")
+    spec = spec or DEFAULT
+    if spec == TFIDF:
+        if adapter:
+            raise PredictorError("--adapter makes no sense with the tfidf baseline; drop one of them")
+        from .baselines import load_tfidf
+
+        return load_tfidf(tfidf_train, progress=progress)
+    from pathlib import Path
+
+    if spec == ZERO_SHOT:
+        return _zero_shot(DEFAULT, None, decode, batch_size, name=ZERO_SHOT)
+    if spec == DEFAULT or adapter or (Path(spec) / "reviewer.json").exists():
+        adapter_dir = adapter
+        base = None if spec == DEFAULT else spec
+        if adapter_dir is None and spec != DEFAULT:
+            adapter_dir, base = spec, None  # a reviewer adapter folder given as the model
+        return _adapter(base, adapter_dir, decode, batch_size)
+    return _zero_shot(spec, None, decode, batch_size, name=ZERO_SHOT)
+
+
+def _zero_shot(base: str, adapter: str | None, decode: str, batch_size: int, name: str) -> Predictor:
+    from .zero_shot import GenerativePredictor, ScoringPredictor, load_causal_lm
+
+    model, tokenizer = load_causal_lm(base, adapter)
+    version = f"{name}:{base}" + (f"+{adapter}" if adapter else "")
+    cls = ScoringPredictor if decode == "score" else GenerativePredictor
+    predictor = cls(model, tokenizer, model_version=version, batch_size=batch_size)
+    predictor.name = f"{name}-generate" if decode == "generate" and name == ZERO_SHOT else name
+    return predictor
+
+
+def _adapter(base: str | None, adapter_dir: str | None, decode: str, batch_size: int) -> Predictor:
+    from pathlib import Path
+
+    from contract_review.paths import DATA_DIR
+
+    shipped = DATA_DIR / "model" / "reviewer"
+    folder = Path(adapter_dir) if adapter_dir else shipped
+    if not folder.exists():
+        if adapter_dir is None:
+            raise PredictorError(
+                f"the shipped reviewer adapter ({folder}) does not exist yet (issue 5 builds it); "
+                "evaluate a baseline with --model tfidf or --model zero-shot, or give --adapter DIR")
+        raise PredictorError(f"{folder}: adapter folder does not exist")
+    if (folder / "reviewer.json").exists():
+        try:
+            from training.reviewer_model import load_reviewer_predictor
+        except ImportError as exc:
+            raise PredictorError(f"{folder} is a reviewer adapter but training.reviewer_model cannot be "
+                                 f"imported ({exc})") from None
+        if base is not None:
+            from training.reviewer_model import ReviewerPredictor, load_reviewer
+
+            model, tokenizer, meta = load_reviewer(folder, base_model=base)
+            return ReviewerPredictor(model, tokenizer, meta)
+        return load_reviewer_predictor(folder)
+    if (folder / "adapter_config.json").exists():
+        # a generative (SFT) adapter: it answers with the JSON itself
+        return _zero_shot(base or DEFAULT, str(folder), "generate", batch_size, name="adapter")
+    raise PredictorError(f"{folder}: neither a reviewer adapter (reviewer.json) nor a PEFT adapter "
+                         "(adapter_config.json)")

@@ -1,0 +1,126 @@
+"""Metrics on hand-made predictions whose figures are worked out by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import invalid, item, pred
+
+from eval.bootstrap import document_weights, intervals, paired_intervals
+from eval.metrics import count_tables, decisions, error_counts, metric_values, point_metrics
+
+
+def test_risk_f1_precision_recall_match_hand_count():
+    # gold risk clauses: 0-3; predicted: 0,1,2 (tp=3), 4 (fp=1); 3 missed (fn=1)
+    items = [item(i, risk="high" if i < 4 else "none", types=("non_compete",) if i < 4 else ("other",))
+             for i in range(10)]
+    preds = [pred("high", ("non_compete",)) if i in (0, 1, 2) else pred("medium", ("renewal_term",)) if i == 4
+             else pred() for i in range(10)]
+    m = point_metrics(decisions(items, preds))
+    assert m["risk.precision"] == pytest.approx(3 / 4)
+    assert m["risk.recall"] == pytest.approx(3 / 4)
+    assert m["risk.f1"] == pytest.approx(0.75)
+    # low is not a risk clause: predicting low on a risk clause is a miss
+    m2 = point_metrics(decisions(items[:2], [pred("low", ("non_compete",)), pred("high", ("non_compete",))]))
+    assert m2["risk.recall"] == pytest.approx(0.5) and m2["risk.precision"] == pytest.approx(1.0)
+
+
+def test_invalid_answers_are_counted_as_misses_never_dropped():
+    items = [item(0, risk="high", types=("non_compete",)), item(1, risk="none"), item(2, risk="none")]
+    preds = [invalid("invalid_json"), invalid("unknown_label"), pred()]
+    d = decisions(items, preds)
+    m = point_metrics(d)
+    # the risk clause is a false negative, the invalid answer on a non-risk clause a false positive
+    assert m["risk.recall"] == 0.0 and m["risk.precision"] == 0.0 and m["risk.f1"] == 0.0
+    assert error_counts(preds) == {"invalid": 2, "invalid_rate": pytest.approx(0.6667),
+                                   "by_kind": {"invalid_json": 1, "unknown_label": 1}}
+    # clause types: the gold types of an invalid answer are missed
+    assert d.type_pred[0].sum() == 0 and d.type_true[0].sum() == 1
+
+
+def test_lexglue_unfair_macro_and_micro_include_the_none_column():
+    # 4 ToS sentences. gold: {LTD}, {TER}, {}, {}. predicted: {LTD}, {}, {TER}, {}
+    items = [item(0, "medium", ("cap_on_liability",), unfair={"LTD"}),
+             item(1, "high", ("termination_for_convenience",), unfair={"TER"}),
+             item(2, unfair=set()), item(3, unfair=set())]
+    preds = [pred("medium", ("cap_on_liability",)), pred(), pred("high", ("termination_for_convenience",)),
+             pred()]
+    m = point_metrics(decisions(items, preds))
+    # LTD: tp1 -> F1 1; TER: fp1 fn1 -> F1 0; none: gold rows 2,3 pred rows 1,3 -> tp1 fp1 fn1 -> 0.5
+    assert m["unfair_tos.macro_f1"] == pytest.approx((1 + 0 + 0.5) / 3)
+    # micro over all decisions: tp 2, fp 2, fn 2
+    assert m["unfair_tos.micro_f1"] == pytest.approx(0.5)
+    assert m["unfair_tos.macro_f1_8"] == pytest.approx(0.5)
+    # a CUAD clause does not enter the ToS figures
+    assert point_metrics(decisions([item(9, "high", ("non_compete",))], [pred()]))["unfair_tos.macro_f1"] is None
+
+
+def test_unfair_category_needs_the_type_and_a_risk_level():
+    items = [item(0, "medium", ("cap_on_liability",), unfair={"LTD"})]
+    low = point_metrics(decisions(items, [pred("low", ("cap_on_liability",))]))
+    assert low["unfair_tos.micro_f1"] == 0.0  # the type alone, tagged fair, is not "unfair"
+
+
+def test_party_figures_use_verified_records_only():
+    items = [item(0, party="first_party", verified=True), item(1, party="second_party", verified=True),
+             item(2, party="both", verified=True), item(3, party="none", verified=False)]
+    preds = [pred(party="first_party"), pred(party="first_party"), pred(party="both"), pred(party="both")]
+    m = point_metrics(decisions(items, preds))
+    assert m["party.accuracy"] == pytest.approx(2 / 3)
+    # first_party P .5 R 1 -> 2/3; second_party 0; both 1
+    assert m["party.macro_f1"] == pytest.approx((2 / 3 + 0 + 1) / 3)
+    assert point_metrics(decisions(items[3:], preds[3:]))["party.accuracy"] is None
+
+
+def test_clause_type_macro_over_types_that_occur():
+    items = [item(0, "high", ("non_compete",)), item(1, "high", ("non_compete", "exclusivity")), item(2)]
+    preds = [pred("high", ("non_compete",)), pred("high", ("non_compete",)), pred("high", ("exclusivity",))]
+    m = point_metrics(decisions(items, preds))
+    # non_compete F1 1; exclusivity fp1 fn1 -> 0; other: fn1 -> 0
+    assert m["clause_type.macro_f1"] == pytest.approx(1 / 3)
+
+
+def test_counts_reproduce_scikit_learn_on_random_predictions():
+    rng = np.random.default_rng(0)
+    from eval.items import unfair_codes
+    from contract_review.taxonomy import load_taxonomy
+
+    tax = load_taxonomy()
+    types = ["other", "non_compete", "cap_on_liability", "termination_for_convenience", "governing_law"]
+    items, preds = [], []
+    for i in range(300):
+        t, r = (str(rng.choice(types)),), str(rng.choice(tax.risk_levels))
+        tos = i % 3 == 0
+        items.append(item(i, r, t, doc=f"d{i % 17}", party=str(rng.choice(tax.parties)), verified=i % 4 == 0,
+                          unfair=unfair_codes(t, r, tax) if tos else None))
+        preds.append(invalid() if i % 29 == 0 else
+                     pred(str(rng.choice(tax.risk_levels)), (str(rng.choice(types)),), party=str(rng.choice(tax.parties))))
+    d = decisions(items, preds)
+    sk = point_metrics(d)
+    counts = {k: float(v[0]) for k, v in metric_values(count_tables(d)).items()}
+    for key, value in sk.items():
+        assert counts[key] == pytest.approx(value, abs=1e-9), key
+
+
+def test_bootstrap_resamples_whole_documents_and_brackets_the_value():
+    docs = ["a"] * 5 + ["b"] * 3 + ["c"] * 2
+    w = document_weights(docs, resamples=200, seed=1)
+    assert w.shape == (200, 10)
+    assert (w[:, :5] == w[:, [0]]).all() and (w[:, 5:8] == w[:, [5]]).all()  # one weight per document
+    assert np.allclose(w.reshape(200, -1)[:, [0, 5, 8]].sum(1), 3)  # 3 documents drawn each time
+    items = [item(i, "high" if i % 2 else "none", ("non_compete",) if i % 2 else ("other",), doc=f"d{i % 12}")
+             for i in range(120)]
+    preds = [pred("high", ("non_compete",)) if (i % 2 and i % 5) or i % 7 == 0 else pred() for i in range(120)]
+    d = decisions(items, preds)
+    ci = intervals(count_tables(d), [it.doc_id for it in items], resamples=300)
+    value = point_metrics(d)["risk.f1"]
+    assert ci["risk.f1"][0] <= value <= ci["risk.f1"][1]
+    assert ci["risk.f1"][1] - ci["risk.f1"][0] > 0.01
+
+
+def test_paired_bootstrap_of_a_run_with_itself_is_exactly_zero():
+    items = [item(i, "high" if i % 3 else "none", ("non_compete",), doc=f"d{i % 5}") for i in range(40)]
+    preds = [pred("high", ("non_compete",)) if i % 2 else pred() for i in range(40)]
+    t = count_tables(decisions(items, preds))
+    diff = paired_intervals(t, t, [it.doc_id for it in items], resamples=100)
+    assert diff["risk.f1"]["diff"] == 0 and diff["risk.f1"]["ci"] == [0.0, 0.0]
