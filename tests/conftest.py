@@ -15,6 +15,21 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 
+def _has_cuda() -> bool:
+    try:
+        import torch
+
+        return torch.cuda.is_available()
+    except ImportError:
+        return False
+
+
+# Triton reads TRITON_INTERPRET when it is first imported: set it before any test module
+# (kernels, training, app) can import it, so CPU runs use the interpreter everywhere.
+if not _has_cuda():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+
 @pytest.fixture(scope="session")
 def dataset() -> dict[str, list]:
     return {split: read_records(find_split_file(DATASET_DIR, split)) for split in SPLITS}

@@ -1,0 +1,271 @@
+"""``patch(model)``: swap our kernels into a Hugging Face Llama/Mistral-family model, in place.
+
+What is swapped, per module instance (the class and other models in the process are left alone, except
+the rotary function, which is a module-level function of the modeling file):
+- ``*RMSNorm`` modules with ``weight`` and ``variance_epsilon`` (Llama, Mistral, Qwen2, ...): Triton RMSNorm.
+- gated MLPs (``gate_proj``, ``up_proj``, ``down_proj``, SiLU): one ``LoRAMLPFunction`` when every
+  projection is eligible (below), else the projections' own forwards around our SwiGLU kernel.
+- peft ``lora.Linear`` layers: ``LoRALinearFunction`` when eligible, else peft's own forward.
+- ``apply_rotary_pos_emb`` of the attention's modeling module: the in-place Triton RoPE.
+- ``*ForCausalLM`` with ``model`` and ``lm_head``: while training with labels, the fused linear +
+  cross-entropy (no logits are returned then: ``outputs.logits`` is None).
+
+Eligible (the fast path) means: one active vanilla LoRA adapter (no DoRA or other variant), dropout 0 (or
+eval mode), not merged, not disabled, a plain ``nn.Linear`` base with a frozen weight, no hooks on the
+module, and no DeepSpeed ZeRO-3 partitioned weight (reading one outside its module's forward reads an
+empty placeholder: there we call the module's own forward, which ZeRO-3's hooks gather for). Anything
+else falls back to the module's original forward, so correctness never depends on the fast path.
+
+Nothing is added to the parameters or the state dict: ``save_pretrained`` and peft adapters are
+unchanged. Gradient checkpointing works (every op is an autograd Function with no global state).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import types
+from typing import Any
+
+import torch
+from torch import nn
+
+from kernels._utils import INTERPRET, is_partitioned, triton_usable
+
+log = logging.getLogger(__name__)
+
+_ORIG = "_kernels_original_forward"
+
+
+# ---------------------------------------------------------------------------------------------------
+# eligibility
+
+
+def _has_hooks(m: nn.Module) -> bool:
+    return bool(m._forward_hooks or m._forward_pre_hooks or getattr(m, "_hf_hook", None) is not None)
+
+
+def _is_lora_linear(m: nn.Module) -> bool:
+    return (hasattr(m, "lora_A") and hasattr(m, "lora_B") and hasattr(m, "base_layer")
+            and isinstance(getattr(m, "lora_A"), nn.ModuleDict))
+
+
+def _plain_linear_spec(lin: nn.Module):
+    """(W, bias, None, None, 0.0) for a frozen plain nn.Linear we may read directly, else None."""
+    if type(lin) is not nn.Linear or _has_hooks(lin):
+        return None
+    W, b = lin.weight, lin.bias
+    if W.requires_grad or is_partitioned(W) or is_partitioned(b):
+        return None
+    return W, b, None, None, 0.0
+
+
+def lora_spec(m: nn.Module, kwargs: dict | None = None):
+    """(W, bias, A, B, scale) when peft LoRA layer ``m`` can take the fast path, else None."""
+    if kwargs and any(v is not None for v in kwargs.values()):
+        return None  # adapter_names (mixed-adapter batches) and variant arguments: peft's own path
+    if getattr(m, "disable_adapters", False) or getattr(m, "merged", False) or _has_hooks(m):
+        return None
+    if getattr(m, "fan_in_fan_out", False):
+        return None
+    base = m.base_layer
+    spec = _plain_linear_spec(base)
+    if spec is None:
+        return None
+    active = [a for a in m.active_adapters if a in m.lora_A]
+    if len(active) != 1:
+        return None if active else spec  # no active adapter: the base layer alone
+    a = active[0]
+    if a in getattr(m, "lora_variant", {}) or getattr(m, "use_dora", {}).get(a, False):
+        return None  # DoRA and other variants: peft's forward is the correct (slower) path
+    drop = m.lora_dropout[a]
+    if not (isinstance(drop, nn.Identity) or (isinstance(drop, nn.Dropout) and (drop.p == 0 or not drop.training))):
+        return None
+    lA, lB = m.lora_A[a], m.lora_B[a]
+    if type(lA) is not nn.Linear or type(lB) is not nn.Linear or lA.bias is not None or lB.bias is not None:
+        return None
+    if _has_hooks(lA) or _has_hooks(lB) or is_partitioned(lA.weight) or is_partitioned(lB.weight):
+        return None
+    return spec[0], spec[1], lA.weight, lB.weight, float(m.scaling[a])
+
+
+def _proj_spec(m: nn.Module):
+    return lora_spec(m) if _is_lora_linear(m) else _plain_linear_spec(m)
+
+
+def _is_silu(act) -> bool:
+    return type(act).__name__ in ("SiLU", "SiLUActivation") or act is torch.nn.functional.silu
+
+
+# ---------------------------------------------------------------------------------------------------
+# replacement forwards (bound to instances; the original stays reachable for the fallbacks)
+
+
+def _rms_norm_forward(self, hidden_states):
+    if not triton_usable(hidden_states):
+        return getattr(self, _ORIG)(hidden_states)
+    from kernels.rms_norm import rms_norm
+
+    return rms_norm(hidden_states, self.weight, self.variance_epsilon)
+
+
+def _lora_linear_forward(self, x, *args, **kwargs):
+    spec = None if args or not triton_usable(x) else lora_spec(self, kwargs)
+    if spec is None:
+        return getattr(self, _ORIG)(x, *args, **kwargs)
+    from kernels.lora import lora_linear
+
+    return lora_linear(x, *spec)
+
+
+def _mlp_forward(self, x, *args, **kwargs):
+    if args or kwargs or not _is_silu(self.act_fn) or not triton_usable(x):
+        return getattr(self, _ORIG)(x, *args, **kwargs)
+    specs = [_proj_spec(self.gate_proj), _proj_spec(self.up_proj), _proj_spec(self.down_proj)]
+    if all(s is not None for s in specs):
+        from kernels.lora import lora_mlp
+
+        return lora_mlp(x, *specs)
+    from kernels.swiglu import swiglu
+
+    # some projection is not ours to read (DoRA, dropout, ZeRO-3, hooks): its own forward, our activation
+    return self.down_proj(swiglu(self.gate_proj(x), self.up_proj(x)))
+
+
+def _make_rope(orig):
+    def apply_rotary_pos_emb(q, k, cos, sin, *args, **kwargs):
+        unsqueeze_dim = kwargs.get("unsqueeze_dim", args[-1] if args else 1)
+        if (unsqueeze_dim != 1 or q.dim() != 4 or cos.shape[-1] != q.shape[-1] or q.shape[-1] % 2
+                or not triton_usable(q, k, cos) or q.dtype not in (torch.float32, torch.float16, torch.bfloat16)):
+            return orig(q, k, cos, sin, *args, **kwargs)
+        from kernels.rope import rope
+
+        return rope(q, k, cos, sin)
+
+    apply_rotary_pos_emb._kernels_original = orig
+    return apply_rotary_pos_emb
+
+
+def _causal_lm_forward(self, *args, labels=None, **kwargs):
+    orig = getattr(self, _ORIG)
+    lm_head = self.lm_head
+    logits_to_keep = kwargs.get("logits_to_keep", 0)
+    W = getattr(lm_head, "weight", None)
+    partitioned = is_partitioned(W)
+    if (labels is None or not self.training or args or type(lm_head) is not nn.Linear
+            # hooks: someone watches lm_head's forward, so call it, unless they are ZeRO-3's own (the
+            # weight is partitioned), whose job of gathering the weight we do below
+            or (_has_hooks(lm_head) and not partitioned)
+            or not isinstance(logits_to_keep, int) or logits_to_keep != 0
+            or kwargs.get("return_dict") is False or W is None or not triton_usable(W)
+            or (partitioned and (W.requires_grad or lm_head.bias is not None))):
+        return orig(*args, labels=labels, **kwargs)
+    from kernels.fused_linear_cross_entropy import fused_linear_cross_entropy
+
+    kwargs.pop("logits_to_keep", None)
+    num_items = kwargs.get("num_items_in_batch")
+    outputs = self.model(**kwargs)
+    hidden = outputs.last_hidden_state if hasattr(outputs, "last_hidden_state") else outputs[0]
+    # Hugging Face's causal-LM loss: predict token t+1 from position t; the last position has no target
+    shift = nn.functional.pad(labels, (0, 1), value=-100)[..., 1:].to(hidden.device)
+    if partitioned and getattr(getattr(W, "ds_status", None), "name", "") != "AVAILABLE":
+        # ZeRO-3: gather the frozen head for the forward only (our loss needs it in no backward).
+        # When ZeRO-3 already holds it gathered (its parent module's hooks fetch it as an external
+        # parameter), a second gather would try to release it on exit while it is in use: read it as is.
+        import deepspeed
+
+        with deepspeed.zero.GatheredParameters([W], modifier_rank=None):
+            loss = fused_linear_cross_entropy(hidden, W, shift, None, -100, num_items)
+    else:
+        loss = fused_linear_cross_entropy(hidden, W, shift, lm_head.bias, -100, num_items)
+    return _causal_lm_output(outputs, loss)
+
+
+def _causal_lm_output(outputs, loss):
+    from transformers.modeling_outputs import CausalLMOutputWithPast
+
+    fields = CausalLMOutputWithPast.__dataclass_fields__
+    out: dict[str, Any] = {"loss": loss, "logits": None}
+    for name in ("past_key_values", "cache", "hidden_states", "attentions"):
+        if name in fields:
+            out[name] = getattr(outputs, name, None)
+    return CausalLMOutputWithPast(**out)
+
+
+# ---------------------------------------------------------------------------------------------------
+# patch / unpatch
+
+
+def _bind(m: nn.Module, fn) -> None:
+    if _ORIG in m.__dict__:
+        return  # already patched
+    # the current forward (an accelerate hook's wrapper, say) is kept and is what the fallbacks call
+    m.__dict__[_ORIG] = m.forward
+    m.forward = types.MethodType(fn, m)
+
+
+def _is_rms_norm(m: nn.Module) -> bool:
+    return (type(m).__name__.endswith("RMSNorm") and isinstance(getattr(m, "weight", None), torch.Tensor)
+            and hasattr(m, "variance_epsilon") and "Gemma" not in type(m).__name__)
+
+
+def _is_gated_mlp(m: nn.Module) -> bool:
+    return all(hasattr(m, n) for n in ("gate_proj", "up_proj", "down_proj", "act_fn"))
+
+
+def _is_causal_lm(m: nn.Module) -> bool:
+    # the transformers model itself, not a wrapper that forwards attributes to it (PeftModelForCausalLM)
+    return type(m).__name__.endswith("ForCausalLM") and "lm_head" in m._modules and "model" in m._modules
+
+
+def patch(model: nn.Module, *, rms_norm: bool = True, rope: bool = True, swiglu: bool = True,
+          lora: bool = True, fused_linear_cross_entropy: bool = True) -> nn.Module:
+    """Patches ``model`` (a transformers model or a peft model around one) in place and returns it.
+
+    Call it after ``get_peft_model`` (the LoRA layers must exist to be patched); calling it before
+    patches the norms, MLPs, RoPE and loss, and a second call after peft adds the LoRA layers.
+    """
+    if not (torch.cuda.is_available() or INTERPRET):
+        log.warning("kernels.patch: no CUDA device and TRITON_INTERPRET unset; model left unpatched")
+        return model
+    counts = {"rms_norm": 0, "mlp": 0, "lora": 0, "rope": 0, "causal_lm": 0}
+    for m in model.modules():
+        if rms_norm and _is_rms_norm(m):
+            _bind(m, _rms_norm_forward)
+            counts["rms_norm"] += 1
+        elif swiglu and _is_gated_mlp(m):
+            _bind(m, _mlp_forward)
+            counts["mlp"] += 1
+        elif lora and _is_lora_linear(m):
+            _bind(m, _lora_linear_forward)
+            counts["lora"] += 1
+        elif fused_linear_cross_entropy and _is_causal_lm(m):
+            _bind(m, _causal_lm_forward)
+            counts["causal_lm"] += 1
+        if rope and type(m).__name__.endswith("Attention"):
+            mod = sys.modules.get(type(m).__module__)
+            fn = getattr(mod, "apply_rotary_pos_emb", None)
+            if fn is not None and not hasattr(fn, "_kernels_original"):
+                setattr(mod, "apply_rotary_pos_emb", _make_rope(fn))
+                counts["rope"] += 1
+    log.info("kernels.patch: %s", counts)
+    try:
+        model._kernels_patch_counts = counts  # type: ignore[attr-defined]
+    except Exception:  # noqa: BLE001 - a model that refuses attributes just isn't annotated
+        pass
+    return model
+
+
+def unpatch(model: nn.Module) -> nn.Module:
+    """Restores every forward ``patch`` replaced (the rotary function of the modeling modules too)."""
+    for m in model.modules():
+        if _ORIG in m.__dict__:
+            m.__dict__.pop("forward", None)
+            orig = m.__dict__.pop(_ORIG)
+            if getattr(orig, "__self__", None) is not m or getattr(orig, "__func__", None) is not type(m).forward:
+                m.forward = orig  # a wrapper that was there before us (accelerate hooks): put it back
+        mod = sys.modules.get(type(m).__module__)
+        fn = getattr(mod, "apply_rotary_pos_emb", None) if mod else None
+        if fn is not None and hasattr(fn, "_kernels_original"):
+            setattr(mod, "apply_rotary_pos_emb", fn._kernels_original)
+    return model

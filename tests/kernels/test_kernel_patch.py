@@ -1,0 +1,147 @@
+"""``kernels.patch`` on tiny peft-LoRA Llama and Mistral models: same loss and adapter gradients as the
+unpatched model, the fallbacks (DoRA, dropout, ZeRO-3-partitioned weights) stay correct, and adapters
+save exactly as before."""
+
+import copy
+
+import pytest
+import torch
+from kernel_testing import DEVICE, TOL
+from tiny_models import batch, tiny_lora_model
+
+from kernels import patch, unpatch
+from kernels import monkey_patch
+
+
+def _loss_and_grads(model, seed=0):
+    ids, labels = batch(seed)
+    model.zero_grad(set_to_none=True)
+    out = model(input_ids=ids, labels=labels)
+    out.loss.backward()
+    grads = {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    return out, grads
+
+
+def _assert_same(a, b, dtype, factor=1.0):
+    (out_a, g_a), (out_b, g_b) = a, b
+    tol = TOL[dtype] * factor
+    assert abs(out_a.loss.item() - out_b.loss.item()) <= tol * abs(out_b.loss.item())
+    worst = max(((g_a[n].double() - g_b[n].double()).norm() / g_b[n].double().norm()).item() for n in g_b)
+    assert worst < 10 * tol, f"adapter gradient relative error {worst:.2e}"
+
+
+@pytest.mark.parametrize("family", ["llama", "mistral"])
+@pytest.mark.parametrize("checkpointing", [False, "non_reentrant", "reentrant"])
+def test_patched_model_gives_the_unpatched_loss_and_gradients(family, checkpointing):
+    ref_model = tiny_lora_model(family, gradient_checkpointing=checkpointing)
+    model = copy.deepcopy(ref_model)
+    patch(model)
+    counts = model._kernels_patch_counts
+    assert counts["rms_norm"] == 9 and counts["mlp"] == 4 and counts["lora"] == 28 and counts["causal_lm"] == 1
+    out, grads = _loss_and_grads(model)
+    assert out.logits is None, "the fused loss path returns no logits"
+    _assert_same((out, grads), _loss_and_grads(ref_model), torch.float32)
+    unpatch(model)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
+def test_patched_half_precision_model_matches(dtype):
+    ref_model = tiny_lora_model("llama", dtype=dtype)
+    model = patch(copy.deepcopy(ref_model))
+    # half-precision base with fp32 adapters: peft runs the adapters in fp32, we in the base dtype
+    _assert_same(_loss_and_grads(model), _loss_and_grads(ref_model), dtype, factor=2.0)
+
+
+def test_dora_and_dropout_fall_back_to_peft_and_stay_correct():
+    for kwargs in ({"use_dora": True}, {"dropout": 0.1}):
+        ref_model = tiny_lora_model("llama", **kwargs)
+        model = patch(copy.deepcopy(ref_model))
+        layer = model.base_model.model.model.layers[0].self_attn.q_proj
+        assert monkey_patch.lora_spec(layer) is None, f"{kwargs} must not take the fast path"
+        torch.manual_seed(5)
+        a = _loss_and_grads(model)
+        torch.manual_seed(5)  # same dropout masks: the fallback draws them in the same order
+        b = _loss_and_grads(ref_model)
+        _assert_same(a, b, torch.float32)
+
+
+def test_partitioned_weights_fall_back_to_the_module_forward():
+    # DeepSpeed ZeRO-3 marks partitioned parameters with ds_id; the fast paths must not read them
+    ref_model = tiny_lora_model("llama")
+    model = patch(copy.deepcopy(ref_model))
+    layers = model.base_model.model.model.layers
+    layers[0].self_attn.q_proj.base_layer.weight.ds_id = 1
+    layers[1].mlp.down_proj.base_layer.weight.ds_id = 2
+    assert monkey_patch.lora_spec(layers[0].self_attn.q_proj) is None
+    assert monkey_patch._proj_spec(layers[1].mlp.down_proj) is None
+    _assert_same(_loss_and_grads(model), _loss_and_grads(ref_model), torch.float32)
+
+
+def test_eval_with_labels_returns_logits_and_the_same_loss():
+    ref_model = tiny_lora_model("mistral").eval()
+    model = patch(copy.deepcopy(ref_model)).eval()
+    ids, labels = batch(3)
+    with torch.no_grad():
+        out, ref = model(input_ids=ids, labels=labels), ref_model(input_ids=ids, labels=labels)
+    assert out.logits is not None
+    torch.testing.assert_close(out.logits, ref.logits, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(out.loss, ref.loss, rtol=1e-5, atol=1e-5)
+
+
+def test_save_pretrained_writes_the_same_adapter(tmp_path):
+    from safetensors.torch import load_file
+
+    ref_model = tiny_lora_model("llama")
+    model = patch(copy.deepcopy(ref_model))
+    model.save_pretrained(tmp_path / "patched")
+    ref_model.save_pretrained(tmp_path / "ref")
+    a = load_file(tmp_path / "patched" / "adapter_model.safetensors")
+    b = load_file(tmp_path / "ref" / "adapter_model.safetensors")
+    assert a.keys() == b.keys() and len(a) == 56
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    import json
+
+    def config(d):
+        c = json.loads((tmp_path / d / "adapter_config.json").read_text())
+        c["target_modules"] = sorted(c["target_modules"])  # peft writes a set: its order varies
+        return c
+
+    assert config("patched") == config("ref")
+    assert not any("kernels" in k for k in model.state_dict())
+
+
+def test_unpatch_restores_the_original_forwards():
+    model = patch(tiny_lora_model("llama"))
+    unpatch(model)
+    assert not any(monkey_patch._ORIG in m.__dict__ or "forward" in m.__dict__ for m in model.modules())
+    import transformers.models.llama.modeling_llama as ml
+
+    assert not hasattr(ml.apply_rotary_pos_emb, "_kernels_original")
+
+
+def test_partitioned_lm_head_is_gathered_for_the_fused_loss(monkeypatch):
+    # ZeRO-3 leaves lm_head.weight partitioned and hooks lm_head; the fused loss gathers it itself with
+    # deepspeed.zero.GatheredParameters (stubbed here: deepspeed is not a test dependency)
+    import contextlib
+    import sys
+    import types
+
+    gathered = []
+
+    @contextlib.contextmanager
+    def gathered_parameters(params, modifier_rank=None):
+        gathered.append([tuple(p.shape) for p in params])
+        yield
+
+    fake = types.ModuleType("deepspeed")
+    fake.zero = types.SimpleNamespace(GatheredParameters=gathered_parameters)
+    monkeypatch.setitem(sys.modules, "deepspeed", fake)
+
+    ref_model = tiny_lora_model("llama")
+    model = patch(copy.deepcopy(ref_model))
+    lm_head = model.base_model.model.lm_head
+    lm_head.weight.ds_id = 7
+    lm_head.register_forward_pre_hook(lambda m, a: None)  # ZeRO-3 hooks every module
+    out, grads = _loss_and_grads(model)
+    assert gathered == [[(512, 64)]] and out.logits is None
+    _assert_same((out, grads), _loss_and_grads(ref_model), torch.float32)

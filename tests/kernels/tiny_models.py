@@ -1,0 +1,67 @@
+"""Tiny random-weight Llama- and Mistral-shaped models with peft LoRA, for the patch and convergence tests.
+
+A few hundred thousand parameters: four decoder layers of hidden 64, MLP 176, vocabulary 512; the
+Mistral one has grouped-query attention (8 query heads, 2 key/value heads). Same seed, same weights.
+"""
+
+from __future__ import annotations
+
+import torch
+from kernel_testing import DEVICE
+
+TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+def tiny_config(family: str):
+    common = dict(vocab_size=512, hidden_size=64, intermediate_size=176, num_hidden_layers=4,
+                  max_position_embeddings=256, rms_norm_eps=1e-5, tie_word_embeddings=False, use_cache=False)
+    if family == "llama":
+        from transformers import LlamaConfig
+
+        return LlamaConfig(num_attention_heads=4, num_key_value_heads=4, **common)
+    if family == "mistral":
+        from transformers import MistralConfig
+
+        return MistralConfig(num_attention_heads=8, num_key_value_heads=2, sliding_window=None, **common)
+    raise ValueError(family)
+
+
+def tiny_model(family: str, dtype=torch.float32, seed: int = 0):
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(seed)
+    cfg = tiny_config(family)
+    model = AutoModelForCausalLM.from_config(cfg, attn_implementation="sdpa")
+    return model.to(device=DEVICE, dtype=dtype)
+
+
+def tiny_lora_model(family: str, dtype=torch.float32, seed: int = 0, dropout: float = 0.0,
+                    use_dora: bool = False, gradient_checkpointing: bool | str = False, r: int = 8):
+    from peft import LoraConfig, get_peft_model
+
+    model = tiny_model(family, dtype, seed)
+    if gradient_checkpointing:
+        model.gradient_checkpointing_enable(
+            gradient_checkpointing_kwargs={"use_reentrant": gradient_checkpointing == "reentrant"})
+        model.enable_input_require_grads()
+    cfg = LoraConfig(r=r, lora_alpha=2 * r, lora_dropout=dropout, target_modules=TARGETS, use_dora=use_dora,
+                     task_type="CAUSAL_LM")
+    torch.manual_seed(seed + 1)
+    model = get_peft_model(model, cfg)
+    # peft starts B at zero; a non-zero B exercises every adapter gradient from the first step
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.02)
+    model.train()
+    return model
+
+
+def batch(seed: int, bsz: int = 2, seq: int = 32, vocab: int = 512, prompt: int = 8):
+    """Random tokens; labels mask the first ``prompt`` tokens (-100) and one sequence's tail (padding)."""
+    g = torch.Generator().manual_seed(seed)
+    ids = torch.randint(0, vocab, (bsz, seq), generator=g)
+    labels = ids.clone()
+    labels[:, :prompt] = -100
+    labels[-1, seq - 5:] = -100
+    return ids.to(DEVICE), labels.to(DEVICE)
