@@ -1,25 +1,143 @@
-"""Command line of the app package: `serve` and `review`."""
+"""Command line of the app package: `serve` and `review`.
+
+    contract-review serve [--host 127.0.0.1] [--port 7860] [--model default|rules|PATH] [--adapter DIR] [--login]
+    contract-review review FILE... --out DIR [--model ...] [--adapter DIR] [--formats docx,json]
+
+Both run the same review (`app.review.review_contract`); `review` writes, per contract,
+`<name>.review.json` (the object the app's API returns) and a report, with a progress bar.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
-from contract_review.cli import not_built
+MODEL_HELP = ("default: SmolLM2-135M + the shipped reviewer adapter (CPU); rules: the rules-based labeller "
+              "(no model); PATH: a local base model folder, with --adapter")
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="default", metavar="default|rules|PATH", help=MODEL_HELP)
+    p.add_argument("--adapter", default=None, metavar="DIR",
+                   help="reviewer adapter folder (default: data/model/reviewer/, the shipped one)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     serve = sub.add_parser(
         "serve",
-        help="start the reviewer app on 127.0.0.1 (not built yet: issue 7)",
-        description="Start the Gradio reviewer app with the default model. Not built yet (issue 7).",
+        help="start the reviewer app (Gradio) on 127.0.0.1",
+        description="Start the reviewer app: upload or paste a contract, read each clause's type, obliged party, "
+                    "risk and reason, correct labels, export reports. Nothing leaves the machine: analytics are "
+                    "off, uploads are deleted once read, and only corrections and reviews you save are kept.",
+        epilog="For a shared server: --host 0.0.0.0 --login, with the password in the environment "
+               "(export CONTRACT_REVIEW_APP_PASSWORD=...; user CONTRACT_REVIEW_APP_USER, default 'reviewer'). "
+               "Corrections and saved reviews go to CONTRACT_REVIEW_APP_DIR (default ~/.local/share/contract-review).",
     )
-    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
     serve.add_argument("--port", type=int, default=7860)
-    serve.set_defaults(func=not_built("serve", 7))
+    _add_model_args(serve)
+    serve.add_argument("--login", action="store_true",
+                       help="require a login; the password comes from CONTRACT_REVIEW_APP_PASSWORD, never the command line")
+    serve.add_argument("--max-mb", type=float, default=20.0, help="largest upload accepted, in MB (default 20)")
+    serve.add_argument("--concurrency", type=int, default=1,
+                       help="reviews run at once; more lawyers wait in the queue (default 1: the CPU is shared)")
+    serve.set_defaults(func=_serve)
+
     review = sub.add_parser(
         "review",
-        help="review contracts without the UI (not built yet: issue 7)",
-        description="contract-review review FILE... --out DIR. Not built yet (issue 7).",
+        help="review contracts without the UI: a report and JSON per contract",
+        description="Review contracts (PDF with a text layer, DOCX or text) with the same review as the app and "
+                    "write, per contract, <name>.review.json and the reports asked for into --out.",
     )
-    review.add_argument("files", nargs="*")
-    review.set_defaults(func=not_built("review", 7))
+    review.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    review.add_argument("--out", type=Path, required=True, metavar="DIR")
+    _add_model_args(review)
+    review.add_argument("--formats", default="docx,json",
+                        help="comma-separated: docx, pdf, csv, json (default: docx,json; json is always written)")
+    review.add_argument("--max-mb", type=float, default=20.0, help="skip files larger than this, in MB")
+    review.add_argument("--quiet", action="store_true", help="no progress bar")
+    review.set_defaults(func=_review)
+
+
+def _choice(args: argparse.Namespace):
+    from contract_review.cli import UserError
+
+    from .predictors import ModelChoice, ModelUnavailable
+
+    try:
+        return ModelChoice.parse(args.model, args.adapter)
+    except ModelUnavailable as exc:
+        raise UserError(str(exc)) from None
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from contract_review.cli import UserError
+
+    from .predictors import ModelUnavailable
+    from .server import serve
+
+    choice = _choice(args)
+    try:
+        serve(args.host, args.port, choice, login=args.login, max_mb=args.max_mb, concurrency=args.concurrency)
+    except ModelUnavailable as exc:
+        raise UserError(f"{exc}") from None
+    return 0
+
+
+def _review(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from contract_review.cli import UserError
+
+    from .export import FORMATS, write_exports
+    from .ingest import IngestError, read_contract
+    from .predictors import ModelUnavailable, load_predictor
+    from .review import review_contract
+
+    formats = [f.strip() for f in args.formats.split(",") if f.strip()]
+    bad = [f for f in formats if f not in FORMATS]
+    if bad:
+        raise UserError(f"--formats: unknown {', '.join(bad)}; use some of {', '.join(FORMATS)}")
+    formats = list(dict.fromkeys([*formats, "json"]))
+    missing = [str(f) for f in args.files if not f.is_file()]
+    if missing:
+        raise UserError(f"no such file: {', '.join(missing)}")
+    choice = _choice(args)
+    try:
+        predictor = load_predictor(choice)
+    except ModelUnavailable as exc:
+        raise UserError(str(exc)) from None
+    max_bytes = int(args.max_mb * 1024 * 1024)
+    failed = 0
+    stems: set[str] = set()
+    with tqdm(total=len(args.files), desc="contracts", unit="contract", disable=args.quiet, position=0) as files_bar:
+        for path in args.files:
+            try:
+                contract = read_contract(path, max_bytes=max_bytes)
+            except IngestError as exc:
+                tqdm.write(f"skipped {path}: {exc}", file=sys.stderr)
+                failed += 1
+                files_bar.update(1)
+                continue
+            with tqdm(desc=path.name[:40], unit="clause", leave=False, disable=args.quiet, position=1) as bar:
+                def on_progress(done: int, total: int) -> None:
+                    bar.total = total
+                    bar.n = done
+                    bar.refresh()
+
+                review = review_contract(contract, predictor, on_progress, model_choice=choice.describe())
+            stem = Path(path).stem
+            if stem in stems:  # two inputs with one name from different folders: keep both
+                stem = f"{stem}-{contract.sha1[:8]}"
+            stems.add(stem)
+            written = write_exports(review, args.out, formats, stem=f"{stem}.review")
+            s = review.summary
+            tqdm.write(f"{path.name}: {s['clauses']} clauses, {s['risk_clauses']} flagged, "
+                       f"{len(s['missing'])} usual clauses missing, {review.seconds['total']:.1f} s -> "
+                       f"{', '.join(p.name for p in written.values())}")
+            files_bar.update(1)
+    if failed:
+        print(f"{failed} of {len(args.files)} files could not be reviewed (see above)", file=sys.stderr)
+        return 1
+    return 0

@@ -3,31 +3,107 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
-from contract_review.cli import not_built
+TRAIN_HELP = """\
+Fine-tune with LoRA from a YAML config (shipped ones: configs/<model>_<method>_<hardware>.yaml).
+
+  contract-review train --config configs/smollm2-135m_reviewer_cpu.yaml
+  contract-review train --config configs/smollm2-135m_lora_cpu.yaml train.max_steps=50 optim.lr=1e-4
+  contract-review train --config CONFIG --resume          continue the run from its last checkpoint
+  torchrun --nproc_per_node 4 -m contract_review.cli train --config configs/llama2-13b_lora_zero3.yaml
+
+Overrides are dotted keys with YAML values. A run writes into output.dir (runs/<name>):
+metrics.jsonl, tensorboard/, loss_curve.png, checkpoints/, adapter/ (PEFT), README.md (card).
+"""
+
+DOCTOR_HELP = """\
+Check the environment a training run needs (GPU, CUDA, bf16, versions, NCCL, memory, disk);
+with --run, read a run's metrics.jsonl and say what went wrong (oscillating or exploding loss,
+low GPU utilisation, out of memory, NCCL errors) and what to change; with --profile CONFIG,
+run a few steps of that config under the PyTorch profiler and write a trace.
+"""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    train = sub.add_parser(
-        "train",
-        help="LoRA fine-tuning from a YAML config (not built yet: issue 5)",
-        description="contract-review train --config CONFIG.yaml [key=value ...]. Not built yet (issue 5).",
-    )
-    train.add_argument("--config", type=str)
-    train.add_argument("overrides", nargs="*", metavar="key=value")
-    train.set_defaults(func=not_built("train", 5))
+    train = sub.add_parser("train", help="LoRA fine-tuning from a YAML config (CPU, one GPU, DDP, ZeRO-3)",
+                           description=TRAIN_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    train.add_argument("--config", type=str, required=True, help="YAML config file")
+    train.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. optim.lr=1e-4")
+    train.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
+    train.add_argument("--profile", type=int, default=0, metavar="STEPS",
+                       help="profile STEPS steps with the PyTorch profiler (trace in RUN/profile), then stop")
+    train.add_argument("--check", action="store_true", help="validate the config, print it and exit")
+    train.set_defaults(func=_train)
 
-    doctor = sub.add_parser(
-        "doctor",
-        help="check the environment (GPU, CUDA, bf16, versions, NCCL, memory, disk)",
-        description="Check the environment a training run needs and print what is missing or risky.",
-    )
+    doctor = sub.add_parser("doctor", help="check the environment; diagnose a run (--run DIR); profile (--profile)",
+                            description=DOCTOR_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    doctor.add_argument("--run", type=str, metavar="RUN_DIR", help="a run folder (or its metrics.jsonl) to diagnose")
+    doctor.add_argument("--log", type=str, metavar="FILE", help="a launcher's stdout/stderr log to scan for errors")
+    doctor.add_argument("--profile", type=str, metavar="CONFIG", help="profile a few steps of this config")
+    doctor.add_argument("--steps", type=int, default=3, help="steps to profile (default 3)")
+    doctor.add_argument("overrides", nargs="*", metavar="key=value", help="overrides for --profile's config")
     doctor.set_defaults(func=_doctor)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .config import dump_config, load_config
+
+    cfg = load_config(args.config, args.overrides)
+    if args.check:
+        print(dump_config(cfg), end="")
+        return 0
+    return run_training(cfg, resume=args.resume, profile_steps=args.profile)
+
+
+def run_training(cfg, resume: bool = False, profile_steps: int = 0, quiet: bool = False) -> int:
+    from .recipe.lora import LoRARecipe
+
+    recipe = LoRARecipe(cfg, resume=resume, profile_steps=profile_steps, quiet=quiet).setup()
+    try:
+        summary = recipe.train()
+        if summary["reason"] == "profiled":
+            if recipe.is_main:
+                print(f"profile trace written to {recipe.run_dir / 'profile'} "
+                      "(open in TensorBoard's profiler or chrome://tracing / ui.perfetto.dev)")
+            return 0
+        results = recipe.finish()
+        if recipe.is_main and not quiet:
+            print(f"done: {summary['step']} steps ({summary['reason']}); best eval loss "
+                  f"{summary['best_eval_loss']}; adapter in {results['adapter']}", file=sys.stderr)
+    finally:
+        recipe.logger.close()
+        if recipe.world > 1 and _dist_ready():
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+    return 0
+
+
+def _dist_ready() -> bool:
+    import torch.distributed as dist
+
+    return dist.is_available() and dist.is_initialized()
 
 
 def _doctor(args: argparse.Namespace) -> int:
     from .doctor import check_environment, print_checks
 
-    checks = check_environment()
-    print_checks(checks)
-    return 1 if any(c.status == "fail" for c in checks) else 0
+    if args.profile:
+        from .config import load_config
+
+        cfg = load_config(args.profile, args.overrides)
+        cfg.output.name = f"{cfg.output.name}-profile"
+        return run_training(cfg, profile_steps=args.steps)
+    status = 0
+    if not (args.run or args.log):
+        checks = check_environment()
+        print_checks(checks)
+        status = 1 if any(c.status == "fail" for c in checks) else 0
+    if args.run or args.log:
+        from .diagnose import diagnose_run, print_findings
+
+        findings = diagnose_run(args.run, args.log)
+        print_findings(findings)
+        status = 1 if any(f.severity == "problem" for f in findings) else status
+    return status

@@ -112,3 +112,93 @@ def load_tokenizer(name_or_path=None):
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return tok
+
+
+# -- architectures to build with random weights (no such weights exist offline) ----------------
+
+# The published shapes of the models the GPU configs train; `tiny-llama` is for tests.
+PRESETS: dict[str, dict] = {
+    "llama2-7b": {"model_type": "llama", "hidden_size": 4096, "intermediate_size": 11008, "num_hidden_layers": 32,
+                  "num_attention_heads": 32, "num_key_value_heads": 32, "max_position_embeddings": 4096,
+                  "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "vocab_size": 32000},
+    "llama2-13b": {"model_type": "llama", "hidden_size": 5120, "intermediate_size": 13824, "num_hidden_layers": 40,
+                   "num_attention_heads": 40, "num_key_value_heads": 40, "max_position_embeddings": 4096,
+                   "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "vocab_size": 32000},
+    "mistral-7b": {"model_type": "mistral", "hidden_size": 4096, "intermediate_size": 14336, "num_hidden_layers": 32,
+                   "num_attention_heads": 32, "num_key_value_heads": 8, "max_position_embeddings": 32768,
+                   "rms_norm_eps": 1e-5, "rope_theta": 1000000.0, "vocab_size": 32000, "sliding_window": None},
+    "tiny-llama": {"model_type": "llama", "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+                   "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 2048,
+                   "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "vocab_size": 32000},
+}
+SUPPORTED_ARCHITECTURES = ("llama", "mistral")
+
+
+def architecture_config(preset_or_path: str, vocab_size: int | None = None, overrides: dict | None = None):
+    """A transformers config from a preset name or a folder/file with config.json.
+
+    `vocab_size` (the tokenizer's) replaces the preset's so any tokenizer fits a random model."""
+    from transformers import AutoConfig, LlamaConfig, MistralConfig
+
+    if preset_or_path in PRESETS:
+        fields = dict(PRESETS[preset_or_path])
+        kind = fields.pop("model_type")
+        rope = fields.pop("rope_theta")
+        cls = LlamaConfig if kind == "llama" else MistralConfig
+        cfg = cls(**fields)
+        cfg.rope_parameters = {"rope_type": "default", "rope_theta": rope}
+    else:
+        path = Path(preset_or_path).expanduser()
+        if path.is_file():
+            path = path.parent
+        if not (path / "config.json").exists():
+            raise ModelError(f"model.config {preset_or_path!r}: not a preset ({', '.join(PRESETS)}) "
+                             "and not a folder with config.json")
+        cfg = AutoConfig.from_pretrained(path)
+    if cfg.model_type not in SUPPORTED_ARCHITECTURES:
+        raise ModelError(f"architecture {cfg.model_type!r} is not supported; use one of {SUPPORTED_ARCHITECTURES}")
+    if vocab_size:
+        cfg.vocab_size = vocab_size
+    for key, value in (overrides or {}).items():
+        if not hasattr(cfg, key):
+            raise ModelError(f"model.overrides: {cfg.model_type} configs have no field {key!r}")
+        setattr(cfg, key, value)
+    return cfg
+
+
+def load_causal_lm(name_or_path=None, *, config: str | None = None, random_init: bool = False, dtype=None,
+                   attn_implementation: str = "sdpa", overrides: dict | None = None, vocab_size: int | None = None,
+                   quantization_config=None, device_map=None, seed: int = 0):
+    """A causal LM: pretrained from a folder/hub name, or built from an architecture with random weights."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    if random_init:
+        cfg = architecture_config(config, vocab_size=vocab_size, overrides=overrides)
+        cfg._attn_implementation = attn_implementation
+        torch.manual_seed(seed)
+        model = AutoModelForCausalLM.from_config(cfg, dtype=dtype or torch.float32)
+        if quantization_config is None:
+            return model
+        # bitsandbytes quantizes while loading: write the random model once, then load it quantized
+        folder = cache_dir() / "models" / f"random-{config}-seed{seed}"
+        if not (folder / "config.json").exists():
+            model.save_pretrained(folder, safe_serialization=True)
+        del model
+        name_or_path = folder
+    src = resolve_model(name_or_path)
+    kwargs = {"dtype": dtype or torch.float32, "attn_implementation": attn_implementation,
+              "local_files_only": hub_offline()}
+    if quantization_config is not None:
+        kwargs["quantization_config"] = quantization_config
+    if device_map is not None:
+        kwargs["device_map"] = device_map
+    try:
+        model = AutoModelForCausalLM.from_pretrained(src, **kwargs)
+    except OSError as exc:
+        raise ModelError(f"cannot load model {name_or_path!r}: {exc}. Offline, give a local folder "
+                         "(or set CONTRACT_REVIEW_ALLOW_DOWNLOAD=1 on a connected machine).") from None
+    if model.config.model_type not in SUPPORTED_ARCHITECTURES:
+        raise ModelError(f"{name_or_path}: architecture {model.config.model_type!r} is not supported; "
+                         f"use one of {SUPPORTED_ARCHITECTURES}")
+    return model

@@ -1,0 +1,111 @@
+"""Files made for the app tests: PDFs (fpdf2) and DOCX (python-docx), good and broken, and
+the CUAD contracts of the dataset's test split."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import socket
+import zipfile
+
+from contract_review.paths import DATASET_DIR
+
+SAMPLE = """MASTER SERVICES AGREEMENT
+
+This Master Services Agreement (the "Agreement") is made as of March 1, 2021 by and between Acme Widgets Corp., a Delaware corporation ("Acme"), and Beta Logistics LLC, a New York limited liability company ("Beta").
+
+1. Services. Beta shall provide the logistics services described in Exhibit A to Acme in a professional manner.
+
+2. Fees. Acme shall pay Beta the fees set out in Exhibit B within thirty (30) days of each invoice.
+
+3. Termination for Convenience. Acme may terminate this Agreement at any time for any reason upon ten (10) days written notice to Beta.
+
+4. Non-Compete. During the term and for two years after, Beta shall not provide logistics services to any competitor of Acme anywhere in North America.
+
+5. Governing Law. This Agreement shall be governed by the laws of the State of New York.
+"""
+
+
+def cuad_test_doc_ids() -> list[str]:
+    """CUAD doc ids of the test split, in file order."""
+    seen: dict[str, None] = {}
+    with gzip.open(DATASET_DIR / "test.jsonl.gz", "rt", encoding="utf-8") as fh:
+        for line in fh:
+            r = json.loads(line)
+            if r["source"] == "cuad":
+                seen.setdefault(r["doc_id"], None)
+    return list(seen)
+
+
+def make_pdf(text: str, encrypt_password: str | None = None) -> bytes:
+    from fpdf import FPDF
+
+    from app.export import _dejavu
+
+    pdf = FPDF()
+    fonts = _dejavu()
+    pdf.add_font("DejaVu", "", str(fonts[0]))
+    pdf.set_font("DejaVu", size=10)
+    if encrypt_password:
+        pdf.set_encryption(owner_password="owner-secret", user_password=encrypt_password)
+    pdf.add_page()
+    for para in text.split("\n\n"):
+        pdf.multi_cell(0, 5, para.strip(), new_x="LMARGIN", new_y="NEXT")
+        pdf.ln(3)
+    return bytes(pdf.output())
+
+
+def make_scanned_pdf() -> bytes:
+    """A page holding only a picture of text: what a scanner without OCR produces."""
+    from fpdf import FPDF
+    from PIL import Image, ImageDraw
+
+    img = Image.new("L", (800, 300), 255)
+    draw = ImageDraw.Draw(img)
+    for i in range(8):
+        draw.text((20, 20 + 30 * i), "The Supplier shall deliver the goods on time. " * 2, fill=0)
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.image(io.BytesIO(buf.getvalue()), x=10, y=10, w=190)
+    return bytes(pdf.output())
+
+
+def make_docx(text: str) -> bytes:
+    from docx import Document
+
+    doc = Document()
+    for para in text.split("\n\n"):
+        doc.add_paragraph(para.strip())
+    table = doc.add_table(rows=1, cols=2)
+    table.rows[0].cells[0].text = "Signed for Acme Widgets Corp."
+    table.rows[0].cells[1].text = "Signed for Beta Logistics LLC"
+    buf = io.BytesIO()
+    doc.save(buf)
+    return buf.getvalue()
+
+
+def truncated(data: bytes) -> bytes:
+    return data[: len(data) // 3]
+
+
+def docx_with_broken_xml(data: bytes) -> bytes:
+    """A DOCX whose main document part is not XML any more (the zip itself is intact)."""
+    src = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as dst:
+        for item in src.infolist():
+            body = src.read(item.filename)
+            if item.filename == "word/document.xml":
+                body = body[: len(body) // 2]
+            dst.writestr(item, body)
+    return out.getvalue()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

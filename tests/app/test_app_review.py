@@ -1,0 +1,137 @@
+"""The shared review function, the summary, corrections in a review, exports and the CLI."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+
+import pytest
+from app_files import SAMPLE
+
+from annotation.segment import segment
+from app.export import FORMATS, report_findings, to_csv, to_docx, to_json, to_pdf, write_exports
+from app.ingest import read_contract, read_text
+from app.predictors import ModelChoice, ModelUnavailable, load_predictor
+from app.review import Review, apply_correction, review_contract
+from contract_review.paths import REPO_ROOT
+
+
+@pytest.fixture(scope="module")
+def rules():
+    return load_predictor(ModelChoice("rules"))
+
+
+@pytest.fixture
+def sample_review(rules) -> Review:
+    return review_contract(read_text(SAMPLE, "msa.txt"), rules)
+
+
+def test_review_uses_the_dataset_segmenter_with_exact_offsets(cuad_test_contract, rules):
+    contract = read_contract(cuad_test_contract)
+    seen = []
+    review = review_contract(contract, rules, on_progress=lambda done, total: seen.append((done, total)))
+    segs = segment(contract.text)
+    assert [(f.start, f.end) for f in review.findings] == [(s.start, s.end) for s in segs]
+    assert all(f.text == contract.text[f.start : f.end] for f in review.findings)
+    assert seen[0] == (0, len(segs)) and seen[-1] == (len(segs), len(segs))  # progress reaches the end
+    s = review.summary
+    assert sum(s["risk_counts"].values()) == s["clauses"] == len(segs)
+    assert s["risk_clauses"] == sum(f.is_risk for f in review.findings) > 0
+    assert [t["risk"] for t in s["top_risks"]] == sorted((t["risk"] for t in s["top_risks"]),
+                                                         key=["high", "medium"].index)
+
+
+def test_parties_are_named_as_in_the_contract(sample_review):
+    assert sample_review.parties["first_party"] == "Acme Widgets Corp."
+    assert sample_review.parties["second_party"] == "Beta Logistics LLC"
+    names = {f.party_name for f in sample_review.findings}
+    assert names <= {"Acme Widgets Corp.", "Beta Logistics LLC", "no one",
+                     "both (Acme Widgets Corp. and Beta Logistics LLC)"}
+
+
+def test_summary_lists_usual_clauses_that_are_missing(sample_review):
+    missing = {m["clause"] for m in sample_review.summary["missing"]}
+    assert "Limitation of liability" in missing  # the sample has no cap on liability
+    assert "Governing law" not in missing  # clause 5 is one
+    noncompete = [f for f in sample_review.findings if "non_compete" in f.clause_types]
+    assert noncompete and noncompete[0].risk == "high"
+    assert sample_review.summary["top_risks"][0]["risk"] == "high"
+
+
+def test_correction_changes_labels_keeps_the_original_and_refreshes_the_summary(sample_review):
+    f = next(f for f in sample_review.findings if "non_compete" in f.clause_types)
+    before = sample_review.summary["risk_counts"]["high"]
+    apply_correction(sample_review, f.index, ["non_compete"], "second_party", "medium", "")
+    assert f.corrected and f.original["risk"] == "high"
+    assert f.party_name == "Beta Logistics LLC" and f.risk == "medium" and f.is_risk
+    assert f.reason.startswith("Non-Compete:")
+    assert sample_review.summary["risk_counts"]["high"] == before - 1
+    with pytest.raises(ValueError, match="not in the taxonomy"):
+        apply_correction(sample_review, f.index, ["non_compete"], "third_party", "medium")
+
+
+def test_json_round_trips_and_every_report_quotes_its_findings(sample_review):
+    assert Review.from_dict(json.loads(to_json(sample_review))).to_dict() == sample_review.to_dict()
+    rows = list(csv.DictReader(io.StringIO(to_csv(sample_review).decode("utf-8-sig"))))
+    assert [r["clause"] for r in rows] == [f.text for f in sample_review.findings]
+
+    from docx import Document
+    from pypdf import PdfReader
+
+    docx_text = "\n".join(p.text for p in Document(io.BytesIO(to_docx(sample_review))).paragraphs)
+    pdf_text = " ".join(" ".join(p.extract_text().split()) for p in PdfReader(io.BytesIO(to_pdf(sample_review))).pages)
+    findings = report_findings(sample_review)
+    assert findings and all(f.risk != "none" for f in findings)
+    for f in findings:
+        assert f.text in docx_text
+        assert f"Clause {f.index}: {f.risk.upper()} risk" in docx_text
+        assert " ".join(f.text.split())[:60] in pdf_text  # the PDF wraps lines; compare flattened
+
+
+def test_unicode_survives_the_pdf_report(rules):
+    review = review_contract(read_text(SAMPLE.replace('("Beta")', "(\u201cBeta\u201d) \u2014 \u00a7 5 \u00e9"), "x.txt"),
+                             rules)
+    from pypdf import PdfReader
+
+    text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(to_pdf(review))).pages)
+    assert "Contract review" in text
+
+
+def test_unavailable_model_fails_with_how_to_get_it(tmp_path):
+    with pytest.raises(ModelUnavailable, match="no such adapter folder"):
+        ModelChoice.parse("default", str(tmp_path / "nowhere"))
+    with pytest.raises(ModelUnavailable, match="needs its reviewer adapter"):
+        ModelChoice.parse(str(tmp_path))
+    (tmp_path / "adapter").mkdir()
+    with pytest.raises(ModelUnavailable, match="rules"):  # an empty folder: names the fallback
+        load_predictor(ModelChoice.parse("default", str(tmp_path / "adapter")))
+
+
+def test_review_command_writes_report_and_json_per_contract(tmp_path, cuad_test_contract):
+    (tmp_path / "msa.txt").write_text(SAMPLE, encoding="utf-8")
+    (tmp_path / "empty.txt").write_bytes(b"")
+    out = tmp_path / "out"
+    run = subprocess.run([sys.executable, "-m", "contract_review.cli", "review", str(cuad_test_contract),
+                          str(tmp_path / "msa.txt"), str(tmp_path / "empty.txt"), "--out", str(out),
+                          "--model", "rules", "--formats", "docx,pdf,csv"],
+                         cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 1, run.stderr  # one file could not be reviewed: said, and the others done
+    assert "empty.txt is empty" in run.stderr
+    for stem in (cuad_test_contract.stem, "msa"):
+        for fmt in FORMATS:
+            assert (out / f"{stem}.review.{fmt}").stat().st_size > 0
+    data = json.loads((out / "msa.review.json").read_text(encoding="utf-8"))
+    expected = review_contract(read_contract(tmp_path / "msa.txt"), load_predictor(ModelChoice("rules")),
+                               model_choice=ModelChoice("rules").describe()).to_dict()
+    for volatile in ("created_at", "seconds"):
+        data.pop(volatile), expected.pop(volatile)
+    assert data == expected  # the command runs the app's review function
+    assert SAMPLE.splitlines()[4] not in run.stdout + run.stderr  # no contract text in the output
+
+
+def test_write_exports_refuses_unknown_format(sample_review, tmp_path):
+    with pytest.raises(ValueError, match="unknown export format"):
+        write_exports(sample_review, tmp_path, ["xlsx"])

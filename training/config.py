@@ -1,0 +1,271 @@
+"""Typed training configs: a YAML file plus `key=value` overrides, validated when read.
+
+A config is a tree of pydantic models with `extra="forbid"`, so a misspelt key, a value of
+the wrong type or a value out of range fails at load time with the field's dotted path and
+what to write instead (`ConfigError`), never deep inside a training step.
+
+    cfg = load_config("configs/smollm2-135m_reviewer_cpu.yaml", ["optim.lr=1e-4", "train.max_steps=20"])
+
+Overrides use dotted paths; values are parsed as YAML (`lora.target_modules=[q_proj,v_proj]`,
+`model.random_init=true`, `distributed=null`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+class ConfigError(ValueError):
+    """A config file or override that cannot be used; the message names the field and the fix."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelConfig(_Section):
+    name: str = Field("default", description="'default' (SmolLM2-135M-Instruct), a local folder or a hub name")
+    config: str | None = Field(None, description="an architecture preset (llama2-7b, llama2-13b, mistral-7b, "
+                                                 "tiny-llama) or a folder with config.json, for random_init")
+    random_init: bool = False
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] = "sdpa"
+    gradient_checkpointing: bool = False
+    overrides: dict[str, int | float | str | bool] = Field(default_factory=dict,
+                                                           description="config.json fields to change (random_init)")
+
+    @model_validator(mode="after")
+    def _random_needs_config(self):
+        if self.random_init and not self.config:
+            raise ValueError("random_init needs model.config (e.g. llama2-7b): the architecture to build")
+        return self
+
+
+class LoraConfig(_Section):
+    r: int = Field(32, ge=1, le=1024)
+    alpha: float = Field(64, gt=0)
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: list[str] | Literal["all-linear"] = Field(default_factory=lambda: ["q_proj", "o_proj"])
+    layers: list[int] | None = Field(None, description="only these decoder layers get adapters (default: all)")
+    dora: bool = False
+    quantize: Literal["4bit", "8bit"] | None = Field(None, description="QLoRA: load the base model quantized "
+                                                                       "with bitsandbytes (GPU only)")
+
+    @field_validator("target_modules", mode="before")
+    @classmethod
+    def _split(cls, v):
+        if isinstance(v, str) and v != "all-linear":
+            v = [m.strip() for m in v.split(",") if m.strip()]
+        if isinstance(v, list) and not v:
+            raise ValueError("give at least one module name, e.g. [q_proj, o_proj], or all-linear")
+        return v
+
+    def modules(self) -> list[str]:
+        return list(ALL_LINEAR) if self.target_modules == "all-linear" else list(self.target_modules)
+
+
+class SubsetConfig(_Section):
+    """Which training records to use (the full CUAD train split is 87% `other`)."""
+
+    other_fraction: float = Field(1.0, ge=0, le=1, description="share of `other`-only CUAD records kept")
+    sources: list[Literal["cuad", "claudette", "annotation", "augmented", "user"]] | None = None
+    limit: int | None = Field(None, ge=1, description="at most this many records (after the rest)")
+
+
+class DataConfig(_Section):
+    dir: str = "data/dataset"
+    train_split: Literal["train", "validation", "test"] = "train"
+    eval_split: Literal["train", "validation", "test"] | None = "validation"
+    max_length: int = Field(256, ge=16)
+    packing: bool = Field(True, description="sft: pack short examples into one row (attention kept per example)")
+    subset: SubsetConfig = Field(default_factory=SubsetConfig)
+    eval_limit: int | None = Field(1000, ge=1, description="evaluate on at most this many records (fixed sample)")
+
+
+class OptimConfig(_Section):
+    lr: float = Field(2e-4, gt=0, lt=1)
+    head_lr: float | None = Field(None, gt=0, lt=1, description="classify: learning rate of the heads")
+    weight_decay: float = Field(0.0, ge=0)
+    warmup_steps: int = Field(50, ge=0)
+    scheduler: Literal["cosine", "linear", "constant"] = "cosine"
+    max_grad_norm: float | None = Field(1.0, gt=0)
+    batch_size: int = Field(8, ge=1, description="examples (or packed rows) per micro-batch per process")
+    grad_accum: int = Field(1, ge=1)
+
+
+class TrainConfig(_Section):
+    max_steps: int = Field(1000, ge=1)
+    eval_every: int = Field(100, ge=1)
+    early_stopping_patience: int | None = Field(3, ge=1, description="evaluations without a lower eval loss")
+    save_every: int = Field(100, ge=1)
+    keep_checkpoints: int = Field(2, ge=1)
+    seed: int = 42
+    precision: Literal["fp32", "bf16", "fp16"] = "bf16"
+    log_every: int = Field(1, ge=1)
+    max_loss: float = Field(1e4, gt=0, description="stop when the loss exceeds this (exploding)")
+    progress: bool = True
+    max_minutes: float | None = Field(None, gt=0, description="stop cleanly (checkpoint, adapter, card) after "
+                                                              "this many minutes of training")
+
+
+class DistributedConfig(_Section):
+    strategy: Literal["none", "ddp", "deepspeed"] = "none"
+    zero_stage: Literal[0, 1, 2, 3] = 3
+    offload_optimizer: bool = False
+    offload_params: bool = False
+    param_persistence_threshold: int = Field(1_000_000, ge=0, description="ZeRO-3: parameters below this many "
+                                                                          "elements stay resident (LoRA matrices)")
+    backend: Literal["nccl", "gloo"] | None = Field(None, description="default: nccl on GPU, gloo on CPU")
+
+
+class ClassifyConfig(_Section):
+    """The reviewer model's heads (objective: classify)."""
+
+    pooling: Literal["last", "mean", "last_mean"] = "last_mean"
+    pos_weight_cap: float = Field(10.0, ge=1, description="cap of the per-type BCE positive weight neg/pos")
+    loss_weights: dict[Literal["clause_type", "party", "risk"], float] = Field(
+        default_factory=lambda: {"clause_type": 1.0, "party": 0.5, "risk": 0.5})
+    tune_thresholds: bool = Field(True, description="pick per-type thresholds on the eval split after training")
+
+
+class OutputConfig(_Section):
+    dir: str = "runs/{name}"
+    name: str | None = Field(None, description="run name (default: the config file's name)")
+    merge: bool = Field(False, description="also write the base model with the adapter merged in")
+    export: str | None = Field(None, description="copy the final adapter folder here (e.g. data/model/reviewer)")
+    adapter_dtype: Literal["float32", "bfloat16"] = Field("float32", description="dtype of the saved adapter "
+                                                                                 "weights (bfloat16 halves the size)")
+
+
+class Config(_Section):
+    objective: Literal["sft", "classify"] = "sft"
+    backend: Literal["native", "hf", "unsloth"] = "hf"
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    lora: LoraConfig = Field(default_factory=LoraConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    optim: OptimConfig = Field(default_factory=OptimConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    distributed: DistributedConfig = Field(default_factory=DistributedConfig)
+    classify: ClassifyConfig = Field(default_factory=ClassifyConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.lora.quantize and self.distributed.strategy == "deepspeed" and self.distributed.zero_stage == 3:
+            raise ValueError("lora.quantize (QLoRA) does not combine with ZeRO-3; use zero_stage 2 or no quantize")
+        if self.backend == "unsloth" and self.distributed.strategy == "deepspeed":
+            raise ValueError("backend unsloth does not run under DeepSpeed ZeRO-3 (see anchors); use backend hf")
+        return self
+
+    def run_dir(self) -> Path:
+        return Path(self.output.dir.format(name=self.output.name or "run"))
+
+
+# -- reading ------------------------------------------------------------------------------
+
+def _set_dotted(tree: dict, key: str, value) -> None:
+    parts = key.split(".")
+    node = tree
+    for p in parts[:-1]:
+        if not isinstance(node.get(p), dict):
+            node[p] = {}
+        node = node[p]
+    node[parts[-1]] = value
+
+
+def _field_help(loc: tuple) -> str:
+    """What the field at `loc` accepts, from the schema, to put in an error message."""
+    model: type[BaseModel] | None = Config
+    for part in loc:
+        if model is None or not isinstance(part, str) or part not in model.model_fields:
+            return ""
+        info = model.model_fields[part]
+        ann = info.annotation
+        model = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+    return info.description or ""
+
+
+def _explain(exc: ValidationError, source: str) -> ConfigError:
+    lines = []
+    for err in exc.errors():
+        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-", "literal["))))
+        path = ".".join(str(p) for p in loc) or "config"
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            parent = Config
+            for part in loc[:-1]:
+                ann = parent.model_fields[part].annotation if part in getattr(parent, "model_fields", {}) else None
+                parent = ann if isinstance(ann, type) and issubclass(ann, BaseModel) else None
+                if parent is None:
+                    break
+            known = ", ".join(parent.model_fields) if parent else ""
+            msg = f"unknown key; known keys here: {known}" if known else "unknown key"
+        else:
+            got = err.get("input")
+            if got is not None and not isinstance(got, dict):
+                msg += f" (got {got!r})"
+            helptext = _field_help(loc)
+            if helptext:
+                msg += f" — {helptext}"
+        lines.append(f"{path}: {msg}")
+    return ConfigError(f"{source}: invalid config:\n  " + "\n  ".join(lines))
+
+
+def parse_overrides(overrides: list[str] | None) -> list[tuple[str, object]]:
+    out = []
+    for item in overrides or []:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r}: write key=value with a dotted key, e.g. optim.lr=1e-4")
+        key, raw = item.split("=", 1)
+        try:
+            value = yaml.safe_load(raw) if raw != "" else None
+        except yaml.YAMLError:
+            value = raw
+        if isinstance(value, str) and _looks_float(value):
+            value = float(value)
+        out.append((key.strip(), value))
+    return out
+
+
+def _looks_float(s: str) -> bool:
+    try:
+        float(s)
+        return True
+    except ValueError:
+        return False
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """Read a YAML config (or the defaults), apply `key=value` overrides, validate."""
+    tree: dict = {}
+    source = "config"
+    if path is not None:
+        path = Path(path)
+        source = str(path)
+        if not path.exists():
+            raise ConfigError(f"{path}: config file not found; shipped configs are in configs/")
+        try:
+            tree = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        if not isinstance(tree, dict):
+            raise ConfigError(f"{path}: expected a mapping of sections (model:, lora:, ...) at the top level")
+    for key, value in parse_overrides(overrides):
+        _set_dotted(tree, key, value)
+    try:
+        cfg = Config.model_validate(tree)
+    except ValidationError as exc:
+        raise _explain(exc, source) from None
+    if cfg.output.name is None:
+        cfg.output.name = Path(path).stem if path is not None else "run"
+    return cfg
+
+
+def dump_config(cfg: Config) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False)
