@@ -27,16 +27,6 @@ class UserError(Exception):
     """A problem the user can fix; printed as one clear message, no traceback."""
 
 
-def not_built(command: str, issue: int):
-    """Handler for a subcommand whose issue has not landed: says so instead of pretending."""
-
-    def run(args: argparse.Namespace) -> int:
-        print(f"contract-review {command}: not built yet (tracked in issue {issue})", file=sys.stderr)
-        return 2
-
-    return run
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="contract-review",
