@@ -82,16 +82,14 @@ def _hash_split(key: str) -> str:
 
 def _labels(tax: Taxonomy, types: Iterable[str], level: int | None = None) -> tuple[list[str], str, str, str]:
     """Order clause types by risk (highest first); derive risk, category and reason."""
-    types = sorted(set(types) or {"other"}, key=lambda t: (-tax.risk_rank(tax.clause_type(t).risk), tax.clause_type_ids.index(t)))
-    if len(types) > 1 and "other" in types:
-        types.remove("other")
+    types = tax.order_types(types)
     top = tax.clause_type(types[0])
     if level is not None:
         risk = _LEVEL_RISK[level]
         reason = f"{top.name} ({_LEVEL_WORDS[level]}): {top.reason}"
     else:
         risk = top.risk
-        reason = top.reason if top.id == "other" else f"{top.name}: {top.reason}"
+        reason = tax.default_reason(top.id)
     category = top.risk_category if risk != "none" else "none"
     return types, risk, category, reason
 

@@ -168,14 +168,11 @@ def record_from_resolved(r: Resolved) -> ClauseRecord:
     riskiest chosen clause type (as `data build` does), and the split is set by the merge."""
     tax = load_taxonomy()
     lab, c = r.labels, r.clause
-    types = sorted(set(lab.clause_types), key=lambda t: (-tax.risk_rank(tax.clause_type(t).risk),
-                                                         tax.clause_type_ids.index(t)))
-    if len(types) > 1 and "other" in types:
-        types.remove("other")
+    types = tax.order_types(lab.clause_types)
     top = tax.clause_type(types[0])
     risk = lab.risk or top.risk
     category = lab.risk_category or (top.risk_category if risk != "none" else "none")
-    reason = lab.reason or (top.reason if top.id == "other" else f"{top.name}: {top.reason}")
+    reason = lab.reason or tax.default_reason(top.id)
     party_names = dict(c.get("party_names") or {})
     answer = Answer(tuple(types), lab.party, risk, category, reason)
     fields = {

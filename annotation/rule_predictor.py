@@ -78,13 +78,12 @@ class RulePredictor:
 
     def predict_one(self, clause: ClauseInput) -> ClausePrediction:
         types, type_conf = self.clause_types(clause.text)
-        types = sorted(set(types), key=lambda t: (-self.tax.risk_rank(self.tax.clause_type(t).risk),
-                                                  self.tax.clause_type_ids.index(t)))
+        types = self.tax.order_types(types)
         top = self.tax.clause_type(types[0])
         obligation = label_obligation(clause.text, self._parties(clause.party_names))
         party_conf = _PARTY_FOUND if obligation.evidence else _PARTY_NONE
         category = top.risk_category if top.risk != "none" else "none"
-        reason = top.reason if top.id == "other" else f"{top.name}: {top.reason}"
+        reason = self.tax.default_reason(top.id)
         answer = Answer(tuple(types), obligation.party, top.risk, category, reason)
         confidence = round(min(type_conf, party_conf), 4)
         scores = {"clause_type": {t: type_conf for t in types}, "party": {obligation.party: party_conf},

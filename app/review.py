@@ -191,10 +191,7 @@ def apply_correction(review: Review, index: int, clause_types: Sequence[str], pa
     from .summary import summarize
 
     tax = tax or load_taxonomy()
-    types = [tax.check("clause_type", t) for t in dict.fromkeys(clause_types)] or ["other"]
-    if len(types) > 1 and "other" in types:
-        types.remove("other")
-    types.sort(key=lambda t: (-tax.risk_rank(tax.clause_type(t).risk), tax.clause_type_ids.index(t)))
+    types = tax.order_types(tax.check("clause_type", t) for t in clause_types)
     tax.check("party", party)
     tax.check("risk", risk)
     top = tax.clause_type(types[0])
@@ -202,7 +199,7 @@ def apply_correction(review: Review, index: int, clause_types: Sequence[str], pa
     if not f.corrected:
         f.original = {"clause_types": list(f.clause_types), "party": f.party, "risk": f.risk,
                       "risk_category": f.risk_category, "reason": f.reason, "confidence": f.confidence}
-    default_reason = top.reason if top.id == "other" else f"{top.name}: {top.reason}"
+    default_reason = tax.default_reason(top.id)
     reason = (reason or "").strip()
     if not reason or (reason == f.reason and types != f.clause_types):
         reason = default_reason  # the old reason explained the old type

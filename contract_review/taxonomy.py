@@ -71,6 +71,20 @@ class Taxonomy:
         present = {c.claudette for c in self.clause_types if c.claudette}
         return tuple(code for code in order if code in present)
 
+    def order_types(self, types) -> list[str]:
+        """Clause types as every record lists them: highest default risk first, then taxonomy
+        order; `other` only when nothing else applies (and when nothing is given)."""
+        ordered = sorted(set(types) or {"other"},
+                         key=lambda t: (-self.risk_rank(self.clause_type(t).risk), self.clause_type_ids.index(t)))
+        if len(ordered) > 1 and "other" in ordered:
+            ordered.remove("other")
+        return ordered
+
+    def default_reason(self, type_id: str) -> str:
+        """The one-sentence reason a clause of this type gets unless someone writes a better one."""
+        ct = self.clause_type(type_id)
+        return ct.reason if ct.id == "other" else f"{ct.name}: {ct.reason}"
+
     def risk_rank(self, level: str) -> int:
         self.check("risk", level)
         return self.risk_levels.index(level)

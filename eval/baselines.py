@@ -45,16 +45,13 @@ def answer_from_types(types: Sequence[str], risk: str, party: str, tax: Taxonomy
     """An Answer from chosen types, risk and party: types ordered by default risk (as in the
     dataset), `other` only when alone; category and reason from the top type's taxonomy row
     (the best-scored real type when the risk is not none but only `other` was chosen)."""
-    types = sorted(set(types) or {"other"},
-                   key=lambda t: (-tax.risk_rank(tax.clause_type(t).risk), tax.clause_type_ids.index(t)))
-    if len(types) > 1 and "other" in types:
-        types.remove("other")
+    types = tax.order_types(types)
     top = tax.clause_type(types[0])
     if top.id == "other" and risk != "none" and type_scores:
         best = max((t for t in type_scores if t != "other"), key=type_scores.get, default=None)
         top = tax.clause_type(best) if best else top
     category = top.risk_category if risk != "none" else "none"
-    reason = top.reason if top.id == "other" else f"{top.name}: {top.reason}"
+    reason = tax.default_reason(top.id)
     return Answer(tuple(types), party, risk, category, reason)
 
 

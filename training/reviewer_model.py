@@ -296,9 +296,7 @@ def answers_from_probs(probs: dict[str, torch.Tensor], labels: Labels, threshold
     for i in range(probs["clause_type"].size(0)):
         p = probs["clause_type"][i]
         chosen = [j for j in range(len(labels.clause_type)) if j != other and p[j] >= thr[j]]
-        types = sorted((labels.clause_type[j] for j in chosen),
-                       key=lambda t: (-tax.risk_rank(tax.clause_type(t).risk), tax.clause_type_ids.index(t)))
-        types = types or ["other"]
+        types = tax.order_types(labels.clause_type[j] for j in chosen)
         party = labels.party[int(probs["party"][i].argmax())]
         risk = _risk_of(types, labels.risk[int(probs["risk"][i].argmax())], risk_rule, tax)
         top = tax.clause_type(types[0])
@@ -307,7 +305,7 @@ def answers_from_probs(probs: dict[str, torch.Tensor], labels: Labels, threshold
             masked[other] = -1
             top = tax.clause_type(labels.clause_type[int(masked.argmax())])
         category = top.risk_category if risk != "none" else "none"
-        reason = top.reason if top.id == "other" else f"{top.name}: {top.reason}"
+        reason = tax.default_reason(top.id)
         p_risk = float(probs["risk"][i, positive].sum())
         if risk_rule != "head" and types != ["other"]:
             # the decision came (at least partly) from the types: its confidence is the top type's
