@@ -147,7 +147,11 @@ _BETWEEN = re.compile(r"\bby\s+and\s+between\b|\bbetween\b|\bamong\b", re.IGNORE
 _WORD = r"(?:[A-Z][\w&.'\-]*|[a-z][A-Z][\w&.'\-]*)"
 _NAME = re.compile(rf"({_WORD}(?:[ ,]+(?:{_WORD}|of|and|de|la|the|\d+))*)")
 # Chinese-style openings: "Party A (Shipper): Name" / "甲方：Name"
-_PARTY_AB = re.compile(r"(?:Party\s+([AB])|([甲乙])方)\s*(?:\([^)]{0,40}\))?\s*[:：]\s*([^\n;（(]{2,120})")
+# the name ends at a line break, a layout gap of 2+ spaces, an address or the other party's label
+_PARTY_AB = re.compile(
+    r"(?:Party\s+([AB])|([甲乙])方)\s*(?:\([^)]{0,40}\))?\s*[:：]\s*"
+    r"((?:(?!\s{2}|Party\s+[AB]\b|[甲乙]方|Address\b|地址)[^\n;（(]){2,120})"
+)
 
 
 def extract_parties(text: str, window: int = 4000) -> Parties:

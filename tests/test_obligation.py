@@ -66,3 +66,9 @@ def test_extract_parties_reads_lower_case_names_and_party_a_b_openings():
     assert (q.first_party, q.second_party) == ("ZTO Express Co., Ltd.", "Tonglu Logistics Ltd.")
     r = extract_parties("甲方：上海某某有限公司\n乙方：北京某某科技有限公司\n")
     assert r.second_party == "北京某某科技有限公司" and "乙方" in r.aliases["second_party"]
+
+
+def test_extract_parties_on_a_one_line_party_a_b_opening(cuad_dir):
+    [path] = (cuad_dir / "full_contract_txt").glob("ZtoExpress*")
+    p = extract_parties(path.read_text(encoding="utf-8"))
+    assert (p.first_party, p.second_party) == ("ZTO Express Co., Ltd.", "Tonglu Tongze Logistics Ltd.")
