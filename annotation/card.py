@@ -11,6 +11,8 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from sklearn.metrics import precision_recall_fscore_support
+
 from contract_review.records import SPLITS, ClauseRecord, find_split_file, iter_jsonl, read_records
 from contract_review.taxonomy import load_taxonomy
 
@@ -30,17 +32,15 @@ def prelabeller_accuracy(build_report: dict, verified_file: Path | None) -> dict
     for key, n in build_report.get("prelabel_vs_verified", {}).items():
         pred, gold = key.split("->")
         confusion[gold][pred] += n
-    total = sum(sum(row.values()) for row in confusion.values())
+    gold = [g for g in parties for p in parties for _ in range(confusion[g][p])]
+    pred = [p for g in parties for p in parties for _ in range(confusion[g][p])]
+    total = len(gold)
+    prec, rec, f1, support = precision_recall_fscore_support(gold, pred, labels=list(parties), zero_division=0)
+    per_class = {
+        label: {"precision": float(prec[i]), "recall": float(rec[i]), "f1": float(f1[i]), "support": int(support[i])}
+        for i, label in enumerate(parties)
+    }
     correct = sum(confusion[p][p] for p in parties)
-    per_class = {}
-    for label in parties:
-        tp = confusion[label][label]
-        fp = sum(confusion[g][label] for g in parties) - tp
-        fn = sum(confusion[label].values()) - tp
-        prec = tp / (tp + fp) if tp + fp else 0.0
-        rec = tp / (tp + fn) if tp + fn else 0.0
-        per_class[label] = {"precision": prec, "recall": rec, "f1": 2 * prec * rec / (prec + rec) if prec + rec else 0.0,
-                            "support": tp + fn}
     labellers = Counter(v["labeller"] for _, v in iter_jsonl(verified_file)) if verified_file and verified_file.exists() else {}
     return {
         "n": total,
