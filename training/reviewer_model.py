@@ -181,14 +181,39 @@ def read_meta(adapter_dir: str | Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def pick_device(device: str | None = None) -> torch.device:
+    """`device` as given, else the first GPU when there is one, else the CPU."""
+    if device and device != "auto":
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _default_dtype(src, dev: torch.device) -> str:
+    if dev.type != "cuda":
+        return "float32"
+    from transformers import AutoConfig
+
+    from .models import hub_offline
+
+    cfg = AutoConfig.from_pretrained(src, local_files_only=hub_offline())
+    d, layers = cfg.hidden_size, cfg.num_hidden_layers
+    approx = layers * (4 * d * d + 3 * d * getattr(cfg, "intermediate_size", 4 * d)) + cfg.vocab_size * d
+    return "bfloat16" if approx > 1e9 else "float32"
+
+
 def load_reviewer(adapter_dir: str | Path | None = None, base_model: str | None = None,
-                  merge: bool = True, dtype: str = "float32") -> tuple[ReviewerModel, object, dict]:
+                  merge: bool = True, dtype: str | None = None,
+                  device: str | None = None) -> tuple[ReviewerModel, object, dict]:
     """(model in eval mode, tokenizer, reviewer.json) from an adapter folder.
 
     `merge` folds LoRA into the base weights: the same outputs, one matmul per projection.
-    `dtype="bfloat16"` casts the merged decoder (the heads stay float32): on a CPU with
-    AVX512-BF16 this ran 2.3x faster than float32 weights under bf16 autocast (995 vs 436
-    tokens/s on two shared cores), with head probabilities within 0.04 of the autocast ones."""
+    `dtype` defaults to float32 (under bf16 autocast: the setting the shipped thresholds were tuned
+    in) except for a base of over a billion parameters on a GPU, which gets bfloat16 weights.
+    `dtype="bfloat16"` on a CPU casts
+    the merged decoder (the heads stay float32): on a CPU with AVX512-BF16 this ran 2.3x faster
+    than float32 weights under bf16 autocast (995 vs 436 tokens/s on two shared cores), with head
+    probabilities within 0.04 of the autocast ones. `device` defaults to the first GPU when there
+    is one: a 7B or 13B base is loaded straight onto it in bf16, never as float32 on the host."""
     from peft import PeftModel
     from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM
@@ -199,13 +224,18 @@ def load_reviewer(adapter_dir: str | Path | None = None, base_model: str | None 
     meta = read_meta(adapter_dir)
     base = base_model or meta.get("base_model", "default")
     src = resolve_model(base)
-    lm = AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32, local_files_only=hub_offline())
+    dev = pick_device(device)
+    dtype = dtype or _default_dtype(src, dev)
+    # on a CPU the merge runs in float32 and the cast follows; on a GPU the weights arrive in `dtype`
+    load_dtype = torch.float32 if dev.type == "cpu" else getattr(torch, dtype)
+    kwargs = {"device_map": {"": str(dev)}} if dev.type == "cuda" else {}
+    lm = AutoModelForCausalLM.from_pretrained(src, dtype=load_dtype, local_files_only=hub_offline(), **kwargs)
     tokenizer = load_tokenizer(base)
     if (adapter_dir / "adapter_config.json").exists():
         lm = PeftModel.from_pretrained(lm, str(adapter_dir))
         if merge:
             lm = lm.merge_and_unload()
-    if dtype != "float32":
+    if dtype != "float32" and dev.type == "cpu":
         if not merge:
             raise ReviewerError("a reduced-precision reviewer needs merge=True (LoRA folded into the weights)")
         lm = lm.to(getattr(torch, dtype))
@@ -214,6 +244,7 @@ def load_reviewer(adapter_dir: str | Path | None = None, base_model: str | None 
     state = load_file(str(adapter_dir / HEADS_FILE))
     for f, head in model.heads.items():
         head.load_state_dict({k.split(".", 1)[1]: v for k, v in state.items() if k.startswith(f + ".")})
+    model.heads.to(dev)
     model.eval()
     return model, tokenizer, meta
 
@@ -350,13 +381,15 @@ class ReviewerPredictor:
     name = "reviewer"
 
     def __init__(self, model: ReviewerModel, tokenizer, meta: dict, max_length: int | None = None,
-                 tokens_per_batch: int = 4096, autocast: bool | None = None):
+                 tokens_per_batch: int | None = None, autocast: bool | None = None):
         self.model, self.tokenizer, self.meta = model, tokenizer, meta
         self.labels = model.labels
         self.thresholds = meta.get("thresholds") or [0.5] * len(self.labels.clause_type)
         self.risk_rule = meta.get("risk_rule", "head")
         self.max_length = max_length or int(meta.get("max_length", 256))
-        self.tokens_per_batch = tokens_per_batch
+        # a GPU wants wide batches; two CPU cores gain nothing past a few thousand tokens
+        on_gpu = next(model.parameters()).device.type == "cuda"
+        self.tokens_per_batch = tokens_per_batch if tokens_per_batch else (32768 if on_gpu else 4096)
         # bf16 autocast for float32 weights; weights already in bf16 need none
         self.autocast = autocast if autocast is not None else next(model.decoder().parameters()).dtype == torch.float32
         self.model_version = str(meta.get("model_version", "reviewer"))
@@ -376,11 +409,11 @@ class ReviewerPredictor:
                 for a, c, s in answers_from_probs(probs, self.labels, self.thresholds, risk_rule=self.risk_rule)]
 
 
-def load_reviewer_predictor(adapter_dir: str | Path | None = None, dtype: str = "float32",
-                            **kwargs) -> ReviewerPredictor:
+def load_reviewer_predictor(adapter_dir: str | Path | None = None, dtype: str | None = None,
+                            device: str | None = None, **kwargs) -> ReviewerPredictor:
     """The reviewer predictor from an adapter folder (default: the shipped `data/model/reviewer/`).
 
-    Default: float32 weights under bf16 autocast (the numbers in the adapter's card; ~440 tokens/s
+    On a GPU when there is one (`device`). Default: float32 weights under bf16 autocast (the numbers in the adapter's card; ~440 tokens/s
     on two shared cores, a 1,000-clause contract in about 4 minutes). `dtype="bfloat16"` is the
     fast mode (~1,000 tokens/s) but it moved the shipped adapter's CLAUDETTE 8-category macro-F1
     from 61.9 to 54.7: its tuned thresholds sit near 0.9, where bf16 weights shift probabilities."""
@@ -388,7 +421,7 @@ def load_reviewer_predictor(adapter_dir: str | Path | None = None, dtype: str = 
     if not adapter_dir.exists():
         raise ReviewerError(f"{adapter_dir}: reviewer adapter not found; train one with "
                             "`contract-review train --config configs/smollm2-135m_reviewer_cpu.yaml`")
-    model, tokenizer, meta = load_reviewer(adapter_dir, dtype=dtype)
+    model, tokenizer, meta = load_reviewer(adapter_dir, dtype=dtype, device=device)
     if "num_threads" in kwargs:
         torch.set_num_threads(int(kwargs.pop("num_threads")))
     return ReviewerPredictor(model, tokenizer, meta, **kwargs)

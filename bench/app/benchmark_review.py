@@ -7,8 +7,9 @@
 
 Times, per step: reading the file, loading the model (once per process, reported apart),
 segmenting + parties, labelling every clause, summary, and writing the DOCX report and
-JSON. The target (README): a typical CUAD contract (~33,000 characters) in under 60 s on
-the 2-core CPU default.
+JSON. The targets (README): a typical CUAD contract (~33,000 characters) in under 60 s on
+the 2-core CPU default, and under 10 s with a 7B model on one GPU (the predictor goes to the GPU
+when there is one; `make_random_reviewer.py` writes a 7B-shaped base and adapter to time it).
 
 `--stand-in` builds the reviewer's architecture (SmolLM2-135M decoder + the three heads,
 `training.reviewer_model.ReviewerPredictor`) with untrained heads: the same computation as
@@ -91,14 +92,24 @@ def main(argv: list[str] | None = None) -> int:
             t3 = time.perf_counter()
             runs.append({"read": t1 - t0, "segment": review.seconds["segment"], "predict": review.seconds["predict"],
                          "summary": review.seconds["summary"], "export": t3 - t2, "total": t3 - t0})
+    import importlib.metadata as md
+    import os
+
+    device = str(next(predictor.model.parameters()).device) if hasattr(predictor, "model") else "cpu"
+    on_gpu = device.startswith("cuda")
     result = {
+        "benchmark": "app_review", "run_id": os.environ.get("RUN_ID") or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()),
+        "command": " ".join(["bench/app/benchmark_review.py"] + (argv if argv is not None else sys.argv[1:])),
+        "card": torch.cuda.get_device_name() if on_gpu else (platform.processor() or platform.machine()),
+        "device": device, "gpus": 1 if on_gpu else 0,
+        "versions": {k: md.version(k) for k in ("torch", "transformers", "peft")},
         "contract": path.name, "chars": len(contract.text), "clauses": len(review.findings),
         "predictor": predictor.name, "model_version": predictor.model_version,
         "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
         "model_load_s": round(load_s, 2),
         "median_s": {k: round(statistics.median(r[k] for r in runs), 3) for k in runs[0]},
         "clauses_per_s": round(len(review.findings) / max(statistics.median(r["predict"] for r in runs), 1e-9), 1),
-        "target_s": 60, "repeat": args.repeat,
+        "target_s": 10 if on_gpu else 60, "repeat": args.repeat,
     }
     result["meets_target"] = result["median_s"]["total"] < result["target_s"]
     print(json.dumps(result, indent=2))

@@ -135,3 +135,21 @@ def test_review_command_writes_report_and_json_per_contract(tmp_path, cuad_test_
 def test_write_exports_refuses_unknown_format(sample_review, tmp_path):
     with pytest.raises(ValueError, match="unknown export format"):
         write_exports(sample_review, tmp_path, ["xlsx"])
+
+
+def test_a_local_base_model_with_its_adapter_reviews_through_the_product_path(tmp_path, cuad_test_contract):
+    """The model choice for a large base (Llama-2-13B + adapter on a GPU), here at tiny-llama size:
+    the folders `bench/app/make_random_reviewer.py` writes load through ModelChoice like a real one."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_random_reviewer",
+                                                  REPO_ROOT / "bench" / "app" / "make_random_reviewer.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    info = mod.build("tiny-llama", "default", tmp_path / "rev")
+    choice = ModelChoice.parse(info["base"], info["adapter"])
+    predictor = load_predictor(choice)
+    assert str(next(predictor.model.parameters()).device) == "cpu"  # no GPU here: the host, in float32
+    review = review_contract(read_contract(cuad_test_contract), predictor, model_choice=choice.describe())
+    assert review.findings and all(f.clause_types and f.risk and f.reason for f in review.findings)
+    assert predictor.model_version == "random-tiny-llama-untrained"
