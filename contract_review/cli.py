@@ -35,6 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=__doc__.split("\n\n")[1],
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    # the deepspeed launcher passes --local_rank=N before the command; ranks are read from LOCAL_RANK,
+    # which every launcher sets, so the value itself is not needed
+    parser.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in _PACKAGES:
         importlib.import_module(name).register(sub)

@@ -9,9 +9,9 @@ Choices, with the reason for each (measurements in /work/shared/anchors/README.m
   see the frozen base).
 - Offload of optimizer and/or parameters to CPU (pinned memory) for models that do not fit.
 Start with a standard launcher, e.g.
-    deepspeed --num_gpus 4 -m contract_review.cli train --config configs/llama2-13b_lora_zero3.yaml
+    deepspeed --num_gpus 4 --module contract_review.cli train --config configs/llama2-13b_lora_zero3.yaml
     torchrun --nproc_per_node 4 -m contract_review.cli train --config ...
-    deepspeed --hostfile hostfile -m contract_review.cli train --config ...
+    deepspeed --hostfile hostfile --module contract_review.cli train --config ...
 """
 
 from __future__ import annotations
