@@ -158,3 +158,79 @@ def load_tfidf(train_file: str | Path | None = None, progress: bool = True) -> T
         if stale != path:
             stale.unlink(missing_ok=True)
     return TfidfPredictor(fitted)
+
+
+# -- LexGLUE's UNFAIR-ToS baseline: TF-IDF + one LinearSVC per unfair category -------------------
+
+UNFAIR_SETTINGS = {"ngram_range": (1, 3), "sublinear_tf": True, "C": 1.0, "class_weight": "balanced",
+                   "version": 1}
+
+
+class UnfairTosTfidfPredictor:
+    """The classic LexGLUE UNFAIR-ToS baseline as a `Predictor`: TF-IDF word 1-3-grams and one
+    one-vs-rest LinearSVC per CLAUDETTE category, fit on the sentences of LexGLUE's train
+    companies with their own per-category labels. It only knows the 8 unfair categories, so it
+    answers with the mapped clause type(s) at medium risk, or `other` at no risk; its figures on
+    anything but a CLAUDETTE split mean nothing and `eval` offers it only with `--claudette`."""
+
+    name = "tfidf-unfair-tos"
+
+    def __init__(self, fitted: dict, tax: Taxonomy | None = None):
+        self.fitted = fitted
+        self.tax = tax or load_taxonomy()
+        self.model_version = f"tfidf-unfair-tos-{fitted['corpus_sha'][:10]}"
+
+    def predict(self, clauses: Sequence[ClauseInput], progress: bool = False) -> list[ClausePrediction]:
+        f = self.fitted
+        by_code = self.tax.by_claudette()
+        if not clauses:
+            return []
+        x = f["vectorizer"].transform([c.text for c in clauses])
+        dec = np.stack([f["models"][code].decision_function(x) for code in f["codes"]], axis=1)
+        out = []
+        for i in range(len(clauses)):
+            codes = [code for j, code in enumerate(f["codes"]) if dec[i, j] > 0]
+            types = [by_code[c].id for c in codes] or ["other"]
+            risk = "medium" if codes else "none"
+            scores = {by_code[c].id: round(float(1 / (1 + np.exp(-dec[i, j]))), 4) for j, c in enumerate(f["codes"])}
+            p_unfair = max(scores.values())
+            out.append(ClausePrediction(answer=answer_from_types(types, risk, "none", self.tax, scores),
+                                        confidence=round(p_unfair if codes else 1 - p_unfair, 4),
+                                        scores={"clause_type": scores}))
+        return out
+
+
+def fit_unfair_tos_tfidf(root: str | Path, progress: bool = True) -> dict:
+    """Fit on the sentences of LexGLUE's train companies found in a CLAUDETTE layout folder."""
+    from annotation import claudette
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.svm import LinearSVC
+
+    root = Path(root)
+    texts, labels = [], []
+    for company in claudette.companies(root):
+        if claudette.lexglue_split(company) == "train":
+            for s in claudette.read_company(root, company).sentences:
+                texts.append(s.text)
+                labels.append(set(s.labels))
+    if not texts:
+        raise FileNotFoundError(f"{root}: no company of LexGLUE's train split; the UNFAIR-ToS baseline cannot be fit")
+    t0 = time.perf_counter()
+    s = UNFAIR_SETTINGS
+    vec = TfidfVectorizer(ngram_range=s["ngram_range"], sublinear_tf=s["sublinear_tf"], strip_accents="unicode",
+                          lowercase=True, dtype=np.float32)
+    x = vec.fit_transform(texts)
+    codes = [c for c in load_taxonomy().claudette_codes if any(c in y for y in labels)]
+    models = {c: LinearSVC(C=s["C"], class_weight=s["class_weight"]).fit(x, [c in y for y in labels])
+              for c in codes}
+    if progress:
+        print(f"fitted the UNFAIR-ToS TF-IDF baseline on {len(texts):,} sentences in "
+              f"{time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    digest = hashlib.sha256("\n".join(texts).encode()).hexdigest()
+    return {"vectorizer": vec, "models": models, "codes": codes, "corpus_sha": digest, "settings": s,
+            "n_train": len(texts)}
+
+
+def load_unfair_tos_tfidf(root: str | Path, progress: bool = True) -> UnfairTosTfidfPredictor:
+    """Fit every time (a few seconds): the corpus folder is the cache key's only sure source."""
+    return UnfairTosTfidfPredictor(fit_unfair_tos_tfidf(root, progress=progress))

@@ -34,6 +34,9 @@ unfair_tos.micro_f1, clause_type.macro_f1, party.accuracy, party.macro_f1, each
 baselines/<name>/. Nothing is written unless the whole evaluation succeeds.
 """
 
+UNFAIR_TOS = "tfidf-unfair-tos"
+BASELINES_DEFAULT = "tfidf"
+
 COMPARE_HELP = """\
 Difference of every metric between two runs (A - B) with a 95% paired bootstrap interval,
 resampling documents; both runs must have predicted the same records.
@@ -55,9 +58,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--adapter", type=str, metavar="DIR", help="adapter folder to put on --model")
     ev.add_argument("--decode", choices=("score", "generate"), default="score",
                     help="how a base model answers zero-shot (default score)")
-    ev.add_argument("--baselines", type=str, default="tfidf",
-                    help="comma-separated baselines for the same report: tfidf, zero-shot, or none "
-                         "(default tfidf; zero-shot costs ~0.5 s a clause on 2 CPU cores)")
+    ev.add_argument("--baselines", type=str, default=BASELINES_DEFAULT,
+                    help="comma-separated baselines for the same report: tfidf, tfidf-unfair-tos (LexGLUE's "
+                         "TF-IDF + SVM, fit on its train companies; added by default with --claudette), "
+                         "zero-shot, or none (default tfidf; zero-shot costs ~0.5 s a clause on 2 CPU cores)")
     ev.add_argument("--tfidf-train", type=str, metavar="FILE",
                     help="train file for the tfidf baseline (default: the shipped train split)")
     ev.add_argument("--out", type=str, metavar="DIR", help="run folder to write (default runs/eval-<model>-<time>)")
@@ -113,8 +117,12 @@ def _eval(args: argparse.Namespace) -> int:
 
     names = [b.strip() for b in args.baselines.split(",") if b.strip() and b.strip() != "none"]
     for b in names:
-        if b not in ("tfidf", "zero-shot"):
-            raise UserError(f"--baselines: unknown baseline {b!r}; use tfidf, zero-shot or none")
+        if b not in ("tfidf", "zero-shot", UNFAIR_TOS):
+            raise UserError(f"--baselines: unknown baseline {b!r}; use tfidf, {UNFAIR_TOS}, zero-shot or none")
+    if UNFAIR_TOS in names + [args.model] and args.data:
+        raise UserError(f"{UNFAIR_TOS} knows only CLAUDETTE's 8 categories: use it with --claudette")
+    if args.claudette and UNFAIR_TOS not in names and args.baselines == BASELINES_DEFAULT:
+        names.append(UNFAIR_TOS)  # the published LexGLUE baseline belongs beside any CLAUDETTE figure
     out = Path(args.out or f"runs/eval-{Path(args.model).name}-{time.strftime('%Y%m%d-%H%M%S')}")
     if out.exists() and any(out.iterdir()) and not args.overwrite:
         raise UserError(f"{out}: already exists; choose another --out or pass --overwrite")
@@ -124,6 +132,11 @@ def _eval(args: argparse.Namespace) -> int:
     try:
         for spec, adapter, decode in [(args.model, args.adapter, args.decode)] + [(b, None, "score") for b in names]:
             t0 = time.perf_counter()
+            if spec == UNFAIR_TOS:
+                from .baselines import load_unfair_tos_tfidf
+
+                predictors.append((load_unfair_tos_tfidf(root, progress=not args.quiet), time.perf_counter() - t0))
+                continue
             predictor = load_predictor(spec, adapter, decode, batch_size=args.batch_size, progress=not args.quiet,
                                        tfidf_train=args.tfidf_train)
             if any(p.name == predictor.name for p, _ in predictors):
