@@ -3,6 +3,7 @@
     from kernels import patch
     model = get_peft_model(model, lora_config)
     patch(model)                      # RMSNorm, RoPE, SwiGLU/LoRA MLP, LoRA projections, fused loss
+    patch(model, offload_activations=True)  # also: checkpointed layer inputs in pinned host memory
 
 One file per op (``rms_norm``, ``rope``, ``swiglu``, ``fused_linear_cross_entropy``, ``lora``), each with
 its Triton kernels, launchers and one autograd Function; ``patch`` swaps them into a model.
@@ -32,6 +33,7 @@ _LAZY = {
     "fused_linear_cross_entropy": ("kernels.fused_linear_cross_entropy", "fused_linear_cross_entropy"),
     "lora_linear": ("kernels.lora", "lora_linear"),
     "lora_mlp": ("kernels.lora", "lora_mlp"),
+    "OffloadWarning": ("kernels.offload", "OffloadWarning"),
 }
 
 __all__ = list(_LAZY)

@@ -18,6 +18,9 @@ else falls back to the module's original forward, so correctness never depends o
 
 Nothing is added to the parameters or the state dict: ``save_pretrained`` and peft adapters are
 unchanged. Gradient checkpointing works (every op is an autograd Function with no global state).
+
+``offload_activations=True`` (off by default) also wraps the decoder layers' gradient-checkpointing
+function so that their checkpointed inputs live in pinned host memory: kernels/offload.py.
 """
 
 from __future__ import annotations
@@ -219,16 +222,27 @@ def _is_causal_lm(m: nn.Module) -> bool:
 
 
 def patch(model: nn.Module, *, rms_norm: bool = True, rope: bool = True, swiglu: bool = True,
-          lora: bool = True, fused_linear_cross_entropy: bool = True) -> nn.Module:
+          lora: bool = True, fused_linear_cross_entropy: bool = True,
+          offload_activations: bool = False) -> nn.Module:
     """Patches ``model`` (a transformers model or a peft model around one) in place and returns it.
 
     Call it after ``get_peft_model`` (the LoRA layers must exist to be patched); calling it before
     patches the norms, MLPs, RoPE and loss, and a second call after peft adds the LoRA layers.
+
+    ``offload_activations=True``: with gradient checkpointing, each decoder layer's checkpointed input is
+    kept in pinned host memory (async copies on a side stream, prefetched in backward) instead of on the
+    GPU; see kernels/offload.py. Works whether gradient checkpointing is enabled before or after this call
+    (it is installed at the next training forward); warns (``kernels.offload.OffloadWarning``) when it
+    cannot apply: gradient checkpointing off, or DeepSpeed ZeRO-3 partitioned parameters.
     """
     if not (torch.cuda.is_available() or INTERPRET):
         log.warning("kernels.patch: no CUDA device and TRITON_INTERPRET unset; model left unpatched")
         return model
-    counts = {"rms_norm": 0, "mlp": 0, "lora": 0, "rope": 0, "causal_lm": 0}
+    counts = {"rms_norm": 0, "mlp": 0, "lora": 0, "rope": 0, "causal_lm": 0, "offload": 0}
+    if offload_activations:
+        from kernels import offload
+
+        counts["offload"] = offload.enable(model)["active"]
     for m in model.modules():
         if rms_norm and _is_rms_norm(m):
             _bind(m, _rms_norm_forward)
@@ -257,7 +271,14 @@ def patch(model: nn.Module, *, rms_norm: bool = True, rope: bool = True, swiglu:
 
 
 def unpatch(model: nn.Module) -> nn.Module:
-    """Restores every forward ``patch`` replaced (the rotary function of the modeling modules too)."""
+    """Restores every forward ``patch`` replaced (the rotary function of the modeling modules too) and
+    the decoder layers' original checkpoint function (offload_activations)."""
+    from kernels import offload
+
+    try:
+        offload.disable(model)
+    except RuntimeError:  # transformers without GradientCheckpointingLayer: nothing was offloaded
+        pass
     for m in model.modules():
         if _ORIG in m.__dict__:
             m.__dict__.pop("forward", None)
