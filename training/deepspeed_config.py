@@ -48,6 +48,10 @@ def build_ds_config(cfg: Config, world_size: int, on_gpu: bool) -> dict:
         "steps_per_print": 10**9,  # we log ourselves
         "wall_clock_breakdown": False,
     }
+    if d.offload_optimizer:
+        # our torch AdamW steps the (LoRA-sized) CPU partitions; DeepSpeed otherwise refuses a client optimizer
+        # with offload and wants its CPU Adam, which it would first compile (~1 min)
+        ds["zero_force_ds_cpu_optimizer"] = False
     if cfg.optim.max_grad_norm:
         ds["gradient_clipping"] = cfg.optim.max_grad_norm
     return ds

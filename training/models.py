@@ -168,8 +168,13 @@ def architecture_config(preset_or_path: str, vocab_size: int | None = None, over
 
 def load_causal_lm(name_or_path=None, *, config: str | None = None, random_init: bool = False, dtype=None,
                    attn_implementation: str = "sdpa", overrides: dict | None = None, vocab_size: int | None = None,
-                   quantization_config=None, device_map=None, seed: int = 0):
-    """A causal LM: pretrained from a folder/hub name, or built from an architecture with random weights."""
+                   quantization_config=None, device_map=None, seed: int = 0, device=None):
+    """A causal LM: pretrained from a folder/hub name, or built from an architecture with random weights.
+
+    `device` (random_init only): build the random weights directly there (a GPU builds and initialises a
+    13B model in seconds; on the CPU that takes minutes and the whole model's memory first)."""
+    import contextlib
+
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -177,7 +182,9 @@ def load_causal_lm(name_or_path=None, *, config: str | None = None, random_init:
         cfg = architecture_config(config, vocab_size=vocab_size, overrides=overrides)
         cfg._attn_implementation = attn_implementation
         torch.manual_seed(seed)
-        model = AutoModelForCausalLM.from_config(cfg, dtype=dtype or torch.float32)
+        where = torch.device(device) if device is not None and quantization_config is None else contextlib.nullcontext()
+        with where:
+            model = AutoModelForCausalLM.from_config(cfg, dtype=dtype or torch.float32)
         if quantization_config is None:
             return model
         # bitsandbytes quantizes while loading: write the random model once, then load it quantized
@@ -202,3 +209,36 @@ def load_causal_lm(name_or_path=None, *, config: str | None = None, random_init:
         raise ModelError(f"{name_or_path}: architecture {model.config.model_type!r} is not supported; "
                          f"use one of {SUPPORTED_ARCHITECTURES}")
     return model
+
+
+def random_model_folder(config: str, *, tokenizer, dtype=None, attn_implementation: str = "sdpa",
+                        overrides: dict | None = None, seed: int = 0, device=None) -> Path:
+    """A folder holding a random model of `config` (and `tokenizer`), written once and reused.
+
+    For loaders that only read folders (Unsloth's `FastLanguageModel.from_pretrained`). The name
+    carries everything that shapes the weights, so a changed preset, vocabulary, dtype or seed
+    never reuses a stale folder."""
+    import hashlib
+    import json
+
+    import torch
+
+    dtype = dtype or torch.float32
+    key = json.dumps({"config": config, "vocab": len(tokenizer), "overrides": overrides or {}, "seed": seed,
+                      "dtype": str(dtype)}, sort_keys=True)
+    name = Path(str(config)).name
+    folder = cache_dir() / "models" / f"random-{name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+    if (folder / "config.json").exists() and (list(folder.glob("*.safetensors"))):
+        return folder
+    model = load_causal_lm(config=config, random_init=True, dtype=dtype, attn_implementation=attn_implementation,
+                           overrides=overrides, vocab_size=len(tokenizer), seed=seed, device=device)
+    tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    del model
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()  # the loader that reads the folder needs the memory next
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+    return folder

@@ -79,6 +79,9 @@ class LoRARecipe:
         self.is_main = self.rank == 0
         self.logger = RunLogger(self.run_dir, enabled=self.is_main)
         torch.manual_seed(cfg.train.seed)
+        if cfg.backend == "unsloth":
+            with contextlib.suppress(ImportError):  # before transformers, or its patches are incomplete
+                import unsloth  # noqa: F401
         from ..models import load_tokenizer
 
         self.tokenizer = load_tokenizer(cfg.model.name)
@@ -91,9 +94,18 @@ class LoRARecipe:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             (self.run_dir / "metrics.jsonl").unlink(missing_ok=True)
             (self.run_dir / "config.yaml").write_text(dump_config(cfg), encoding="utf-8")
+        mc = self.model_config
         self.logger.log("start" if not self.resume else "resume", step=self.step, objective=cfg.objective,
                         backend=self.backend, world_size=self.world, device=str(self.device),
-                        trainable_params=self.n_trainable, train_examples=len(self.train_items))
+                        card=torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu",
+                        trainable_params=self.n_trainable, train_examples=len(self.train_items),
+                        train_rows=len(self.plan.lengths),
+                        flops_per_token=flops_per_token(mc, cfg.data.max_length, with_lm_head=cfg.objective == "sft"),
+                        peak_flops=peak_flops(self.device),
+                        model_shape={k: getattr(mc, k, None) for k in ("hidden_size", "intermediate_size",
+                                                                       "num_hidden_layers", "num_attention_heads",
+                                                                       "num_key_value_heads", "vocab_size")},
+                        kernels_patched=getattr(self, "kernels_patched", None))
         return self
 
     def _setup_device(self) -> torch.device:
@@ -154,10 +166,14 @@ class LoRARecipe:
 
             self._ds_config = build_ds_config(cfg, self.world, self.device.type == "cuda")
             self._hf_ds = HfDeepSpeedConfig(self._ds_config)  # must stay alive while building
+        zero3 = cfg.distributed.strategy == "deepspeed" and cfg.distributed.zero_stage == 3
+        # random weights are built where they train (a GPU initialises 13B in seconds); under ZeRO-3
+        # deepspeed.zero.Init places and partitions them instead
+        build_on = self.device if self.device.type == "cuda" and not quant and not zero3 else None
         lm = load_causal_lm(m.name, config=m.config, random_init=m.random_init, dtype=dtype,
                             attn_implementation=m.attn_implementation, overrides=m.overrides,
                             vocab_size=len(self.tokenizer) if m.random_init else None, quantization_config=quant,
-                            device_map={"": self.device} if quant else None, seed=cfg.train.seed)
+                            device_map={"": self.device} if quant else None, seed=cfg.train.seed, device=build_on)
         if quant:
             from peft import prepare_model_for_kbit_training
 
@@ -166,6 +182,9 @@ class LoRARecipe:
             lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
             lm.enable_input_require_grads()
         lm.config.use_cache = False
+        # the adapters' initial values depend on train.seed alone, not on how much randomness building
+        # the base model drew (CPU, GPU, ZeRO-3's zero.Init): 1-GPU and N-GPU runs start identical
+        torch.manual_seed(cfg.train.seed + 1)
         lm = self._add_lora(lm)
         if cfg.backend == "native":
             lm = self._patch_native(lm)
@@ -205,6 +224,7 @@ class LoRARecipe:
                 reason = "the Triton kernels need a CUDA device (or TRITON_INTERPRET=1, very slow)"
             else:
                 kernels.patch(lm)
+                self.kernels_patched = getattr(lm, "_kernels_patch_counts", None)
         except Exception as exc:  # a kernel package that fails to import must not stop a run
             reason = f"kernels could not be used ({type(exc).__name__}: {exc})"
         if reason:
@@ -221,15 +241,28 @@ class LoRARecipe:
             raise TrainingError("backend unsloth: unsloth is not installed here. It pins its own torch and "
                                 "transformers: install it in its own environment (pip install "
                                 "'contract-review[unsloth]') or use backend hf / native") from None
-        from ..models import resolve_model
+        from ..models import random_model_folder, resolve_model
 
-        lc = self.cfg.lora
-        lm, _ = FastLanguageModel.from_pretrained(str(resolve_model(self.cfg.model.name)),
-                                                  max_seq_length=self.cfg.data.max_length, dtype=dtype,
-                                                  load_in_4bit=lc.quantize == "4bit", use_exact_model_name=True)
+        lc, m = self.cfg.lora, self.cfg.model
+        if m.random_init:
+            # no weights exist for the presets offline: write the random model once (on the GPU, then
+            # to disk) and let Unsloth load it like any checkpoint
+            src = random_model_folder(m.config, tokenizer=self.tokenizer, dtype=dtype,
+                                      attn_implementation=m.attn_implementation, overrides=m.overrides,
+                                      seed=self.cfg.train.seed,
+                                      device=self.device if self.device.type == "cuda" else None)
+        else:
+            src = resolve_model(m.name)
+        lm, _ = FastLanguageModel.from_pretrained(str(src), max_seq_length=self.cfg.data.max_length, dtype=dtype,
+                                                  load_in_4bit=lc.quantize == "4bit", load_in_8bit=lc.quantize == "8bit",
+                                                  use_exact_model_name=True)
+        torch.manual_seed(self.cfg.train.seed + 1)
         lm = FastLanguageModel.get_peft_model(lm, r=lc.r, lora_alpha=lc.alpha, lora_dropout=lc.dropout,
-                                              target_modules=lc.modules(),
-                                              use_gradient_checkpointing="unsloth" if self.cfg.model.gradient_checkpointing else False)
+                                              target_modules=lc.modules(), random_state=self.cfg.train.seed,
+                                              max_seq_length=self.cfg.data.max_length,
+                                              use_gradient_checkpointing="unsloth" if m.gradient_checkpointing else False)
+        with contextlib.suppress(Exception):  # older Unsloth versions have no for_training
+            FastLanguageModel.for_training(lm)
         self.model_config = lm.config
         self.n_trainable = sum(p.numel() for p in lm.parameters() if p.requires_grad)
         if self.cfg.objective == "classify":
@@ -484,7 +517,7 @@ class LoRARecipe:
                 if stop:
                     stop_reason = "early_stopping"
                     break
-                if cfg.train.max_minutes and (time.monotonic() - started) / 60 > cfg.train.max_minutes:
+                if cfg.train.max_minutes and self._all_agree((time.monotonic() - started) / 60 > cfg.train.max_minutes):
                     if self.eval_items and self.step % cfg.train.eval_every != 0:
                         self._after_eval(self.evaluate())
                     self.save_checkpoint()
@@ -495,9 +528,31 @@ class LoRARecipe:
                 bar.close()
             if prof:
                 prof.stop()
-        self.logger.log("stop", step=self.step, reason=stop_reason, best_eval_loss=self._finite(self.best_eval))
+        per_rank = self._peak_per_rank()
+        self.logger.log("stop", step=self.step, reason=stop_reason, best_eval_loss=self._finite(self.best_eval),
+                        peak_mem_gib=round(max(per_rank), 3), peak_mem_gib_per_rank=[round(x, 3) for x in per_rank],
+                        train_s=round(time.monotonic() - started, 2))
         return {"step": self.step, "reason": stop_reason, "best_eval_loss": self._finite(self.best_eval),
                 "losses": self.losses}
+
+    def _all_agree(self, flag: bool) -> bool:
+        """True on every rank when it is true on any: a stop that one rank's clock decides alone would
+        leave the others waiting in the next step's collectives."""
+        if self.world == 1 or not torch.distributed.is_initialized():
+            return flag
+        t = torch.tensor([1.0 if flag else 0.0], device=self.device)
+        torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MAX)
+        return bool(t.item() > 0)
+
+    def _peak_per_rank(self) -> list[float]:
+        """Peak memory of every process (GiB; GPU memory on GPUs), gathered to all ranks."""
+        mine = peak_memory_gib(self.device)
+        if self.world == 1 or not torch.distributed.is_initialized():
+            return [mine]
+        t = torch.tensor([mine], dtype=torch.float64, device=self.device)
+        out = [torch.zeros_like(t) for _ in range(self.world)]
+        torch.distributed.all_gather(out, t)
+        return [float(x) for x in out]
 
     @staticmethod
     def _finite(x):
