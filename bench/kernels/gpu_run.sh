@@ -1,51 +1,158 @@
 #!/usr/bin/env bash
-# One device call: the kernels test suite at full shapes, then the LoRA-step benchmark and the micro
-# benchmarks, each phase under its own time cap so the call ends inside the device's 10-minute limit.
-# usage (device): bash bench/kernels/gpu_run.sh "tests hf native liger micro" [budget_s]
-# Results: $OUT/lora_step.jsonl, $OUT/micro.jsonl, logs in $OUT/*.log.
+# One device call: LoRA-step rows for our kernels (native) against transformers+peft (hf) and Unsloth in
+# the same run, the micro benchmarks and the kernels test suite, each phase under its own time cap so the
+# call ends inside the device's 10-minute limit; a phase that fails or is cut off leaves an error row.
+# usage (device, repo root): bash bench/kernels/gpu_run.sh "PHASES" [budget_s]
+#   CALL A: "native7 hf7 unsloth7 legal_native legal_hf legal_unsloth native7off"
+#   CALL B: "native13 hf13 unsloth13 mistral24 qlora13 micro"
+# Wheels (carry .whl): unsloth, unsloth_zoo, trl, datasets, dill, multiprocess, cut_cross_entropy,
+# bitsandbytes and liger_kernel from .whl/ (those present), and .whl/opt/fsspec-*.whl when the image's
+# fsspec is newer than datasets allows, are installed into /tmp/site first (PYTHONPATH).
+# Results: $OUT/lora_step.jsonl, $OUT/micro.jsonl; logs: $OUT/env.log (phase timings), $OUT/phases.log
+# (every phase's output), $OUT/summary.txt (at most 8 files come back from $OUT).
+# Env: RUN_ID (shared by all rows of the call), MEMCAP (GiB for the capped phases, default 24), BS.
 PHASES=${1:-"tests hf native micro"}
 BUDGET=${2:-560}
-OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-export RUN_ID=${RUN_ID:-$(date -u +%Y%m%dT%H%M%SZ)}
 START=$SECONDS
-if ls .whl/liger_kernel-*.whl >/dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/liger_kernel-*.whl \
-    && export PYTHONPATH=/tmp/site:$PYTHONPATH
-fi
-{ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv
-  python3 -c "import torch,triton,transformers,peft; print(torch.__version__, triton.__version__, transformers.__version__, peft.__version__)"; } 2>&1 | tee $OUT/env.log
-GEMM=$(python3 bench/kernels/lora_step.py --gemm | awk '/^GEMM/{print $2}')
-echo "gemm ceiling: $GEMM FLOP/s" | tee -a $OUT/env.log
+OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false \
+       HF_HUB_DISABLE_TELEMETRY=1 UNSLOTH_STUDIO_DISABLED=1 UNSLOTH_COMPILE_LOCATION=${UNSLOTH_COMPILE_LOCATION:-/tmp/unsloth_compiled_cache}
+export RUN_ID=${RUN_ID:-$(date -u +%Y%m%dT%H%M%SZ)}
+MEMCAP=${MEMCAP:-24}
+SITE=${SITE:-/tmp/site}  # the wheels are installed here (PYTHONPATH)
+RES=$OUT/lora_step.jsonl
+PLOG=$OUT/phases.log
+ENVLOG=$OUT/env.log
 
-phase() {  # name cap_s cmd...
-  local name=$1 cap=$2; shift 2
+{
+  echo "run $RUN_ID phases: $PHASES budget ${BUDGET}s"
+  # only the wheels these backends need (.whl/ is shared with other work: deepspeed, pydantic, ...);
+  # a missing one is skipped, and its backend writes an error row
+  WHEELS=""
+  for w in unsloth unsloth_zoo trl datasets dill multiprocess cut_cross_entropy bitsandbytes liger_kernel; do
+    f=$(ls .whl/${w}-[0-9]*.whl 2>/dev/null | tail -1)
+    if [ -n "$f" ]; then WHEELS="$WHEELS $f"; else echo "wheel $w: not in .whl/, skipped"; fi
+  done
+  if [ -n "$WHEELS" ]; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" $WHEELS \
+      || echo "PIP INSTALL FAILED"
+  fi
+  if ls .whl/opt/fsspec-*.whl >/dev/null 2>&1 && ! python3 -c "import fsspec,sys; from packaging.version import Version as V; sys.exit(0 if V(fsspec.__version__)<=V('2026.2.0') else 1)"; then
+    echo "image fsspec > 2026.2.0 (datasets needs <= 2026.2.0): installing .whl/opt/fsspec into $SITE"
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" .whl/opt/fsspec-*.whl \
+      || echo "PIP INSTALL (fsspec) FAILED"
+  fi
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,power.limit --format=csv
+  df -h /tmp | tail -1; nproc; free -g | head -2
+} > "$ENVLOG" 2>&1
+[ -d "$SITE" ] && export PYTHONPATH=$SITE${PYTHONPATH:+:$PYTHONPATH}
+python3 - >> "$ENVLOG" 2>&1 <<'PY'
+import importlib.metadata as m
+names = ["torch", "transformers", "peft", "accelerate", "triton", "tokenizers", "safetensors", "unsloth", "unsloth_zoo",
+         "trl", "datasets", "fsspec", "bitsandbytes", "liger_kernel", "cut_cross_entropy"]
+def v(n):
+    try:
+        return m.version(n)
+    except m.PackageNotFoundError:
+        return "-"
+print("  " + " ".join(f"{n}=={v(n)}" for n in names))
+import torch; print("  cuda", torch.version.cuda, torch.cuda.get_device_name())
+PY
+GEMM=$(timeout -k 5 90 python3 bench/kernels/lora_step.py --gemm 2>>"$ENVLOG" | awk '/^GEMM/{print $2}')
+echo "gemm ceiling: ${GEMM:-not measured} FLOP/s; setup took $((SECONDS-START))s" >> "$ENVLOG"
+cat "$ENVLOG"
+
+# lora_step rows missing for a phase (process killed before it could write them, crash at import):
+# one error row per micro-batch the phase asked for, so every requested row exists
+fill_rows() {  # name rc secs cmd...
+  python3 - "$RES" "$@" <<'PY' 2>&1 | tail -3
+import json, os, sys
+res, name, rc, secs, cmd = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:]
+sys.path.insert(0, "bench/kernels")
+import lora_step
+args = lora_step.parse_args([a for a in cmd[cmd.index("bench/kernels/lora_step.py") + 1:]])
+rows = [json.loads(l) for l in open(res)] if os.path.exists(res) else []
+mine = [r for r in rows if r.get("phase") == name and r.get("run_id") == os.environ["RUN_ID"]]
+if any(r.get("micro_batch") is None for r in mine):
+    sys.exit(0)  # a setup error row already speaks for the phase
+seen = {r.get("micro_batch") for r in mine}
+for bs in args.bs:
+    if bs in seen:
+        continue
+    row = dict(backend=args.backend, model=args.model, micro_batch=bs, seq_len=args.seq, lora_r=args.r,
+               lora_alpha=args.alpha, targets=args.targets, qlora=args.qlora, mem_cap_gib=args.mem_cap_gib,
+               offload_activations=args.offload_activations, card=os.environ.get("CARD"), gpus=1,
+               run_id=os.environ["RUN_ID"], phase=name, versions=None, tokens_per_s=None, peak_mem_gib=None, mfu=None,
+               command=" ".join(cmd[1:]),
+               error=(f"phase {name} not run: the call's time budget was spent" if rc == "skipped" else
+                      f"phase {name} ended rc={rc} after {secs}s without this row "
+                      f"({'time cap' if rc in ('124', '137') else 'crash'}; see phases.log)"))
+    if args.mem_cap_gib:
+        row["fits_cap"] = False
+    with open(res, "a") as f:
+        f.write(json.dumps(row) + "\n")
+    print("filled", name, bs, row["error"])
+PY
+}
+
+phase() {  # name cap_s min_s cmd...   (skipped when less than min_s is left)
+  local name=$1 cap=$2 min=$3; shift 3
   local left=$(( BUDGET - (SECONDS - START) - 5 ))
   local t=$(( cap < left ? cap : left ))
-  if (( t < 20 )); then echo "SKIP $name (${left}s left)" | tee -a $OUT/env.log; return; fi
-  echo "== $name (cap ${t}s) at +$((SECONDS-START))s" | tee -a $OUT/env.log
-  local t0=$SECONDS
-  timeout -k 5 $t "$@" > $OUT/$name.log 2>&1; local rc=$?
-  echo "   $name rc=$rc took $((SECONDS-t0))s" | tee -a $OUT/env.log
-  tail -4 $OUT/$name.log | tee -a $OUT/env.log
+  if (( t < min || t < 20 )); then
+    echo "SKIP $name (${left}s left, needs ${min}s)" | tee -a "$ENVLOG"
+    [[ " $* " == *" bench/kernels/lora_step.py "* ]] && fill_rows "$name" skipped 0 "$@"
+    return
+  fi
+  echo "== $name (cap ${t}s) at +$((SECONDS-START))s" | tee -a "$ENVLOG"
+  local t0=$SECONDS log=/tmp/phase_$name.log
+  PHASE=$name timeout -k 5 "$t" "$@" > "$log" 2>&1; local rc=$?
+  local dt=$((SECONDS-t0))
+  echo "   $name rc=$rc took ${dt}s" | tee -a "$ENVLOG"
+  { echo "===== $name rc=$rc ${dt}s: $*"; tail -c 400000 "$log"; } >> "$PLOG"
+  if (( rc != 0 )); then tail -15 "$log" | cut -c1-300; fi
+  if [[ " $* " == *" bench/kernels/lora_step.py "* ]]; then
+    fill_rows "$name" "$rc" "$dt" "$@"
+    python3 bench/kernels/lora_step.py --summary "$RES" --run-id "$RUN_ID" | grep "^$name " | sed 's/^/   /'
+  fi
+  rm -f "$log"
 }
-STEP="python3 bench/kernels/lora_step.py --model 7b --gemm-flops $GEMM --out $OUT/lora_step.jsonl"
+
+export CARD=$(python3 -c "import torch; print(torch.cuda.get_device_name())" 2>/dev/null)
+STEP="python3 bench/kernels/lora_step.py ${GEMM:+--gemm-flops $GEMM} --out $RES"
+LEGAL="--model 7b --bs 4 --r 32 --alpha 64 --targets q_proj,o_proj"
 for p in $PHASES; do
   case $p in
-    flce)    phase flce 60 python3 -m pytest tests/kernels/test_kernel_fused_linear_cross_entropy.py -q -p no:cacheprovider --confcutdir tests/kernels ;;
-    tests)   phase tests 130 python3 -m pytest tests/kernels -q -p no:cacheprovider --confcutdir tests/kernels --durations=10 ;;
-    hf)      phase hf 80 $STEP --backend hf --bs ${BS:-4} ;;
-    native)  phase native 80 $STEP --backend native --bs ${BS:-4} ;;
-    liger)   phase liger 110 $STEP --backend liger --bs ${BS:-4} ;;
-    micro)   phase micro 70 python3 bench/kernels/micro.py --out $OUT/micro.jsonl --compile-budget-s 20 ;;
+    # the anchor workload, 7B, micro-batch 4 (r=16, alpha=32, all seven projections)
+    native7)       phase native7 90 40 $STEP --backend native --model 7b --bs ${BS:-4} ;;
+    hf7)           phase hf7 80 35 $STEP --backend hf --model 7b --bs ${BS:-4} ;;
+    native7off)    phase native7off 90 40 $STEP --backend native --model 7b --bs ${BS:-4} --offload-activations ;;
+    unsloth7)      phase unsloth7 240 120 $STEP --backend unsloth --model 7b --bs ${BS:-4} ;;
+    # 13B, micro-batch 1
+    native13)      phase native13 90 40 $STEP --backend native --model 13b --bs 1 ;;
+    hf13)          phase hf13 80 35 $STEP --backend hf --model 13b --bs 1 ;;
+    unsloth13)     phase unsloth13 270 150 $STEP --backend unsloth --model 13b --bs 1 ;;
+    # the legal configuration: r=32, alpha=64 on q_proj,o_proj, 7B micro-batch 4
+    legal_native)  phase legal_native 80 35 $STEP --backend native $LEGAL ;;
+    legal_hf)      phase legal_hf 80 30 $STEP --backend hf $LEGAL ;;
+    legal_unsloth) phase legal_unsloth 200 90 $STEP --backend unsloth $LEGAL ;;
+    # memory: Mistral-7B shape (GQA) under a MEMCAP GiB allocator cap, micro-batch 2 and 4
+    mistral24)     phase mistral24_native 90 40 $STEP --backend native --model mistral7b --bs 2,4 --mem-cap-gib $MEMCAP
+                   phase mistral24_hf 90 40 $STEP --backend hf --model mistral7b --bs 2,4 --mem-cap-gib $MEMCAP ;;
+    # Llama-2-13B QLoRA (NF4, double quant, bf16 compute) under the cap
+    qlora13)       phase qlora13 130 60 $STEP --backend native --model 13b --qlora --bs 1,2 --mem-cap-gib $MEMCAP ;;
+    qlora13_hf)    phase qlora13_hf 130 60 $STEP --backend hf --model 13b --qlora --bs 1,2 --mem-cap-gib $MEMCAP ;;
+    qlora13_unsloth) phase qlora13_unsloth 270 150 $STEP --backend unsloth --model 13b --qlora --bs 1,2 --mem-cap-gib $MEMCAP ;;
+    # earlier names, kept
+    hf)            phase hf 80 35 $STEP --backend hf --model 7b --bs ${BS:-4} ;;
+    native)        phase native 80 35 $STEP --backend native --model 7b --bs ${BS:-4} ;;
+    liger)         phase liger 110 40 $STEP --backend liger --model 7b --bs ${BS:-4} ;;
+    micro)         phase micro 80 40 python3 bench/kernels/micro.py --out $OUT/micro.jsonl --compile-budget-s 25 \
+                     --ops rope,rms_norm,swiglu,fused_linear_cross_entropy,lora_linear,lora_mlp ;;
+    flce)          phase flce 60 30 python3 -m pytest tests/kernels/test_kernel_fused_linear_cross_entropy.py -q -p no:cacheprovider --confcutdir tests/kernels ;;
+    tests)         phase tests 130 60 python3 -m pytest tests/kernels -q -p no:cacheprovider --confcutdir tests/kernels --durations=10 ;;
+    *)             echo "unknown phase $p" | tee -a "$ENVLOG" ;;
   esac
 done
-echo "== total $((SECONDS-START))s"
-python3 - "$OUT/lora_step.jsonl" <<'PY'
-import json, os, sys
-p = sys.argv[1]
-for r in (json.loads(l) for l in open(p)) if os.path.exists(p) else []:
-    if "error" in r: print(r["backend"], r.get("micro_batch"), "ERROR", r["error"][:200]); continue
-    print(f"{r['backend']:8s} bs={r['micro_batch']} step={r['step_s']:.3f}s tok/s={r['tokens_per_s']:.0f} "
-          f"peak={r['peak_mem_gib']:.2f}GiB mfu={r['mfu']:.3f} mfu_meas={r['mfu_measured'] or 0:.3f} loss {r['loss_first']:.3f}->{r['loss_last']:.3f}")
-PY
+echo "== total $((SECONDS-START))s" | tee -a "$ENVLOG"
+python3 bench/kernels/lora_step.py --summary "$RES" --run-id "$RUN_ID" 2>&1 | tee "$OUT/summary.txt"

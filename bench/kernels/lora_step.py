@@ -3,28 +3,48 @@ and, when their wheels import, Liger Kernel (`liger`) and Unsloth (`unsloth`).
 
 The anchor workload (/work/shared/anchors/README.md): random-initialised Llama-2-shaped model in bf16,
 LoRA r=16 alpha=32 dropout 0 on q,k,v,o,gate,up,down, seq 2048, gradient checkpointing (non-reentrant),
-AdamW on the adapters, random token ids, median of 7 steps after 3 warm-ups.
+AdamW on the adapters, random token ids, median of 7 steps after 3 warm-ups. Variants:
+``--r/--alpha/--targets`` (the legal configuration: r=32, alpha=64, q_proj,o_proj), ``--model mistral7b``
+(GQA), ``--qlora`` (decoder linears in bitsandbytes 4-bit NF4, double quant, bf16 compute; lm_head and
+embeddings stay bf16), ``--mem-cap-gib G`` (the caching allocator is capped at G GiB after the model is
+built and before the timed steps; rows say ``fits_cap``), ``--offload-activations`` (native only:
+``kernels.patch(model, offload_activations=True)``).
 
 FLOPs per token = 6*N_linear + 4*N_lm_head + 8*T*d*L (forward + recompute + input-gradient backward for
 the frozen decoder linears; forward + input gradient for the head; causal attention's QK^T and PV, 2*T*d
-per token per layer forward, four times): 41.5 G for 7B at T=2048. ``mfu`` is against the datasheet dense
-bf16 peak (989.4 TFLOP/s for H100/H200 SXM), ``mfu_measured`` against the 8192^3 bf16 matmul this
-script measures on the card at start (``--gemm``), both written to every row.
+per token per layer forward, four times): 41.5 G for 7B at T=2048. It counts the work that runs whatever
+carries the adapters: every base linear is frozen and still computed in the forward, the recompute and
+the input-gradient backward (the gradient must reach the adapted projections of every earlier layer), so
+``--targets q_proj,o_proj`` or ``--r 32`` leave it unchanged; so does ``--qlora`` (the same GEMMs on
+dequantised weights; the dequantisation is not counted). The adapters' own FLOPs are not in it (< 1%);
+rows give them apart as ``lora_flops_per_token``. ``mfu`` is against the datasheet dense bf16 peak
+(989.4 TFLOP/s for H100/H200 SXM), ``mfu_measured`` against the 8192^3 bf16 matmul this script measures
+on the card at start (``--gemm``), both written to every row.
 
 One backend per process (patches and peak-memory statistics must not mix):
     python bench/kernels/lora_step.py --backend hf --model 7b --bs 4
     python bench/kernels/lora_step.py --backend native --model 7b --bs 2,4
-    python bench/kernels/lora_step.py --gemm                      # the matmul ceiling only
+    python bench/kernels/lora_step.py --backend native --r 32 --targets q_proj,o_proj   # alpha 2*r
+    python bench/kernels/lora_step.py --backend native --model mistral7b --bs 2,4 --mem-cap-gib 24
+    python bench/kernels/lora_step.py --backend native --model 13b --qlora --bs 1,2 --mem-cap-gib 24
+    python bench/kernels/lora_step.py --backend unsloth --model 13b --bs 1   # saves the model first
+    python bench/kernels/lora_step.py --save-model --model 13b              # only save it (for unsloth)
+    python bench/kernels/lora_step.py --gemm                                # the matmul ceiling only
 Each row is one JSON line appended to --out (default bench/results/lora_step.jsonl) and printed as
-``RESULT {json}``.
+``RESULT {json}``. A backend that cannot start, a micro-batch that fails (OOM included) and a process
+stopped by SIGTERM (``timeout``) each write an error row, so a run always says what happened.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
+import shutil
+import signal
 import statistics
+import subprocess
 import sys
 import time
 import traceback
@@ -45,22 +65,50 @@ SHAPES = {
 VOCAB = 32000
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 DATASHEET_PEAK_BF16 = 989.4e12  # dense bf16, H100/H200 SXM datasheet
+BACKENDS = ["hf", "native", "liger", "unsloth"]
+MODEL_ROOT = Path("/tmp/lora_step_models")  # unsloth loads the random model from MODEL_ROOT/<model>
+_DONE = ".lora_step_complete"  # written last by --save-model: a directory without it is partial
+
+
+def projection_dims(model_key: str) -> dict[str, tuple[int, int]]:
+    """(in_features, out_features) of each decoder projection."""
+    s = SHAPES[model_key]
+    d, f = s["hidden_size"], s["intermediate_size"]
+    kv = d * s["num_key_value_heads"] // s["num_attention_heads"]
+    return {"q_proj": (d, d), "k_proj": (d, kv), "v_proj": (d, kv), "o_proj": (d, d),
+            "gate_proj": (d, f), "up_proj": (d, f), "down_proj": (f, d)}
 
 
 def flops_per_token(model_key: str, seq: int) -> float:
+    """Training FLOPs a token of the frozen base (module docstring): 6*N_linear + 4*N_lm_head + 8*T*d*L.
+
+    N_linear counts every decoder projection with its real shape (k and v are d x kv under GQA). It does
+    not depend on which projections carry adapters, on r, or on 4-bit storage: all base linears are
+    computed (forward, recompute, input gradient) whatever the targets, since the gradient must flow
+    through every layer to reach the adapted projections below it.
+    """
     s = SHAPES[model_key]
-    d, f, L = s["hidden_size"], s["intermediate_size"], s["num_hidden_layers"]
-    kv = d * s["num_key_value_heads"] // s["num_attention_heads"]
-    n_lin = L * (2 * d * d + 2 * d * kv + 3 * d * f)
+    d, L = s["hidden_size"], s["num_hidden_layers"]
+    n_lin = L * sum(i * o for i, o in projection_dims(model_key).values())
     n_head = d * VOCAB
     return 6 * n_lin + 4 * n_head + 8 * seq * d * L
+
+
+def lora_flops_per_token(model_key: str, r: int, targets: list[str]) -> float:
+    """The adapters' own FLOPs a token (not in ``flops_per_token`` nor in MFU): per adapted projection,
+    x A^T and (xA^T) B^T are 2r(in+out) forward; forward + recompute + input gradient + weight gradients
+    make 8r(in+out)."""
+    L = SHAPES[model_key]["num_hidden_layers"]
+    dims = projection_dims(model_key)
+    return 8 * r * L * sum(sum(dims[t]) for t in targets)
 
 
 def versions() -> dict:
     import importlib.metadata as md
 
     out = {}
-    for name in ("torch", "transformers", "peft", "triton", "liger_kernel", "unsloth", "accelerate"):
+    for name in ("torch", "transformers", "peft", "triton", "accelerate", "liger_kernel", "unsloth", "unsloth_zoo",
+                 "bitsandbytes"):
         try:
             out[name] = md.version(name)
         except md.PackageNotFoundError:
@@ -87,15 +135,24 @@ def measure_gemm() -> float:
     return 2 * n**3 / statistics.median(ts)
 
 
-def build_model(model_key: str):
+# ---------------------------------------------------------------------------------------------------
+# models
+
+
+def build_model(model_key: str, device: str = "cuda", config_overrides: dict | None = None):
+    """Random-initialised bf16 Llama/Mistral of the named shape, built directly on ``device``."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM
 
     cls_cfg, cls = (MistralConfig, MistralForCausalLM) if model_key.startswith("mistral") else (LlamaConfig, LlamaForCausalLM)
-    cfg = cls_cfg(vocab_size=VOCAB, max_position_embeddings=4096, rms_norm_eps=1e-5, tie_word_embeddings=False,
-                  use_cache=False, **SHAPES[model_key])
+    kw = dict(vocab_size=VOCAB, max_position_embeddings=4096, rms_norm_eps=1e-5, tie_word_embeddings=False,
+              use_cache=False, **SHAPES[model_key])
+    if model_key.startswith("mistral"):
+        kw["sliding_window"] = None  # full attention at 2048 either way; sdpa's causal path
+    kw.update(config_overrides or {})
+    cfg = cls_cfg(**kw)
     torch.manual_seed(0)
-    with torch.device("cuda"):
+    with torch.device(device):
         try:
             model = cls._from_config(cfg, dtype=torch.bfloat16, attn_implementation="sdpa")
         except TypeError:
@@ -104,58 +161,127 @@ def build_model(model_key: str):
     return model
 
 
-def peft_wrap(model, r: int):
+def quantize_decoder_linears(model, compute_dtype=None) -> int:
+    """QLoRA storage: replaces every ``nn.Linear`` of the decoder (``model.model``; not lm_head) by a
+    ``bitsandbytes.nn.Linear4bit`` quantised from its weight (NF4, double quant, ``compute_dtype``
+    compute, bf16 by default), on the weight's device; the bf16 weights are dropped as each layer is
+    replaced. Marks the model ``is_loaded_in_4bit`` so that peft wraps the 4-bit layers with its bnb LoRA
+    class, as for a model loaded with a BitsAndBytesConfig. Returns the number of layers replaced."""
+    import bitsandbytes as bnb
+    import torch
+    from torch import nn
+
+    compute_dtype = compute_dtype or torch.bfloat16
+    decoder = model.model if hasattr(model, "model") and hasattr(model, "lm_head") else model
+    n = 0
+    for parent in list(decoder.modules()):
+        for name, child in list(parent.named_children()):
+            if type(child) is not nn.Linear:
+                continue
+            q = bnb.nn.Linear4bit(child.in_features, child.out_features, bias=child.bias is not None,
+                                  compute_dtype=compute_dtype, compress_statistics=True, quant_type="nf4",
+                                  quant_storage=torch.uint8, device="meta")
+            q.weight = bnb.nn.Params4bit(child.weight.data, requires_grad=False, compress_statistics=True,
+                                         quant_type="nf4", quant_storage=torch.uint8, module=q)
+            if child.bias is not None:
+                q.bias = nn.Parameter(child.bias.data, requires_grad=False)
+            q.weight = q.weight.to(child.weight.device)  # Params4bit.to quantises (bf16 -> packed 4-bit)
+            setattr(parent, name, q)
+            child.weight = None  # drop the bf16 storage now, not at the end of the loop
+            n += 1
+    model.is_loaded_in_4bit = True
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    return n
+
+
+def peft_wrap(model, r: int, alpha: int | None = None, targets: list[str] | None = None):
     from peft import LoraConfig, get_peft_model
 
     model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     model.enable_input_require_grads()
-    cfg = LoraConfig(r=r, lora_alpha=2 * r, lora_dropout=0.0, bias="none", target_modules=TARGETS,
-                     task_type="CAUSAL_LM")
+    cfg = LoraConfig(r=r, lora_alpha=2 * r if alpha is None else alpha, lora_dropout=0.0, bias="none",
+                     target_modules=list(targets or TARGETS), task_type="CAUSAL_LM")
     model = get_peft_model(model, cfg)
     model.train()
     return model
 
 
-def setup_backend(args):
-    """Returns (model, params, notes)."""
-    notes = {}
-    if args.backend == "unsloth":
-        os.environ.setdefault("UNSLOTH_COMPILE_LOCATION", "/tmp/unsloth_compiled_cache")
-        import unsloth  # noqa: F401  (must precede transformers)
-        import torch
-        from unsloth import FastLanguageModel
+def patch_native(model, offload_activations: bool = False):
+    """``kernels.patch``; with ``offload_activations`` the keyword must exist (else a clear error)."""
+    import inspect
 
-        path = Path(args.model_dir)
-        if not (path / "config.json").exists():
-            build_model(args.model).save_pretrained(path)
-            _toy_tokenizer(path)
-            torch.cuda.empty_cache()
-        model, _ = FastLanguageModel.from_pretrained(
-            model_name=str(path), max_seq_length=args.seq, dtype=torch.bfloat16, load_in_4bit=False,
-            load_in_8bit=False, full_finetuning=False, use_exact_model_name=True)
-        model = FastLanguageModel.get_peft_model(
-            model, r=args.r, lora_alpha=2 * args.r, lora_dropout=0, bias="none", target_modules=TARGETS,
-            use_gradient_checkpointing="unsloth", random_state=3407, max_seq_length=args.seq)
-        model.train()
-        notes["gc"] = "unsloth"
-    else:
-        if args.backend == "liger":
-            from liger_kernel.transformers import apply_liger_kernel_to_llama, apply_liger_kernel_to_mistral
+    from kernels import patch
 
-            fn = apply_liger_kernel_to_mistral if args.model.startswith("mistral") else apply_liger_kernel_to_llama
-            fn(rope=True, rms_norm=True, swiglu=True, cross_entropy=False, fused_linear_cross_entropy=True)
-            notes["liger"] = "rope,rms_norm,swiglu,fused_linear_cross_entropy"
-        model = peft_wrap(build_model(args.model), args.r)
-        if args.backend == "native":
-            from kernels import patch
+    if not offload_activations:
+        return patch(model)
+    params = inspect.signature(patch).parameters
+    if "offload_activations" not in params and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        raise RuntimeError("kernels.patch does not accept offload_activations= in this tree "
+                           f"(its keywords: {', '.join(n for n in params if n != 'model')})")
+    return patch(model, offload_activations=True)
 
-            patch(model)
-            notes["patched"] = model._kernels_patch_counts
-        notes["gc"] = "non-reentrant"
-    notes["attn"] = getattr(model.config, "_attn_implementation", None)
-    params = [p for p in model.parameters() if p.requires_grad]
-    notes["lora_dtype"] = ",".join(sorted({str(p.dtype) for p in params}))
-    return model, params, notes
+
+def lora_path_counts(model) -> dict:
+    """How many peft LoRA layers take our fast path and how many fall back to peft's forward (those
+    whose base is not a plain frozen nn.Linear: bitsandbytes Linear4bit under --qlora)."""
+    from kernels.monkey_patch import lora_spec
+
+    fast = fallback = 0
+    for m in model.modules():
+        if hasattr(m, "base_layer") and hasattr(m, "lora_A") and hasattr(m, "lora_B"):
+            if lora_spec(m) is None:
+                fallback += 1
+            else:
+                fast += 1
+    return {"fast": fast, "fallback": fallback}
+
+
+def model_dir(args) -> Path:
+    return Path(args.model_dir) if args.model_dir else MODEL_ROOT / args.model
+
+
+def saved_model_ok(path: Path, model_key: str) -> bool:
+    try:
+        return json.loads((path / _DONE).read_text()).get("model") == model_key
+    except (OSError, ValueError):
+        return False
+
+
+def save_model(model_key: str, path: Path) -> float:
+    """Builds the random model on the GPU and saves it (safetensors + a toy tokenizer) for Unsloth, which
+    loads from a directory. Written to ``path.tmp`` and renamed when complete; removes the other shapes'
+    directories under MODEL_ROOT first when the disk is short. Returns seconds taken."""
+    import torch
+
+    t0 = time.time()
+    s = SHAPES[model_key]
+    n_params = (sum(i * o for i, o in projection_dims(model_key).values()) * s["num_hidden_layers"]
+                + 2 * VOCAB * s["hidden_size"])
+    need = 2 * n_params * 1.05 + 2**30
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    if shutil.disk_usage(path.parent).free < need and path.parent == MODEL_ROOT:
+        for other in MODEL_ROOT.iterdir():
+            if other != path:
+                print(f"[save] removing {other} to make room", flush=True)
+                shutil.rmtree(other, ignore_errors=True)
+    free = shutil.disk_usage(path.parent).free
+    if free < need:
+        raise RuntimeError(f"not enough disk for the {model_key} model at {path.parent}: "
+                           f"{free / 2**30:.1f} GiB free, {need / 2**30:.1f} GiB needed")
+    model = build_model(model_key)
+    model.save_pretrained(tmp, safe_serialization=True)
+    del model
+    gc.collect()
+    torch.cuda.empty_cache()
+    _toy_tokenizer(tmp)
+    (tmp / _DONE).write_text(json.dumps({"model": model_key, **SHAPES[model_key]}))
+    shutil.rmtree(path, ignore_errors=True)
+    tmp.rename(path)
+    return time.time() - t0
 
 
 def _toy_tokenizer(path: Path):
@@ -169,47 +295,198 @@ def _toy_tokenizer(path: Path):
                             pad_token="<unk>", model_max_length=4096).save_pretrained(path)
 
 
-def run(args):
+def ensure_saved_model(args) -> tuple[Path, float | None]:
+    """The saved random model for Unsloth: reused when complete, else saved by a child process (which
+    imports transformers without Unsloth, and frees its GPU memory when it exits)."""
+    path = model_dir(args)
+    if saved_model_ok(path, args.model):
+        return path, None
+    _stage("saving the random model")
+    t0 = time.time()
+    cmd = [sys.executable, str(Path(__file__).resolve()), "--save-model", "--model", args.model,
+           "--model-dir", str(path)]
+    res = subprocess.run(cmd, capture_output=True, text=True)
+    if res.returncode != 0 or not saved_model_ok(path, args.model):
+        raise RuntimeError(f"saving the model failed (rc={res.returncode}): {(res.stderr or res.stdout)[-300:]}")
+    return path, round(time.time() - t0, 1)
+
+
+# ---------------------------------------------------------------------------------------------------
+# backends
+
+
+def setup_backend(args):
+    """Returns (model, params, notes)."""
+    notes = {}
+    if args.backend == "unsloth":
+        import unsloth  # noqa: F401  (imported first in run(); must precede transformers)
+        import torch
+        from unsloth import FastLanguageModel
+
+        path, save_s = ensure_saved_model(args)
+        notes["model_save_s"] = save_s
+        _stage("unsloth load")
+        model, _ = FastLanguageModel.from_pretrained(
+            model_name=str(path), max_seq_length=args.seq, dtype=torch.bfloat16, load_in_4bit=args.qlora,
+            load_in_8bit=False, full_finetuning=False, use_exact_model_name=True)
+        model = FastLanguageModel.get_peft_model(
+            model, r=args.r, lora_alpha=args.alpha, lora_dropout=0, bias="none", target_modules=args.targets,
+            use_gradient_checkpointing="unsloth", random_state=3407, max_seq_length=args.seq)
+        try:
+            FastLanguageModel.for_training(model)
+        except Exception as e:  # noqa: BLE001 - as the anchors: optional
+            print("[unsloth] for_training failed:", e, flush=True)
+        model.train()
+        notes["gc"] = "unsloth (checkpointed activations offloaded to CPU)"
+        if args.qlora:
+            notes["quant"] = "unsloth load_in_4bit (bitsandbytes NF4, double quant, bf16 compute)"
+    else:
+        import torch
+
+        if args.backend == "liger":
+            from liger_kernel.transformers import apply_liger_kernel_to_llama, apply_liger_kernel_to_mistral
+
+            fn = apply_liger_kernel_to_mistral if args.model.startswith("mistral") else apply_liger_kernel_to_llama
+            fn(rope=True, rms_norm=True, swiglu=True, cross_entropy=False, fused_linear_cross_entropy=True)
+            notes["liger"] = "rope,rms_norm,swiglu,fused_linear_cross_entropy"
+        _stage("build")
+        model = build_model(args.model)
+        if args.qlora:
+            _stage("quantize")
+            notes["quantized_linears"] = quantize_decoder_linears(model, torch.bfloat16)
+            notes["quant"] = "bitsandbytes Linear4bit NF4, double quant, bf16 compute; lm_head/embeddings bf16"
+        model = peft_wrap(model, args.r, args.alpha, args.targets)
+        if args.backend == "native":
+            _stage("patch")
+            patch_native(model, args.offload_activations)
+            notes["patched"] = getattr(model, "_kernels_patch_counts", None)
+            notes["lora_path"] = lora_path_counts(model)
+        notes["gc"] = "non-reentrant"
+    notes["attn"] = getattr(model.config, "_attn_implementation", None)
+    params = [p for p in model.parameters() if p.requires_grad]
+    notes["lora_dtype"] = ",".join(sorted({str(p.dtype) for p in params}))
+    notes["trainable_params"] = sum(p.numel() for p in params)
+    return model, params, notes
+
+
+# ---------------------------------------------------------------------------------------------------
+# the run: rows, the memory cap, SIGTERM
+
+
+_LIVE: dict = {"out": None, "row": None, "stage": "start"}
+
+
+def _stage(s: str):
+    _LIVE["stage"] = s
+    print(f"[lora_step] {s}", flush=True)
+
+
+def _on_sigterm(signum, frame):  # noqa: ARG001
+    """`timeout` sends SIGTERM: write what was running as an error row, then leave at once."""
+    if _LIVE["out"] and _LIVE["row"] is not None:  # before the first row exists, gpu_run.sh writes one
+        emit(_LIVE["out"], dict(_LIVE["row"], error=f"timeout: SIGTERM during {_LIVE['stage']}"))
+    os._exit(124)
+
+
+def base_row(args, card: str, run_id: str) -> dict:
+    return dict(backend=args.backend, model=args.model, seq_len=args.seq, lora_r=args.r, lora_alpha=args.alpha,
+                targets=list(args.targets), qlora=args.qlora, mem_cap_gib=args.mem_cap_gib,
+                offload_activations=args.offload_activations, card=card, gpus=1, run_id=run_id,
+                phase=os.environ.get("PHASE"), versions=versions(),
+                command=" ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
+                flops_per_token=flops_per_token(args.model, args.seq),
+                lora_flops_per_token=lora_flops_per_token(args.model, args.r, args.targets),
+                peak_flops_datasheet=DATASHEET_PEAK_BF16, peak_flops_measured=args.gemm_flops)
+
+
+def apply_mem_cap(gib: float) -> dict:
+    """Caps this process's caching allocator at ``gib`` GiB (reserved memory) for everything after."""
     import torch
 
+    gc.collect()
+    torch.cuda.empty_cache()
+    total = torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory
+    frac = gib * 2**30 / total
+    if frac > 1:
+        raise ValueError(f"--mem-cap-gib {gib} is above the card's {total / 2**30:.1f} GiB")
+    torch.cuda.set_per_process_memory_fraction(frac)
+    return dict(mem_cap_fraction=frac, reserved_at_cap_gib=torch.cuda.memory_reserved() / 2**30)
+
+
+def _timed_steps(model, opt, ids, labels, warmup: int, steps: int, bs: int):
+    import torch
+
+    times, losses = [], []
+    for i in range(warmup + steps):
+        _LIVE["stage"] = f"micro_batch {bs} step {i + 1}/{warmup + steps}"
+        torch.cuda.synchronize()
+        t = time.perf_counter()
+        loss = model(input_ids=ids, labels=labels).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        torch.cuda.synchronize()
+        dt = time.perf_counter() - t
+        losses.append(float(loss.detach()))
+        if i >= warmup:
+            times.append(dt)
+        del loss
+    return times, losses
+
+
+def run(args):
     run_id = args.run_id or time.strftime("%Y%m%dT%H%M%S")
-    card = torch.cuda.get_device_name()
-    base = dict(backend=args.backend, model=args.model, seq_len=args.seq, lora_r=args.r, card=card, gpus=1,
-                run_id=run_id, versions=versions(), command=" ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
-                flops_per_token=flops_per_token(args.model, args.seq), peak_flops_datasheet=DATASHEET_PEAK_BF16,
-                peak_flops_measured=args.gemm_flops)
+    _LIVE["out"] = args.out
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    pre_error = None
+    if args.backend == "unsloth":
+        # before anything touches CUDA: Unsloth sets the allocator's configuration at import
+        os.environ.setdefault("UNSLOTH_COMPILE_LOCATION", "/tmp/unsloth_compiled_cache")
+        os.environ.setdefault("UNSLOTH_STUDIO_DISABLED", "1")
+        try:
+            import unsloth  # noqa: F401
+        except Exception as e:  # noqa: BLE001
+            traceback.print_exc()
+            pre_error = e
+    import torch
+
+    card = torch.cuda.get_device_name() if torch.cuda.is_available() else "no CUDA device"
+    base = base_row(args, card, run_id)
+    _LIVE["row"] = dict(base, micro_batch=None)
+    if pre_error is not None:
+        emit(args.out, dict(base, micro_batch=None, error=f"setup {type(pre_error).__name__}: {str(pre_error)[:300]}"))
+        return
     t0 = time.time()
     try:
         model, params, notes = setup_backend(args)
+        base.update(notes, build_s=round(time.time() - t0, 1))
+        if args.mem_cap_gib:
+            _stage("memory cap")
+            base.update(apply_mem_cap(args.mem_cap_gib))
     except Exception as e:  # noqa: BLE001 - a backend that cannot start is a row, not a crash
         traceback.print_exc()
-        emit(args, dict(base, micro_batch=None, error=f"setup {type(e).__name__}: {str(e)[:300]}"))
+        emit(args.out, dict(base, micro_batch=None, build_s=round(time.time() - t0, 1),
+                            error=f"setup {type(e).__name__}: {str(e)[:300]}",
+                            **({"fits_cap": False} if args.mem_cap_gib else {})))
         return
-    base.update(notes, build_s=round(time.time() - t0, 1))
+    base["alloc_conf"] = os.environ.get("PYTORCH_ALLOC_CONF") or os.environ.get("PYTORCH_CUDA_ALLOC_CONF")
     opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.0)
     gen = torch.Generator(device="cuda").manual_seed(1234)
+    oom_at = None
     for bs in args.bs:
         row = dict(base, micro_batch=bs)
+        _LIVE["row"] = row
+        if oom_at is not None and bs >= oom_at:
+            emit(args.out, dict(row, error=f"skipped: OOM at micro_batch {oom_at}",
+                                **({"fits_cap": False} if args.mem_cap_gib else {})))
+            continue
         try:
             ids = torch.randint(3, VOCAB, (bs, args.seq), device="cuda", generator=gen)
             labels = ids.clone()
             torch.cuda.synchronize()
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
-            times, losses = [], []
-            for i in range(args.warmup + args.steps):
-                torch.cuda.synchronize()
-                t = time.perf_counter()
-                loss = model(input_ids=ids, labels=labels).loss
-                loss.backward()
-                opt.step()
-                opt.zero_grad(set_to_none=True)
-                torch.cuda.synchronize()
-                dt = time.perf_counter() - t
-                losses.append(float(loss.detach()))
-                if i >= args.warmup:
-                    times.append(dt)
-                del loss
+            times, losses = _timed_steps(model, opt, ids, labels, args.warmup, args.steps, bs)
             med = statistics.median(times)
             tok_s = bs * args.seq / med
             achieved = base["flops_per_token"] * tok_s
@@ -219,47 +496,185 @@ def run(args):
                        mfu=achieved / DATASHEET_PEAK_BF16,
                        mfu_measured=achieved / args.gemm_flops if args.gemm_flops else None,
                        loss_first=losses[0], loss_last=losses[-1], n_warmup=args.warmup, n_timed=len(times))
+            free, total = torch.cuda.mem_get_info()
+            # what the device holds beyond this allocator (CUDA context, libraries' workspaces): a card
+            # of the cap's size needs that too
+            row.update(device_used_gib=(total - free) / 2**30,
+                       non_allocator_gib=(total - free - torch.cuda.memory_reserved()) / 2**30)
+            if args.mem_cap_gib:
+                row["fits_cap"] = row["peak_reserved_gib"] <= args.mem_cap_gib
             if any(x != x for x in losses):
                 row["warning"] = "NaN loss"
         except torch.cuda.OutOfMemoryError as e:
+            oom_at = bs
             row.update(error="OOM: " + str(e).splitlines()[0][:200])
+            if args.mem_cap_gib:
+                row["fits_cap"] = False
         except Exception as e:  # noqa: BLE001
             traceback.print_exc()
             row.update(error=f"{type(e).__name__}: {str(e)[:300]}")
-        emit(args, row)
+            if args.mem_cap_gib:
+                row["fits_cap"] = False
+        emit(args.out, row)
         ids = labels = None
+        opt.zero_grad(set_to_none=True)
+        gc.collect()
         torch.cuda.empty_cache()
+    _LIVE["row"] = None  # done: a SIGTERM from here on has nothing to report
 
 
-def emit(args, row):
+def _label(r: dict) -> str:
+    return r.get("backend", "?") + ("+offload" if r.get("offload_activations") and r.get("backend") == "native" else "")
+
+
+def _config_key(r: dict) -> tuple:
+    return (r.get("model"), r.get("micro_batch"), r.get("seq_len"), r.get("lora_r"), r.get("lora_alpha"),
+            tuple(r.get("targets") or ()), bool(r.get("qlora")), r.get("mem_cap_gib"))
+
+
+def _config_name(key: tuple) -> str:
+    model, bs, seq, r, alpha, targets, qlora, cap = key
+    t = "all7" if list(targets) == TARGETS else ",".join(x.replace("_proj", "") for x in targets)
+    return (f"{model} mb{bs} T{seq} r{r}/a{alpha} {t}" + (" qlora" if qlora else "")
+            + (f" cap{cap:g}GiB" if cap else ""))
+
+
+# (numerator, denominator) of the tokens/s ratios the summary prints for each matched configuration
+RATIOS = [("native", "hf"), ("native", "unsloth"), ("native+offload", "native"), ("native+offload", "unsloth"),
+          ("native", "liger")]
+
+
+def summarize(rows: list[dict]) -> str:
+    """A compact table of the rows, then tokens/s ratios (native/hf, native/unsloth, ...) for every
+    configuration measured by both backends without error (rows of one run: pass them filtered)."""
+    lines = [f"{'phase':17s} {'backend':15s} {'config':36s} {'step s':>7s} {'tok/s':>7s} {'peakGiB':>7s} "
+             f"{'resGiB':>6s} {'MFU':>5s} {'fits':>4s} loss"]
+    ok: dict[tuple, dict[str, dict]] = {}
+    for r in rows:
+        if "backend" not in r:
+            continue
+        key = _config_key(r)
+        head = f"{str(r.get('phase') or '-'):17s} {_label(r):15s} {_config_name(key):36s}"
+        if r.get("error"):
+            lines.append(f"{head} ERROR {str(r['error'])[:160]}")
+            continue
+        fits = {True: "yes", False: "NO"}.get(r.get("fits_cap"), "-")
+        lines.append(f"{head} {r['step_s']:7.3f} {r['tokens_per_s']:7.0f} {r['peak_mem_gib']:7.2f} "
+                     f"{r.get('peak_reserved_gib') or 0:6.2f} {r['mfu']:5.3f} {fits:>4s} "
+                     f"{r.get('loss_first', float('nan')):.3f}->{r.get('loss_last', float('nan')):.3f}")
+        ok.setdefault(key, {})[_label(r)] = r
+    ratio_lines = []
+    for key, by in ok.items():
+        parts = []
+        for a, b in RATIOS:
+            if a in by and b in by:
+                ra, rb = by[a], by[b]
+                parts.append(f"{a}/{b} {ra['tokens_per_s'] / rb['tokens_per_s']:.2f}x tok/s, "
+                             f"peak {ra['peak_mem_gib']:.1f} vs {rb['peak_mem_gib']:.1f} GiB")
+        if parts:
+            ratio_lines.append(f"{_config_name(key)}: " + "; ".join(parts))
+    if ratio_lines:
+        lines += ["", "ratios (same configuration, same run):"] + ["  " + x for x in ratio_lines]
+    return "\n".join(lines)
+
+
+def emit(out, row):
     line = json.dumps(row)
     print("RESULT " + line, flush=True)
-    out = Path(args.out)
+    out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("a") as f:
         f.write(line + "\n")
 
 
-def main(argv=None):
+# ---------------------------------------------------------------------------------------------------
+# command line
+
+
+def _positive_int_list(text: str) -> list[int]:
+    try:
+        vals = [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a comma list of integers: {text!r}") from None
+    if not vals or any(v <= 0 for v in vals):
+        raise argparse.ArgumentTypeError(f"micro-batch sizes must be positive integers: {text!r}")
+    return vals
+
+
+def _targets(text: str) -> list[str]:
+    names = [x.strip() for x in text.split(",") if x.strip()]
+    bad = [n for n in names if n not in TARGETS]
+    if bad or not names:
+        raise argparse.ArgumentTypeError(f"unknown target module(s) {bad or text!r}; choose from {','.join(TARGETS)}")
+    if len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"a target is named twice: {text!r}")
+    return [t for t in TARGETS if t in names]  # canonical order: rows of the same set compare equal
+
+
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--backend", choices=["hf", "native", "liger", "unsloth"], default="native")
+    ap.add_argument("--backend", choices=BACKENDS, default="native")
     ap.add_argument("--model", choices=list(SHAPES), default="7b")
-    ap.add_argument("--bs", default="4", help="micro-batch sizes, comma-separated")
+    ap.add_argument("--bs", type=_positive_int_list, default=[4], help="micro-batch sizes, comma-separated")
     ap.add_argument("--seq", type=int, default=2048)
     ap.add_argument("--r", type=int, default=16)
+    ap.add_argument("--alpha", type=int, default=None, help="lora_alpha (default 2*r)")
+    ap.add_argument("--targets", type=_targets, default=list(TARGETS),
+                    help="projections that carry LoRA, comma-separated (default all seven)")
+    ap.add_argument("--qlora", action="store_true",
+                    help="decoder linears in bitsandbytes 4-bit NF4 (double quant, bf16 compute)")
+    ap.add_argument("--mem-cap-gib", type=float, default=None,
+                    help="cap the caching allocator at this many GiB after building, before the timed steps")
+    ap.add_argument("--offload-activations", action="store_true",
+                    help="native only: kernels.patch(model, offload_activations=True)")
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--steps", type=int, default=7)
     ap.add_argument("--gemm", action="store_true", help="only measure the bf16 matmul ceiling and print it")
+    ap.add_argument("--save-model", action="store_true", help="only build and save the random model to --model-dir")
     ap.add_argument("--gemm-flops", type=float, default=None, help="measured ceiling (FLOP/s) for mfu_measured")
-    ap.add_argument("--model-dir", default="/tmp/lora_step_model", help="unsloth loads the random model from here")
+    ap.add_argument("--model-dir", default=None,
+                    help=f"where unsloth loads the random model from (default {MODEL_ROOT}/<model>)")
+    ap.add_argument("--summary", metavar="JSONL", default=None,
+                    help="only print the summary table and ratios of the rows in JSONL (those of --run-id if given)")
     ap.add_argument("--run-id", default=os.environ.get("RUN_ID"))
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "lora_step.jsonl"))
+    return ap
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    ap = build_parser()
     args = ap.parse_args(argv)
-    args.bs = [int(x) for x in args.bs.split(",")]
+    if args.seq <= 0 or args.r <= 0 or args.warmup < 0 or args.steps <= 0:
+        ap.error("--seq, --r and --steps must be positive, --warmup non-negative")
+    if args.alpha is None:
+        args.alpha = 2 * args.r
+    elif args.alpha <= 0:
+        ap.error("--alpha must be positive")
+    if args.mem_cap_gib is not None and args.mem_cap_gib <= 0:
+        ap.error("--mem-cap-gib must be positive")
+    if args.offload_activations and args.backend != "native":
+        ap.error("--offload-activations is for --backend native (unsloth offloads on its own; hf and liger "
+                 "have no such option here)")
+    if args.qlora and args.backend == "liger":
+        ap.error("--qlora runs with --backend hf, native or unsloth")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
     if args.gemm:
         import torch
 
         print(f"GEMM {measure_gemm():.6e} {torch.cuda.get_device_name()}", flush=True)
+        return
+    if args.summary:
+        path = Path(args.summary)
+        rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()] if path.exists() else []
+        print(summarize([r for r in rows if not args.run_id or r.get("run_id") == args.run_id]))
+        return
+    if args.save_model:
+        path = model_dir(args)
+        print(f"[save] {args.model} -> {path} in {save_model(args.model, path):.1f}s", flush=True)
         return
     run(args)
 
