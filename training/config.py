@@ -35,7 +35,8 @@ class ModelConfig(_Section):
                                                  "tiny-llama) or a folder with config.json, for random_init")
     random_init: bool = False
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
-    attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] = "sdpa"
+    # flex_attention: packed examples as a sparse block mask (torch >= 2.5; compiles on first use)
+    attn_implementation: Literal["sdpa", "eager", "flash_attention_2", "flex_attention"] = "sdpa"
     gradient_checkpointing: bool = False
     overrides: dict[str, int | float | str | bool] = Field(default_factory=dict,
                                                            description="config.json fields to change (random_init)")

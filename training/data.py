@@ -106,12 +106,28 @@ def pack(examples: list[dict], max_length: int) -> list[list[dict]]:
     return [[examples[i] for i in row] for row in rows]
 
 
+def packing_needs_mask() -> bool:
+    """Whether this transformers must be handed the 4-D block mask: versions without packed-sequence
+    detection (`masking_utils.find_packed_sequence_indices`) would let packed examples see each other."""
+    try:
+        from transformers.masking_utils import find_packed_sequence_indices  # noqa: F401
+    except ImportError:
+        return True
+    return False
+
+
 def collate_packed(rows: list[list[dict]], pad_id: int, block_mask: bool = True) -> dict:
     """Pad packed rows; position_ids restart per example; a 4-D block-diagonal causal mask.
 
     The mask is boolean (True = may attend), shape (batch, 1, L, L): transformers uses a 4-D
-    mask as given, so SDPA and eager attention never mix two examples of one row. With
-    flash-attention the position_ids alone mark the boundaries (pass block_mask=False)."""
+    mask as given, so SDPA and eager attention never mix two examples of one row.
+    `block_mask=False` leaves the mask out: transformers then finds the examples from the
+    restarting position_ids (padding sits at position 0, each pad token an example of its own)
+    and builds the document mask itself, on the GPU: varlen for flash-attention, a sparse
+    BlockMask for flex_attention (fully masked tiles skipped), a dense one for SDPA and eager.
+    The detection needs `use_cache=False` (training) and a transformers that has it
+    (`packing_needs_mask`); a 2-D padding mask would switch it off and let examples of one row
+    see each other. (transformers 5.x's eager attention also misreads the boolean 4-D mask.)"""
     width = max(sum(len(e["input_ids"]) for e in row) for row in rows)
     ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     labels = torch.full((len(rows), width), IGNORE, dtype=torch.long)
@@ -134,8 +150,6 @@ def collate_packed(rows: list[list[dict]], pad_id: int, block_mask: bool = True)
         # padding rows attend to themselves so softmax never sees an all-masked row
         mask |= torch.eye(width, dtype=torch.bool)
         batch["attention_mask"] = mask[:, None]
-    else:
-        batch["attention_mask"] = (seg >= 0).long()
     return batch
 
 

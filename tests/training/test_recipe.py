@@ -137,3 +137,15 @@ def test_real_default_model_reviewer_loss_decreases(small_dataset, tmp_path):
     run_training(cfg, quiet=True)
     losses = _losses(tmp_path / "h")
     assert len(losses) == 5 and max(losses[-2:]) < 0.7 * losses[0], losses
+
+
+def test_a_gpu_config_with_flex_attention_trains_on_the_cpu_with_sdpa(small_dataset, tmp_path, tiny_overrides, capsys):
+    """The shipped 7B config asks for flex_attention (no backward on the CPU in torch): the same run
+    falls back to sdpa, says so, and still trains."""
+    cfg = load_config(CONFIGS / "llama2-7b_lora_1gpu.yaml", tiny_overrides(
+        small_dataset, tmp_path / "flex", **{"train.max_steps": 2, "optim.batch_size": 2, "optim.grad_accum": 1,
+                                             "data.subset.limit": 4, "backend": "hf"}))
+    assert cfg.model.attn_implementation == "flex_attention"
+    assert run_training(cfg, quiet=True) == 0
+    assert "training with sdpa" in capsys.readouterr().err
+    assert len(_losses(tmp_path / "flex")) == 2

@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from contract_review.records import read_records
@@ -25,23 +26,29 @@ def test_a_too_long_clause_is_cut_but_never_its_answer(small_dataset):
     assert tok.decode([t for t, lab in zip(ex["input_ids"], ex["labels"]) if lab != IGNORE]).startswith(record.output)
 
 
-def test_packing_keeps_examples_apart():
-    """Logits of examples packed in one row equal the logits of each example alone (tolerance 1e-4, fp32)."""
+@pytest.mark.parametrize("attn,block_mask", [("sdpa", False), ("eager", False), ("sdpa", True)])
+def test_packing_keeps_examples_apart(attn, block_mask):
+    """Logits of examples packed in one row equal the logits of each example alone (tolerance 1e-4, fp32):
+    from position_ids alone (transformers builds the document mask; what training uses) and from our
+    dense 4-D mask (the fallback for a transformers without packed-sequence detection)."""
     torch.manual_seed(0)
-    model = load_causal_lm(config="tiny-llama", random_init=True, vocab_size=1000).eval()
+    model = load_causal_lm(config="tiny-llama", random_init=True, vocab_size=1000, attn_implementation=attn).eval()
+    model.config.use_cache = False  # as in training: with a cache transformers skips the detection
     examples = [{"input_ids": torch.randint(0, 1000, (n,)).tolist(), "labels": [1] * n} for n in (7, 12, 5)]
     rows = pack(examples, 32)
     assert len(rows) == 1
-    batch = collate_packed(rows, pad_id=0)
+    batch = collate_packed(rows + [rows[0][1:]], pad_id=0, block_mask=block_mask)  # a second, padded row
+    assert ("attention_mask" in batch) == block_mask
     with torch.no_grad():
-        packed = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
-                       position_ids=batch["position_ids"]).logits[0]
-        at = 0
-        for ex in rows[0]:
-            n = len(ex["input_ids"])
-            alone = model(input_ids=torch.tensor([ex["input_ids"]])).logits[0]
-            torch.testing.assert_close(packed[at : at + n], alone, atol=1e-4, rtol=1e-4)
-            at += n
+        packed = model(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask"),
+                       position_ids=batch["position_ids"]).logits
+        for b, row in enumerate(rows + [rows[0][1:]]):
+            at = 0
+            for ex in row:
+                n = len(ex["input_ids"])
+                alone = model(input_ids=torch.tensor([ex["input_ids"]])).logits[0]
+                torch.testing.assert_close(packed[b, at : at + n], alone, atol=1e-4, rtol=1e-4)
+                at += n
     starts = [0, len(rows[0][0]["input_ids"]), len(rows[0][0]["input_ids"]) + len(rows[0][1]["input_ids"])]
     assert [int(batch["position_ids"][0, s]) for s in starts] == [0, 0, 0]
 

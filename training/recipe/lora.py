@@ -38,7 +38,7 @@ import torch
 from .. import checkpoint as ckpt
 from ..config import Config, dump_config
 from ..data import (BatchPlan, collate_classify, collate_packed, encode_classify, encode_sft, eval_sample,
-                    load_split, pack)
+                    load_split, pack, packing_needs_mask)
 from ..logging import RunLogger, flops_per_token, peak_flops, peak_memory_gib, plot_loss
 
 
@@ -141,6 +141,12 @@ class LoRARecipe:
         m = cfg.model
         dtype = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[m.dtype]
         self.backend = cfg.backend
+        if m.attn_implementation == "flex_attention" and self.device.type != "cuda":
+            # torch's flex attention has no backward on the CPU; sdpa gives the same attention there
+            if self.is_main:
+                print("model.attn_implementation flex_attention: no backward on the CPU; training with sdpa "
+                      "(the same packed-example mask, dense)", file=sys.stderr)
+            m.attn_implementation = "sdpa"
         if cfg.backend == "unsloth":
             return self._build_unsloth(dtype)
         quant = None
@@ -310,8 +316,11 @@ class LoRARecipe:
     def _collate(self, items):
         if self.cfg.objective == "classify":
             return collate_classify(items, self.pad_id)
-        flash = self.cfg.model.attn_implementation == "flash_attention_2"
-        return collate_packed(items, self.pad_id, block_mask=not flash)
+        # transformers finds packed examples from position_ids and builds their mask on the GPU
+        # (sparse for flex, varlen for flash); only an old transformers needs our dense 4-D mask
+        dense = packing_needs_mask() and self.cfg.model.attn_implementation not in ("flash_attention_2",
+                                                                                     "flex_attention")
+        return collate_packed(items, self.pad_id, block_mask=dense)
 
     # -- optimizer ---------------------------------------------------------------------------------
     def _setup_optimizer(self) -> None:
@@ -371,7 +380,7 @@ class LoRARecipe:
                 logits = net(batch["input_ids"], batch["attention_mask"])
                 loss, parts = classify_loss(logits, batch, self.pos_weight, self.cfg.classify.loss_weights)
             else:
-                out = net(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                out = net(input_ids=batch["input_ids"], attention_mask=batch.get("attention_mask"),
                           position_ids=batch["position_ids"], labels=batch["labels"])
                 loss, parts = out.loss, {}
         return loss.float(), parts
