@@ -135,10 +135,10 @@ Z3=(distributed.strategy=deepspeed distributed.zero_stage=3 distributed.param_pe
     distributed.offload_params=false distributed.offload_optimizer=false)
 C7=configs/llama2-7b_lora_1gpu.yaml; C13=configs/llama2-13b_lora_1gpu.yaml; CZ=configs/llama2-13b_lora_zero3.yaml
 
-single()  { # name phase backend model mb devs cap
+single()  { # name phase backend model mb devs cap [overrides...]
   local cfg=$C7; [ "$4" = "$M13" ] && [ "$SMOKE" != 1 ] && cfg=$C13
   run_one "$1" "$2" single 1 "$6" 0 "$7" 45 $WARM - "$cfg" "${BENCH[@]}" backend="$3" model.config="$4" \
-          optim.batch_size="$5" train.max_steps=$ST1; }
+          optim.batch_size="$5" train.max_steps=$ST1 "${@:8}"; }
 zero3()   { # name phase backend model mb nproc devs cap
   run_one "$1" "$2" zero3 "$6" "$7" "$6" "$8" 60 $WARM - "$CZ" "${BENCH[@]}" "${Z3[@]}" backend="$3" \
           model.config="$4" optim.batch_size="$5" train.max_steps=$STZ; }
@@ -179,6 +179,9 @@ for p in $PHASES; do
           wait ;;
     S7h)  single S7.single_hf7 a hf $M7 $MB "$DEV0" 130 ;;            # the same runs as A7's GPU-0 half, one by one,
     S7n)  single S7.single_native7 a native $M7 $MB "$DEV0" 150 ;;    # for a call that shares its GPUs with other lanes
+    S7f)  single S7.single_native7_flex a native $M7 $MB "$DEV0" 200 model.attn_implementation=flex_attention ;;
+    S7u)  single S7.single_unsloth7 a unsloth $M7 $MB "$DEV0" 330 ;;  # writes the random 7B to disk first
+    Z1n)  zero3 Z1.z3n1_native7 b native $M7 $MB 1 "$DEV0" 150 ;;
     B2n)  zero3 B2.z3n2_native7 b native $M7 $MB 2 "$DEV01" 150 ;;
     DE1)  # d) 13B offload on GPU 0 | e) the loss curve's 1-GPU and ZeRO-3 1-GPU runs on GPU 1
           ( run_one D.offload13 d zero3_offload 1 "$DEV0" 1 220 90 2 - "$CZ" "${BENCH[@]}" "${Z3[@]}" backend=hf \

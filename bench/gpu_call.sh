@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# One device call on a two-GPU machine, with the single-GPU benchmarks run as two lanes side by side
+# (one per GPU; each lane's comparisons are measured on its own GPU, one after the other) and the
+# two-GPU runs after them. Used because a session has 30 minutes of device time for everything.
+#
+# usage (device, repo root; carry .whl and .gpuassets):
+#   bash bench/gpu_call.sh call1     # GPU 0: kernels 7B (native, hf, unsloth, legal config), app 7B, train native 7B
+#                                    # GPU 1: kernels 13B (native, unsloth), Mistral-7B in 24 GB, 13B QLoRA in 24 GB, train hf 7B
+#   bash bench/gpu_call.sh call2     # training: 13B offload | loss curves, ZeRO-3 7B on 2 GPUs, loss curve on 2 GPUs, ZeRO-3 13B
+#   bash bench/gpu_call.sh call3     # training: Unsloth 7B on GPU 0 | ZeRO-3 7B on 1 GPU, then native 7B again, on GPU 1
+# Everything comes back as at most 8 files: rows (*.jsonl), app JSON, the loss plot, summaries and one
+# tarball of the logs.
+set -u
+CALL=${1:?call1 or call2}
+LIMIT=${2:-555}   # seconds for the whole call; every lane and phase is capped inside it
+export RUN_ID=${RUN_ID:-$(date -u +%Y%m%dT%H%M%SZ)-$CALL}
+OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
+W=/tmp/lanes; rm -rf "$W"; mkdir -p "$W"
+T0=$SECONDS
+left() { echo $(( LIMIT - (SECONDS - T0) - ${1:-0} )); }
+
+# the wheels once, before the lanes (two pip runs into one --target folder would race)
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+  .whl/*.whl $(ls .whl/opt/*.whl 2>/dev/null) > "$W/pip.log" 2>&1 || echo "PIP INSTALL FAILED" | tee -a "$W/pip.log"
+export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
+mv .whl .whl.installed   # the lane scripts see no wheels and use /tmp/site as it is
+trap 'mv .whl.installed .whl 2>/dev/null' EXIT
+echo "wheels installed in $((SECONDS - T0))s"
+
+lane() {  # name gpu commands... (run in a subshell, output in $W/name.log)
+  local name=$1 gpu=$2; shift 2
+  ( export CUDA_VISIBLE_DEVICES=$gpu DEV0=$gpu DEV1=$gpu UNSLOTH_COMPILE_LOCATION=/tmp/unsloth_cache_$name
+    for step in "$@"; do eval "$step"; done ) > "$W/$name.log" 2>&1
+}
+
+case $CALL in
+  call1)
+    lane gpu0 0 \
+      'OUT=$W/k0 bash bench/kernels/gpu_run.sh "native7 hf7 unsloth7 legal_native legal_hf" 300' \
+      'OUT=$W/a0 TOKENIZER=.gpuassets/smollm2-tok CAP_BUILD=120 CAP_RUN=$(( $(left 170) < 120 ? $(left 170) : 120 )) bash bench/app/gpu_run.sh' \
+      'OUT=$W/t0 bash bench/training/gpu_run.sh S7n $(left 10)' &
+    lane gpu1 1 \
+      'OUT=$W/k1 bash bench/kernels/gpu_run.sh "native13 unsloth13 mistral24 qlora13" 340' \
+      'OUT=$W/t1 bash bench/training/gpu_run.sh S7h $(left 10)' &
+    wait ;;
+  call3)   # what call1/call2 left: Unsloth through `train` (GPU 0) | ZeRO-3 7B on one GPU (GPU 1)
+    lane gpu0 0 'OUT=$W/t0 bash bench/training/gpu_run.sh S7u $(left 10)' &
+    lane gpu1 1 'OUT=$W/t1 bash bench/training/gpu_run.sh "Z1n S7n" $(left 10)' &
+    wait ;;
+  call4)   # packing by position_ids (no dense mask from the host): SDPA (GPU 0) | flex_attention (GPU 1)
+    lane gpu0 0 'OUT=$W/t0 bash bench/training/gpu_run.sh S7n $(left 10)' &
+    lane gpu1 1 'OUT=$W/t1 bash bench/training/gpu_run.sh S7f $(left 10)' &
+    wait ;;
+  call2)
+    ( OUT=$W/t bash bench/training/gpu_run.sh "DE1 B2n E2 C13n" $(left 10) ) > "$W/train.log" 2>&1 ;;
+  *) echo "unknown call $CALL"; exit 2 ;;
+esac
+
+# gather: rows, app JSON, plot, the summaries, and everything else in one tarball
+cat "$W"/k*/lora_step.jsonl > "$OUT/lora_step.jsonl" 2>/dev/null
+cat "$W"/t*/train_bench.jsonl > "$OUT/train_bench.jsonl" 2>/dev/null
+cat "$W"/k*/micro.jsonl > "$OUT/micro.jsonl" 2>/dev/null
+cp "$W"/a0/app_review_7b.json "$OUT/" 2>/dev/null
+cp "$W"/t/loss_1v2.png "$OUT/" 2>/dev/null
+for f in "$W"/*.log; do echo "=== $f"; tail -40 "$f"; done > "$OUT/lanes_tail.txt"
+cat "$W"/k*/summary.txt > "$OUT/summary.txt" 2>/dev/null
+tar czf "$OUT/logs.tgz" -C "$W" . 2>/dev/null
+find "$OUT" -maxdepth 1 -type f -empty -delete
+echo "call $CALL done in $((SECONDS - T0))s"; cat "$OUT/summary.txt" 2>/dev/null
+for f in "$W"/*.log; do echo "== $f"; tail -n 25 "$f"; done
