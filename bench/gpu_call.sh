@@ -3,7 +3,9 @@
 # (one per GPU; each lane's comparisons are measured on its own GPU, one after the other) and the
 # two-GPU runs after them. Used because a session has 30 minutes of device time for everything.
 #
-# usage (device, repo root; carry .whl and .gpuassets):
+# usage (device, repo root; carry .whl and .gpuassets; make .gpuassets here first with bench/make_gpu_assets.sh
+# and copy ../shared/anchors/wheels/{*.whl,opt,zero3/*.whl} into .whl/, with pypdf, python-docx, fpdf2 and
+# defusedxml wheels from PyPI for the app lane: the GPU image lacks them):
 #   bash bench/gpu_call.sh call1     # GPU 0: kernels 7B (native, hf, unsloth, legal config), app 7B, train native 7B
 #                                    # GPU 1: kernels 13B (native, unsloth), Mistral-7B in 24 GB, 13B QLoRA in 24 GB, train hf 7B
 #   bash bench/gpu_call.sh call2     # training: 13B offload | loss curves, ZeRO-3 7B on 2 GPUs, loss curve on 2 GPUs, ZeRO-3 13B
