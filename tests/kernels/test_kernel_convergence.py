@@ -11,25 +11,11 @@ import copy
 import pytest
 import torch
 from kernel_testing import DEVICE, ON_GPU
-from tiny_models import batch, tiny_lora_model
+from tiny_models import tiny_lora_model, train_steps
 
 from kernels import patch
 
 STEPS = 30 if ON_GPU else 12
-
-
-def _train(model, steps):
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=3e-3)
-    losses = []
-    for step in range(steps):
-        ids, labels = batch(step % 4)  # four batches, seen repeatedly: the loss has to fall
-        loss = model(input_ids=ids, labels=labels).loss
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        losses.append(loss.item())
-    return losses
 
 
 CASES = [("llama", torch.float32, False), ("mistral", torch.float32, "non_reentrant")]
@@ -41,8 +27,9 @@ if ON_GPU:
 def test_patched_training_follows_the_reference_loss_curve(family, dtype, checkpointing):
     ref_model = tiny_lora_model(family, dtype=dtype, gradient_checkpointing=checkpointing)
     model = patch(copy.deepcopy(ref_model))
-    ref = _train(ref_model, STEPS)
-    ours = _train(model, STEPS)
+    # four batches, seen repeatedly: the loss has to fall
+    ref = [x.item() for x in train_steps(ref_model, STEPS, batches=4)]
+    ours = [x.item() for x in train_steps(model, STEPS, batches=4)]
     tol = 1e-4 if dtype == torch.float32 else 2e-2
     worst = max(abs(a - b) / abs(b) for a, b in zip(ours, ref))
     print(f"{family} {dtype}: ref {[round(x, 4) for x in ref]}\n ours {[round(x, 4) for x in ours]}")

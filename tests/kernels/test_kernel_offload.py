@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 from kernel_testing import ON_GPU
-from tiny_models import batch, tiny_lora_model
+from tiny_models import batch, tiny_lora_model, train_steps
 
 from kernels import OffloadWarning, patch, unpatch
 from kernels import offload
@@ -108,27 +108,14 @@ def test_dropout_recompute_draws_the_same_masks():
     _assert_same_step(ours, _step(ref))
 
 
-def _train(model, steps):
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=3e-3)
-    losses = []
-    for step in range(steps):
-        ids, labels = batch(step % 2)
-        loss = model(input_ids=ids, labels=labels).loss
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-        losses.append(loss.detach())
-    return losses
-
-
 def test_training_follows_the_same_loss_curve_and_reuses_buffers():
     ref = patch(tiny_lora_model("mistral", gradient_checkpointing="non_reentrant"))
     model = patch(copy.deepcopy(ref), offload_activations=True)
     offload.POOL.clear()
-    ours = _train(model, 4)
+    ours = train_steps(model, 4, batches=2)
     stats = offload.POOL.stats()
     assert stats["buffers"] == stats["free"] == 4 and stats["in_use"] == 0, f"buffers reused across steps: {stats}"
-    theirs = _train(ref, 4)
+    theirs = train_steps(ref, 4, batches=2)
     for i, (a, b) in enumerate(zip(ours, theirs)):
         _same(a, b, f"loss at step {i}")
     assert theirs[-1] < theirs[0], "the reference did not learn"

@@ -65,3 +65,18 @@ def batch(seed: int, bsz: int = 2, seq: int = 32, vocab: int = 512, prompt: int 
     labels[:, :prompt] = -100
     labels[-1, seq - 5:] = -100
     return ids.to(DEVICE), labels.to(DEVICE)
+
+
+def train_steps(model, steps: int, batches: int, lr: float = 3e-3) -> list[torch.Tensor]:
+    """AdamW on the trainable parameters over `batches` fixed batches seen in turn (so the loss has to
+    fall); the detached loss of every step."""
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
+    losses = []
+    for step in range(steps):
+        ids, labels = batch(step % batches)
+        loss = model(input_ids=ids, labels=labels).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        losses.append(loss.detach())
+    return losses
