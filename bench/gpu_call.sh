@@ -3,9 +3,12 @@
 # (one per GPU; each lane's comparisons are measured on its own GPU, one after the other) and the
 # two-GPU runs after them. Used because a session has 30 minutes of device time for everything.
 #
-# usage (device, repo root; carry .whl and .gpuassets; make .gpuassets here first with bench/make_gpu_assets.sh
-# and copy ../shared/anchors/wheels/{*.whl,opt,zero3/*.whl} into .whl/, with pypdf, python-docx, fpdf2 and
-# defusedxml wheels from PyPI for the app lane: the GPU image lacks them):
+# usage (device, repo root; carry .whl and .gpuassets; make .gpuassets here first with bench/make_gpu_assets.sh).
+# .whl/ holds the Python 3.12 x86-64 wheels the GPU image lacks, fetched here with `pip download --no-deps`:
+# unsloth==2026.10.9 unsloth_zoo==2026.10.9 trl==1.15.0 datasets==4.8.5 dill==0.4.1 multiprocess==0.70.19
+# cut_cross_entropy==25.1.1 bitsandbytes==0.50.2 liger_kernel==0.8.5 deepspeed==0.19.8 hjson pydantic
+# pydantic_core annotated_types typing_inspection gguf pypdf python-docx fpdf2 defusedxml, and
+# fsspec==2026.2.0 in .whl/opt/ (datasets needs fsspec <= 2026.2.0; the image's is newer):
 #   bash bench/gpu_call.sh call1     # GPU 0: kernels 7B (native, hf, unsloth, legal config), app 7B, train native 7B
 #                                    # GPU 1: kernels 13B (native, unsloth), Mistral-7B in 24 GB, 13B QLoRA in 24 GB, train hf 7B
 #   bash bench/gpu_call.sh call2     # training: 13B offload | loss curves, ZeRO-3 7B on 2 GPUs, loss curve on 2 GPUs, ZeRO-3 13B

@@ -1,7 +1,7 @@
 """LoRA training-step throughput on one GPU: transformers + peft (`hf`), ours (`native`, via kernels.patch),
 and, when their wheels import, Liger Kernel (`liger`) and Unsloth (`unsloth`).
 
-The anchor workload (/work/shared/anchors/README.md): random-initialised Llama-2-shaped model in bf16,
+The anchor workload (the one issue #4's reference figures were measured at): random-initialised Llama-2-shaped model in bf16,
 LoRA r=16 alpha=32 dropout 0 on q,k,v,o,gate,up,down, seq 2048, gradient checkpointing (non-reentrant),
 AdamW on the adapters, random token ids, median of 7 steps after 3 warm-ups. Variants:
 ``--r/--alpha/--targets`` (the legal configuration: r=32, alpha=64, q_proj,o_proj), ``--model mistral7b``
