@@ -87,11 +87,11 @@ def flops_per_token(model_key: str, seq: int) -> float:
     computed (forward, recompute, input gradient) whatever the targets, since the gradient must flow
     through every layer to reach the adapted projections below it.
     """
-    s = SHAPES[model_key]
-    d, L = s["hidden_size"], s["num_hidden_layers"]
-    n_lin = L * sum(i * o for i, o in projection_dims(model_key).values())
-    n_head = d * VOCAB
-    return 6 * n_lin + 4 * n_head + 8 * seq * d * L
+    from types import SimpleNamespace
+
+    from training.logging import flops_per_token as training_flops  # the one formula, also the train log's
+
+    return training_flops(SimpleNamespace(**SHAPES[model_key], vocab_size=VOCAB), seq)
 
 
 def lora_flops_per_token(model_key: str, r: int, targets: list[str]) -> float:
