@@ -312,15 +312,16 @@ class LoRARecipe:
             raise TrainingError(f"no training examples in {cfg.data.dir}/{cfg.data.train_split} after the subset "
                                 "rules; check data.subset and data.max_length")
         self.plan = BatchPlan(lengths, cfg.optim.batch_size, seed=cfg.train.seed, rank=self.rank, world=self.world)
+        # transformers finds packed examples from position_ids and builds their mask on the GPU
+        # (sparse for flex, varlen for flash); only an old transformers needs our dense 4-D mask.
+        # Decided after _build_model, which may have moved flex_attention to sdpa on a CPU.
+        self._dense_mask = packing_needs_mask() and cfg.model.attn_implementation not in ("flash_attention_2",
+                                                                                          "flex_attention")
 
     def _collate(self, items):
         if self.cfg.objective == "classify":
             return collate_classify(items, self.pad_id)
-        # transformers finds packed examples from position_ids and builds their mask on the GPU
-        # (sparse for flex, varlen for flash); only an old transformers needs our dense 4-D mask
-        dense = packing_needs_mask() and self.cfg.model.attn_implementation not in ("flash_attention_2",
-                                                                                     "flex_attention")
-        return collate_packed(items, self.pad_id, block_mask=dense)
+        return collate_packed(items, self.pad_id, block_mask=self._dense_mask)
 
     # -- optimizer ---------------------------------------------------------------------------------
     def _setup_optimizer(self) -> None:
