@@ -34,7 +34,6 @@ unfair_tos.micro_f1, clause_type.macro_f1, party.accuracy, party.macro_f1, each
 baselines/<name>/. Nothing is written unless the whole evaluation succeeds.
 """
 
-UNFAIR_TOS = "tfidf-unfair-tos"
 BASELINES_DEFAULT = "tfidf"
 
 COMPARE_HELP = """\
@@ -87,7 +86,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _eval(args: argparse.Namespace) -> int:
     from contract_review.cli import UserError
 
-    from .predict import PredictorError, load_predictor
+    from .predict import UNFAIR_TOS, PredictorError, load_predictor
     from .runner import evaluate
 
     if not args.data and not args.claudette:
@@ -132,13 +131,8 @@ def _eval(args: argparse.Namespace) -> int:
     try:
         for spec, adapter, decode in [(args.model, args.adapter, args.decode)] + [(b, None, "score") for b in names]:
             t0 = time.perf_counter()
-            if spec == UNFAIR_TOS:
-                from .baselines import load_unfair_tos_tfidf
-
-                predictors.append((load_unfair_tos_tfidf(root, progress=not args.quiet), time.perf_counter() - t0))
-                continue
             predictor = load_predictor(spec, adapter, decode, batch_size=args.batch_size, progress=not args.quiet,
-                                       tfidf_train=args.tfidf_train)
+                                       tfidf_train=args.tfidf_train, claudette_root=root if args.claudette else None)
             if any(p.name == predictor.name for p, _ in predictors):
                 continue  # the model is itself one of the baselines
             predictors.append((predictor, time.perf_counter() - t0))

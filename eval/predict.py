@@ -43,6 +43,7 @@ class Predictor(Protocol):
 # -- choosing a backend ---------------------------------------------------------------------
 
 TFIDF = "tfidf"
+UNFAIR_TOS = "tfidf-unfair-tos"  # LexGLUE's TF-IDF + SVM; CLAUDETTE layouts only
 ZERO_SHOT = "zero-shot"
 DEFAULT = "default"
 DECODES = ("score", "generate")
@@ -53,11 +54,14 @@ class PredictorError(ValueError):
 
 
 def load_predictor(spec: str | None = DEFAULT, adapter: str | None = None, decode: str = "score",
-                   batch_size: int = 8, progress: bool = True, tfidf_train: str | None = None) -> Predictor:
+                   batch_size: int = 8, progress: bool = True, tfidf_train: str | None = None,
+                   claudette_root: str | None = None) -> Predictor:
     """A `Predictor` from a model spec, as the `eval` command takes it:
 
     - "tfidf": the TF-IDF + linear classifier baseline, fit on the shipped train split (or
       `tfidf_train`; cached);
+    - "tfidf-unfair-tos": LexGLUE's TF-IDF + SVM baseline, fit on the LexGLUE train companies of
+      the CLAUDETTE layout `claudette_root` (it knows only the 8 unfair categories);
     - "zero-shot": the default base model (SmolLM2-135M-Instruct) without any adapter;
     - None / "default": the shipped reviewer adapter on the default base model
       (`training.reviewer_model`), or the adapter folder given as `adapter`;
@@ -78,6 +82,13 @@ def load_predictor(spec: str | None = DEFAULT, adapter: str | None = None, decod
         from .baselines import load_tfidf
 
         return load_tfidf(tfidf_train, progress=progress)
+    if spec == UNFAIR_TOS:
+        if adapter or claudette_root is None:
+            raise PredictorError(f"{UNFAIR_TOS} knows only CLAUDETTE's 8 categories: use it with --claudette "
+                                 "and no --adapter")
+        from .baselines import load_unfair_tos_tfidf
+
+        return load_unfair_tos_tfidf(claudette_root, progress=progress)
     from pathlib import Path
 
     if spec == ZERO_SHOT:

@@ -154,3 +154,11 @@ def test_claudette_runs_carry_lexglue_tfidf_svm_baseline(claudette_dir, tmp_path
     capsys.readouterr()
     rc = main(["eval", "--data", str(data_file), "--baselines", "tfidf-unfair-tos", "--out", str(tmp_path / "d")])
     assert rc != 0 and "only CLAUDETTE" in capsys.readouterr().err and not (tmp_path / "d").exists()
+
+
+def test_the_lexglue_baseline_as_the_model_is_not_also_added_as_its_own_baseline(claudette_dir, tmp_path):
+    out = tmp_path / "m"
+    assert main(["eval", "--claudette", str(claudette_dir), "--model", "tfidf-unfair-tos", "--limit", "200",
+                 "--resamples", "0", "--no-report", "--out", str(out), "-q"]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert m["model"]["name"] == "tfidf-unfair-tos" and set(m["baselines"]) == {"tfidf"}
