@@ -44,16 +44,38 @@ def projection_forward(x2, W, bias, A, B, scale, out_shape=None):
     Wc = _cast(W, dtype)
     y = torch.empty(out_shape or (x2.shape[0], W.shape[0]), dtype=dtype, device=x2.device)
     y2 = y.view(-1, W.shape[0])
-    if bias is None:
-        torch.mm(x2, Wc.t(), out=y2)
-    else:
-        torch.addmm(_cast(bias, dtype), x2, Wc.t(), out=y2)
     xa = None
     if A is not None:
         xa = x2 @ _cast(A, dtype).t()
-        # the GEMM's beta=1 epilogue adds the update into y: no (N, out) temporary, no extra pass
-        y2.addmm_(xa, _cast(B, dtype).t(), alpha=scale)
+        # the low-rank product first (K = r: one write of y, beta=0 never reads the empty buffer), then
+        # the base GEMM adds into it through its beta=1 epilogue, where reading y hides under the
+        # compute-bound main loop; the other order costs a separate read-modify-write pass over y
+        if bias is None:
+            y2.addmm_(xa, _cast(B, dtype).t(), beta=0, alpha=scale)
+        else:
+            torch.addmm(_cast(bias, dtype), xa, _cast(B, dtype).t(), alpha=scale, out=y2)
+        y2.addmm_(x2, Wc.t())
+    elif bias is None:
+        torch.mm(x2, Wc.t(), out=y2)
+    else:
+        torch.addmm(_cast(bias, dtype), x2, Wc.t(), out=y2)
     return y, xa
+
+
+def input_grad_lora(dyBs, As, scales, n_in, like):
+    """sum_i s_i (dy_i B_i) A_i as one GEMM over the concatenated ranks, written into a fresh (N, in)
+    buffer (beta=0: the empty buffer is never read): the start of an input gradient that the base
+    GEMMs then accumulate into (beta=1)."""
+    dtype = like.dtype
+    dx = torch.empty((dyBs[0].shape[0], n_in), dtype=dtype, device=like.device)
+    if len(dyBs) == 1:
+        return dx.addmm_(dyBs[0], _cast(As[0], dtype), beta=0, alpha=scales[0])
+    if all(s == scales[0] for s in scales):
+        A_cat = torch.cat([_cast(A, dtype) for A in As])  # (sum r, in): tiny
+        return dx.addmm_(torch.cat(dyBs, dim=1), A_cat, beta=0, alpha=scales[0])
+    # different scales: fold each into its A in fp32 before the cast (tiny tensors)
+    A_cat = torch.cat([(A.float() * s).to(dtype) for A, s in zip(As, scales)])
+    return dx.addmm_(torch.cat(dyBs, dim=1), A_cat, beta=0)
 
 
 def projection_backward(dy, x2, W, A, B, scale, xa, need_dx, dx=None):
@@ -69,12 +91,16 @@ def projection_backward(dy, x2, W, A, B, scale, xa, need_dx, dx=None):
         dB = (dy.t() @ xa).mul_(scale).to(B.dtype)
     if need_dx:
         Wc = _cast(W, dtype)
-        if dx is None:
+        if dx is None and dyB is not None:
+            # the low-rank term first (a write), then the base GEMM adds into it (beta=1): see forward
+            dx = input_grad_lora([dyB], [A], [scale], W.shape[1], dy)
+            dx.addmm_(dy, Wc)
+        elif dx is None:
             dx = dy @ Wc
         else:
+            if dyB is not None:
+                dx.addmm_(dyB, _cast(A, dtype), alpha=scale)
             dx.addmm_(dy, Wc)
-        if dyB is not None:
-            dx.addmm_(dyB, _cast(A, dtype), alpha=scale)
     return dx, dA, dB
 
 
@@ -133,11 +159,14 @@ class LoRAMLPFunction(torch.autograd.Function):
         sg, su, sd = ctx.scales
         dy2 = dy.reshape(-1, dy.shape[-1]).to(x2.dtype)
         need = ctx.needs_input_grad
-        # down: dh = dy Wd + sd (dy Bd) Ad; its adapter gradient needs h itself, so dA_d waits for h
+        # down: dh = dy Wd + sd (dy Bd) Ad, the low-rank term written first and the base GEMM adding
+        # into it (beta=1); its adapter gradient needs h itself, so dA_d waits for h
         dyB_d = dy2 @ _cast(Bd, dy2.dtype) if Ad is not None else None
-        dh, _, _ = projection_backward(dy2, None, Wd, None, None, sd, None, True)
         if dyB_d is not None:
-            dh.addmm_(dyB_d, _cast(Ad, dh.dtype), alpha=sd)
+            dh = input_grad_lora([dyB_d], [Ad], [sd], Wd.shape[1], dy2)
+            dh.addmm_(dy2, _cast(Wd, dy2.dtype))
+        else:
+            dh = dy2 @ _cast(Wd, dy2.dtype)
         # one pass: reads dh, e, g; writes h over dh, de over e, dg over g (all three are ours and dead)
         de, dg, h = swiglu_backward(dh, e, g, in_place=True, store_h=Ad is not None)
         dA_d = dB_d = None
@@ -145,9 +174,28 @@ class LoRAMLPFunction(torch.autograd.Function):
             dA_d = (dyB_d.t() @ h).mul_(sd).to(Ad.dtype)
             dB_d = (dy2.t() @ ha_d).mul_(sd).to(Bd.dtype)
         need_dx = need[0]
-        dx, dA_g, dB_g = projection_backward(de, x2, Wg, Ag, Bg, sg, xa_g, need_dx)
-        dx, dA_u, dB_u = projection_backward(dg, x2, Wu, Au, Bu, su, xa_u, need_dx, dx=dx)
-        if dx is not None:
+        # gate and up share x: their adapter gradients first, then both low-rank input-gradient terms as
+        # one GEMM over the concatenated ranks, then the two base GEMMs accumulating into it
+        dA_g = dB_g = dA_u = dB_u = None
+        dyBs, As, ss = [], [], []
+        if Ag is not None:
+            dyB_g = de @ _cast(Bg, de.dtype)
+            dA_g = (dyB_g.t() @ x2).mul_(sg).to(Ag.dtype)
+            dB_g = (de.t() @ xa_g).mul_(sg).to(Bg.dtype)
+            dyBs.append(dyB_g), As.append(Ag), ss.append(sg)
+        if Au is not None:
+            dyB_u = dg @ _cast(Bu, dg.dtype)
+            dA_u = (dyB_u.t() @ x2).mul_(su).to(Au.dtype)
+            dB_u = (dg.t() @ xa_u).mul_(su).to(Bu.dtype)
+            dyBs.append(dyB_u), As.append(Au), ss.append(su)
+        dx = None
+        if need_dx:
+            if dyBs:
+                dx = input_grad_lora(dyBs, As, ss, Wg.shape[1], de)
+                dx.addmm_(de, _cast(Wg, de.dtype))
+            else:
+                dx = de @ _cast(Wg, de.dtype)
+            dx.addmm_(dg, _cast(Wu, dg.dtype))
             dx = dx.view(*dy.shape[:-1], dx.shape[-1]).to(ctx.x_dtype)
         hb = ctx.has_bias
         dbg = de.sum(0) if hb[0] and need[2] else None

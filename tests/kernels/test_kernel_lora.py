@@ -70,13 +70,17 @@ def test_lora_linear_matches_float64_reference(shape, dtype, bias):
 
 @pytest.mark.parametrize("shape", MLP, ids=lambda s: "x".join(map(str, s)))
 @pytest.mark.parametrize("dtype", DTYPES, ids=str)
-@pytest.mark.parametrize("adapters", ["all", "gate_down", "none_bias"])
+# all_scales: gate and up with different scales (peft's alpha_pattern), whose input-gradient terms are
+# summed in one GEMM over the concatenated ranks with each scale folded into its A
+@pytest.mark.parametrize("adapters", ["all", "all_scales", "gate_down", "none_bias"])
 def test_lora_mlp_matches_float64_reference(shape, dtype, adapters):
     n, d, f, r = shape
     x = torch.randn(n, d, device=DEVICE, dtype=dtype, requires_grad=True)
     bias = adapters == "none_bias"
     gate = _lora_params(f, d, r, dtype, with_adapter=adapters != "none_bias", bias=bias)
-    up = _lora_params(f, d, r, dtype, with_adapter=adapters == "all", bias=bias)
+    up = _lora_params(f, d, r, dtype, with_adapter=adapters.startswith("all"), bias=bias)
+    if adapters == "all_scales":
+        up = (*up[:4], 0.75)
     down = _lora_params(d, f, r, dtype, with_adapter=adapters != "none_bias", bias=bias)
     y = lora_mlp(x, gate, up, down)
     dy = torch.randn_like(y)
