@@ -12,6 +12,8 @@
 #   bash bench/gpu_call.sh call1     # GPU 0: kernels 7B (native, hf, unsloth, legal config), app 7B, train native 7B
 #                                    # GPU 1: kernels 13B (native, unsloth), Mistral-7B in 24 GB, 13B QLoRA in 24 GB, train hf 7B
 #   bash bench/gpu_call.sh call2     # training: 13B offload | loss curves, ZeRO-3 7B on 2 GPUs, loss curve on 2 GPUs, ZeRO-3 13B
+#   bash bench/gpu_call.sh profile   # one profiled step each: native 7B mb4 (+offload) | native and Unsloth 13B mb1
+#   bash bench/gpu_call.sh compare   # profiled, same run: native/Unsloth 7B mb4 and legal config | native/Unsloth/hf 13B mb1
 #   bash bench/gpu_call.sh call3     # training: Unsloth 7B on GPU 0 | ZeRO-3 7B on 1 GPU, then native 7B again, on GPU 1
 # Everything comes back as at most 8 files: rows (*.jsonl), app JSON, the loss plot, summaries and one
 # tarball of the logs.
@@ -56,6 +58,14 @@ case $CALL in
     lane gpu0 0 'OUT=$W/t0 bash bench/training/gpu_run.sh S7n $(left 10)' &
     lane gpu1 1 'OUT=$W/t1 bash bench/training/gpu_run.sh S7f $(left 10)' &
     wait ;;
+  profile) # where a step's GPU time goes: ours at 7B mb4 (GPU 0) | ours and Unsloth at 13B mb1 (GPU 1)
+    lane gpu0 0 'PROFILE=1 OUT=$W/k0 bash bench/kernels/gpu_run.sh "native7 native7off" $(left 15)' &
+    lane gpu1 1 'PROFILE=1 OUT=$W/k1 bash bench/kernels/gpu_run.sh "native13 unsloth13" $(left 15)' &
+    wait ;;
+  compare) # ours against Unsloth in one run, profiled: 7B mb4 and the legal config (GPU 0) | 13B mb1 (GPU 1)
+    lane gpu0 0 'PROFILE=1 OUT=$W/k0 bash bench/kernels/gpu_run.sh "native7 unsloth7 legal_native legal_unsloth" $(left 15)' &
+    lane gpu1 1 'PROFILE=1 OUT=$W/k1 bash bench/kernels/gpu_run.sh "native13 unsloth13 hf13 native13off" $(left 15)' &
+    wait ;;
   call2)
     ( OUT=$W/t bash bench/training/gpu_run.sh "DE1 B2n E2 C13n" $(left 10) ) > "$W/train.log" 2>&1 ;;
   *) echo "unknown call $CALL"; exit 2 ;;
@@ -69,6 +79,7 @@ cp "$W"/a0/app_review_7b.json "$OUT/" 2>/dev/null
 cp "$W"/t/loss_1v2.png "$OUT/" 2>/dev/null
 for f in "$W"/*.log; do echo "=== $f"; tail -40 "$f"; done > "$OUT/lanes_tail.txt"
 cat "$W"/k*/summary.txt > "$OUT/summary.txt" 2>/dev/null
+for f in "$W"/k*/prof/profile_*.txt; do [ -f "$f" ] && { echo "### ${f#$W/}"; cat "$f"; }; done > "$OUT/profiles.txt"
 tar czf "$OUT/logs.tgz" -C "$W" . 2>/dev/null
 find "$OUT" -maxdepth 1 -type f -empty -delete
 echo "call $CALL done in $((SECONDS - T0))s"; cat "$OUT/summary.txt" 2>/dev/null

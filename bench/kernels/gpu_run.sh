@@ -10,7 +10,8 @@
 # fsspec is newer than datasets allows, are installed into /tmp/site first (PYTHONPATH).
 # Results: $OUT/lora_step.jsonl, $OUT/micro.jsonl; logs: $OUT/env.log (phase timings), $OUT/phases.log
 # (every phase's output), $OUT/summary.txt (at most 8 files come back from $OUT).
-# Env: RUN_ID (shared by all rows of the call), MEMCAP (GiB for the capped phases, default 24), BS.
+# Env: RUN_ID (shared by all rows of the call), MEMCAP (GiB for the capped phases, default 24), BS,
+# PROFILE=1 (each lora_step phase also profiles one step: $OUT/prof/profile_*.txt, kernels ranked by time).
 PHASES=${1:-"tests hf native micro"}
 BUDGET=${2:-560}
 START=$SECONDS
@@ -119,7 +120,7 @@ phase() {  # name cap_s min_s cmd...   (skipped when less than min_s is left)
 }
 
 export CARD=$(python3 -c "import torch; print(torch.cuda.get_device_name())" 2>/dev/null)
-STEP="python3 bench/kernels/lora_step.py ${GEMM:+--gemm-flops $GEMM} --out $RES"
+STEP="python3 bench/kernels/lora_step.py ${GEMM:+--gemm-flops $GEMM} ${PROFILE:+--profile $OUT/prof} --out $RES"
 LEGAL="--model 7b --bs 4 --r 32 --alpha 64 --targets q_proj,o_proj"
 for p in $PHASES; do
   case $p in
@@ -131,6 +132,7 @@ for p in $PHASES; do
     # 13B, micro-batch 1
     native13)      phase native13 90 40 $STEP --backend native --model 13b --bs 1 ;;
     hf13)          phase hf13 80 35 $STEP --backend hf --model 13b --bs 1 ;;
+    native13off)   phase native13off 90 40 $STEP --backend native --model 13b --bs 1 --offload-activations ;;
     unsloth13)     phase unsloth13 270 150 $STEP --backend unsloth --model 13b --bs 1 ;;
     # the legal configuration: r=32, alpha=64 on q_proj,o_proj, 7B micro-batch 4
     legal_native)  phase legal_native 80 35 $STEP --backend native $LEGAL ;;

@@ -434,6 +434,69 @@ def _timed_steps(model, opt, ids, labels, warmup: int, steps: int, bs: int):
     return times, losses
 
 
+# kernel-name patterns -> category, first match wins (cuBLAS/CUTLASS GEMMs, attention, PyTorch's own
+# elementwise/copy kernels, then Triton: ours are `_name_kernel`, Inductor's `triton_*`)
+KERNEL_CATEGORIES = [
+    ("attention", ("flash", "fmha", "attention", "sdpa", "flex")),
+    ("gemm", ("gemm", "cutlass", "sm90_xmma", "nvjet", "cublas", "matmul", "splitk")),
+    ("copy/cast", ("copy", "memcpy", "memset", "cast", "fill", "cat_", "catarray", "transpose", "contiguous")),
+    ("elementwise", ("at::native", "elementwise", "vectorized", "reduce", "unrolled", "foreach", "multi_tensor")),
+    ("triton", ("triton", "_kernel")),
+]
+
+
+def kernel_category(name: str) -> str:
+    low = name.lower()
+    for cat, keys in KERNEL_CATEGORIES:
+        if any(k in low for k in keys):
+            return cat
+    return "other"
+
+
+def profile_step(model, opt, ids, labels, path: Path) -> dict:
+    """One training step under torch.profiler: every CUDA kernel's total time and count, written ranked to
+    ``path`` with a per-category summary; returns the summary (ms per category, kernel count, step wall)."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
+    sync()
+    t = time.perf_counter()
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        loss = model(input_ids=ids, labels=labels).loss
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        sync()
+    wall = time.perf_counter() - t
+    kernels: dict[str, list] = {}
+    for ev in prof.events():
+        if ev.device_type == torch.autograd.DeviceType.CUDA:
+            k = kernels.setdefault(ev.name, [0.0, 0])
+            k[0] += ev.device_time_total / 1e3  # us -> ms
+            k[1] += 1
+    cats: dict[str, float] = {}
+    for name, (ms, _) in kernels.items():
+        cats[kernel_category(name)] = cats.get(kernel_category(name), 0.0) + ms
+    busy = sum(cats.values()) or 1e-9  # no CUDA kernels seen (a CPU run): avoid dividing by zero
+    lines = [f"one step under the profiler: wall {wall * 1e3:.1f} ms (profiler overhead included), "
+             f"GPU busy {busy:.1f} ms, {sum(c for _, c in kernels.values())} kernel launches"]
+    lines += [f"  {c:12s} {ms:9.2f} ms  {100 * ms / busy:5.1f}%" for c, ms in sorted(cats.items(), key=lambda x: -x[1])]
+    lines.append(f"{'ms':>9s} {'count':>6s} {'%':>5s}  category     kernel")
+    for name, (ms, n) in sorted(kernels.items(), key=lambda x: -x[1][0])[:60]:
+        lines.append(f"{ms:9.2f} {n:6d} {100 * ms / busy:5.1f}  {kernel_category(name):12s} {name[:150]}")
+    # the host side: where the CPU's time goes (a step whose GPU idles between kernels is host-bound)
+    ops = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)[:30]
+    lines.append(f"host: {'self ms':>9s} {'count':>6s}  op (self CPU time; total CPU "
+                 f"{sum(e.self_cpu_time_total for e in prof.key_averages()) / 1e3:.1f} ms)")
+    lines += [f"      {e.self_cpu_time_total / 1e3:9.2f} {e.count:6d}  {e.key[:120]}" for e in ops]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines[:12]), flush=True)
+    return dict(wall_ms=round(wall * 1e3, 1), busy_ms=round(busy, 1), launches=sum(c for _, c in kernels.values()),
+                by_category_ms={c: round(ms, 2) for c, ms in cats.items()}, file=path.name)
+
+
 def run(args):
     run_id = args.run_id or time.strftime("%Y%m%dT%H%M%S")
     _LIVE["out"] = args.out
@@ -505,6 +568,12 @@ def run(args):
                 row["fits_cap"] = row["peak_reserved_gib"] <= args.mem_cap_gib
             if any(x != x for x in losses):
                 row["warning"] = "NaN loss"
+            if args.profile:
+                _stage(f"profile micro_batch {bs}")
+                # the phase names the configuration (two phases can share backend, model and micro-batch)
+                tag = os.environ.get("PHASE") or f"{_label(row).replace('+', '_')}_{args.model}"
+                path = Path(args.profile) / f"profile_{tag}_mb{bs}.txt"
+                row["profile"] = profile_step(model, opt, ids, labels, path)
         except torch.cuda.OutOfMemoryError as e:
             oom_at = bs
             row.update(error="OOM: " + str(e).splitlines()[0][:200])
@@ -627,6 +696,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="cap the caching allocator at this many GiB after building, before the timed steps")
     ap.add_argument("--offload-activations", action="store_true",
                     help="native only: kernels.patch(model, offload_activations=True)")
+    ap.add_argument("--profile", metavar="DIR", default=None,
+                    help="after the timed steps of each micro-batch, profile one more step and write its CUDA "
+                         "kernels, grouped and ranked by time, and the host's busiest ops, to "
+                         "DIR/profile_<phase or backend_model>_mb<bs>.txt")
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--steps", type=int, default=7)
     ap.add_argument("--gemm", action="store_true", help="only measure the bf16 matmul ceiling and print it")

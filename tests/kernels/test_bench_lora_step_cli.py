@@ -253,3 +253,43 @@ def test_gpu_run_sh_parses_and_defines_both_calls_phases():
                                                                      "--targets q_proj,o_proj")
             argv = argv.replace("${BS:-4}", "4").replace("$MEMCAP", "24").split()
             ls.parse_args(argv)
+
+
+# --------------------------------------------------------------------------------------------------
+# --profile
+
+
+@pytest.mark.parametrize("name,cat", [
+    ("nvjet_sm90_tst_256x128_64x4_1x2_h_bz_coopA_TNT", "gemm"),
+    ("void cublasLt::splitKreduce_kernel<32, 16, int, float>", "gemm"),
+    ("cudnn_generated_fort_native_sdpa_sm90_flash_bprop_wgmma_f16_knob_26", "attention"),
+    ("_rope_kernel", "triton"),
+    ("triton_poi_fused_add_view_5", "triton"),
+    ("triton_poi_fused__to_copy_t_0", "copy/cast"),  # Inductor's casts count as casts
+    ("void at::native::vectorized_elementwise_kernel<8, at::native::CUDAFunctor_add<c10::BFloat16>>", "elementwise"),
+    ("void at::native::vectorized_elementwise_kernel<8, at::native::bfloat16_copy_kernel_cuda>", "copy/cast"),
+    ("Memcpy DtoH (Device -> Pinned)", "copy/cast"),
+])
+def test_kernel_names_fall_in_their_category(name, cat):
+    assert ls.kernel_category(name) == cat
+
+
+def test_profile_step_writes_the_ranked_table_and_the_host_ops(tmp_path):
+    import torch
+
+    class Tiny(torch.nn.Module):  # the (input_ids, labels) -> .loss interface of a causal LM
+        def __init__(self):
+            super().__init__()
+            self.lin = torch.nn.Linear(8, 8)
+
+        def forward(self, input_ids, labels):
+            return type("Out", (), {"loss": self.lin(input_ids).pow(2).mean()})()
+
+    model = Tiny()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    before = model.lin.weight.detach().clone()
+    out = ls.profile_step(model, opt, torch.randn(4, 8), None, tmp_path / "p" / "profile_x_mb4.txt")
+    text = (tmp_path / "p" / "profile_x_mb4.txt").read_text()
+    assert out["file"] == "profile_x_mb4.txt" and out["launches"] == 0  # no CUDA kernels on a CPU
+    assert text.startswith("one step under the profiler") and "host:" in text and "aten::addmm" in text
+    assert not torch.equal(before, model.lin.weight)  # the profiled step is a real training step
