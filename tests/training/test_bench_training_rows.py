@@ -215,3 +215,15 @@ def test_every_device_run_has_a_valid_config(tmp_path):
     assert "distributed.param_persistence_threshold=1000000" in z3 and "data.max_length=2048" in z3
     off = next(x for x in lines if x.startswith("CHECK D.offload13 "))
     assert "distributed.offload_params=true" in off and "optim.batch_size=1" in off and "llama2-13b" in off
+
+
+def test_reviewer_gpu_script_parses_and_refuses_parts_that_do_not_join(tmp_path):
+    """bench/training/reviewer_gpu.sh: valid bash; `train` stops with a message when the base model's
+    wheel parts are missing (here: none carried), before any install or training."""
+    import subprocess
+
+    script = Path(__file__).resolve().parents[2] / "bench" / "training" / "reviewer_gpu.sh"
+    subprocess.run(["bash", "-n", str(script)], check=True)
+    r = subprocess.run(["bash", str(script), "train"], cwd=tmp_path, capture_output=True, text=True,
+                       env={"PATH": "/usr/bin:/bin", "OUT": str(tmp_path / "out"), "PARTS": str(tmp_path / "parts")})
+    assert r.returncode == 1 and "missing part" in r.stdout and "stash" in r.stdout
