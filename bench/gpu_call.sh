@@ -14,6 +14,7 @@
 #   bash bench/gpu_call.sh call2     # training: 13B offload | loss curves, ZeRO-3 7B on 2 GPUs, loss curve on 2 GPUs, ZeRO-3 13B
 #   bash bench/gpu_call.sh profile   # one profiled step each: native 7B mb4 (+offload) | native and Unsloth 13B mb1
 #   bash bench/gpu_call.sh compare   # profiled, same run: native/Unsloth 7B mb4 and legal config | native/Unsloth/hf 13B mb1
+#   bash bench/gpu_call.sh recheck   # after a kernels change: native/Unsloth 7B mb4 + GPU kernel tests | 13B mb1
 #   bash bench/gpu_call.sh call3     # training: Unsloth 7B on GPU 0 | ZeRO-3 7B on 1 GPU, then native 7B again, on GPU 1
 # Everything comes back as at most 8 files: rows (*.jsonl), app JSON, the loss plot, summaries and one
 # tarball of the logs.
@@ -65,6 +66,10 @@ case $CALL in
   compare) # ours against Unsloth in one run, profiled: 7B mb4 and the legal config (GPU 0) | 13B mb1 (GPU 1)
     lane gpu0 0 'PROFILE=1 OUT=$W/k0 bash bench/kernels/gpu_run.sh "native7 unsloth7 legal_native legal_unsloth" $(left 15)' &
     lane gpu1 1 'PROFILE=1 OUT=$W/k1 bash bench/kernels/gpu_run.sh "native13 unsloth13 hf13 native13off" $(left 15)' &
+    wait ;;
+  recheck) # after a kernels change: ours and Unsloth again, same run, profiled, and the kernels' GPU tests
+    lane gpu0 0 'PROFILE=1 OUT=$W/k0 bash bench/kernels/gpu_run.sh "native7 unsloth7 tests" $(left 15)' &
+    lane gpu1 1 'PROFILE=1 OUT=$W/k1 bash bench/kernels/gpu_run.sh "native13 unsloth13" $(left 15)' &
     wait ;;
   call2)
     ( OUT=$W/t bash bench/training/gpu_run.sh "DE1 B2n E2 C13n" $(left 10) ) > "$W/train.log" 2>&1 ;;

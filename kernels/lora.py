@@ -78,17 +78,27 @@ def input_grad_lora(dyBs, As, scales, n_in, like):
     return dx.addmm_(torch.cat(dyBs, dim=1), A_cat, beta=0)
 
 
-def projection_backward(dy, x2, W, A, B, scale, xa, need_dx, dx=None):
-    """Returns (dx, dA, dB). dx is accumulated into ``dx`` when given (the MLP's gate and up share it)."""
+def lowrank_grad(a, b, scale, dtype):
+    """s * a @ b with s applied in the GEMM's fp32 epilogue (alpha; no separate scale pass), returned in
+    ``dtype`` (the adapter's own, fp32 for peft's adapters on a bf16 model)."""
+    out = torch.empty((a.shape[0], b.shape[1]), dtype=a.dtype, device=a.device)
+    return _cast(out.addmm_(a, b, beta=0, alpha=scale), dtype)
+
+
+def projection_backward(dy, x2, W, A, B, scale, xa, need_dx, dx=None, grad_dtypes=None):
+    """Returns (dx, dA, dB). A and B come in the compute dtype (cast once in forward and saved);
+    ``grad_dtypes`` are the adapters' own dtypes for dA and dB (default: A's and B's). dx is accumulated
+    into ``dx`` when given."""
     dtype = dy.dtype
     dA = dB = None
     dyB = None
     if A is not None:
+        a_dtype, b_dtype = grad_dtypes or (A.dtype, B.dtype)
         Bc = _cast(B, dtype)
         dyB = dy @ Bc  # (N, r)
         # dA = s (dy B)^T x, dB = s dy^T (x A^T): both reduce over the tokens, in the GEMM's fp32 accumulator
-        dA = (dyB.t() @ x2).mul_(scale).to(A.dtype)
-        dB = (dy.t() @ xa).mul_(scale).to(B.dtype)
+        dA = lowrank_grad(dyB.t(), x2, scale, a_dtype)
+        dB = lowrank_grad(dy.t(), xa, scale, b_dtype)
     if need_dx:
         Wc = _cast(W, dtype)
         if dx is None and dyB is not None:
@@ -104,16 +114,29 @@ def projection_backward(dy, x2, W, A, B, scale, xa, need_dx, dx=None):
     return dx, dA, dB
 
 
+def _adapters(dtype, *tensors):
+    """The adapters cast to the compute dtype once per forward: saved for backward as they are, so the
+    backward (and its recompute's partner) casts nothing; at 13B micro-batch 1, where the step is
+    host-bound, every kernel launch less counts."""
+    return [_cast(t, dtype) for t in tensors]
+
+
+def _dtypes(*tensors):
+    return tuple(None if t is None else t.dtype for t in tensors)
+
+
 class LoRALinearFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, W, bias, A, B, scale):
         dtype = compute_dtype(x)
         shape = x.shape
         x2 = _cast(x.reshape(-1, shape[-1]), dtype)
+        Ac, Bc = _adapters(dtype, A, B)
         with torch.autocast(x.device.type, enabled=False):
-            y, xa = projection_forward(x2, W, bias, A, B, scale, out_shape=(*shape[:-1], W.shape[0]))
-        ctx.save_for_backward(x2, W, A, B, xa)
+            y, xa = projection_forward(x2, W, bias, Ac, Bc, scale, out_shape=(*shape[:-1], W.shape[0]))
+        ctx.save_for_backward(x2, W, Ac, Bc, xa)
         ctx.scale, ctx.x_dtype, ctx.has_bias = scale, x.dtype, bias is not None
+        ctx.grad_dtypes = _dtypes(A, B)
         return y
 
     @staticmethod
@@ -121,7 +144,7 @@ class LoRALinearFunction(torch.autograd.Function):
         x2, W, A, B, xa = ctx.saved_tensors
         dy2 = dy.reshape(-1, dy.shape[-1]).to(x2.dtype)
         need_dx = ctx.needs_input_grad[0]
-        dx, dA, dB = projection_backward(dy2, x2, W, A, B, ctx.scale, xa, need_dx)
+        dx, dA, dB = projection_backward(dy2, x2, W, A, B, ctx.scale, xa, need_dx, grad_dtypes=ctx.grad_dtypes)
         if dx is not None:
             dx = dx.view(*dy.shape[:-1], dx.shape[-1]).to(ctx.x_dtype)
         dbias = dy2.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
@@ -141,6 +164,8 @@ class LoRAMLPFunction(torch.autograd.Function):
         dtype = compute_dtype(x)
         shape = x.shape
         x2 = _cast(x.reshape(-1, shape[-1]), dtype)
+        ctx.grad_dtypes = _dtypes(Ag, Bg, Au, Bu, Ad, Bd)
+        Ag, Bg, Au, Bu, Ad, Bd = _adapters(dtype, Ag, Bg, Au, Bu, Ad, Bd)
         with torch.autocast(x.device.type, enabled=False):
             e, xa_g = projection_forward(x2, Wg, bg, Ag, Bg, sg)
             g, xa_u = projection_forward(x2, Wu, bu, Au, Bu, su)
@@ -157,6 +182,7 @@ class LoRAMLPFunction(torch.autograd.Function):
     def backward(ctx, dy):
         x2, e, g, xa_g, xa_u, ha_d, Wg, Ag, Bg, Wu, Au, Bu, Wd, Ad, Bd = ctx.saved_tensors
         sg, su, sd = ctx.scales
+        gdt = ctx.grad_dtypes
         dy2 = dy.reshape(-1, dy.shape[-1]).to(x2.dtype)
         need = ctx.needs_input_grad
         # down: dh = dy Wd + sd (dy Bd) Ad, the low-rank term written first and the base GEMM adding
@@ -171,8 +197,8 @@ class LoRAMLPFunction(torch.autograd.Function):
         de, dg, h = swiglu_backward(dh, e, g, in_place=True, store_h=Ad is not None)
         dA_d = dB_d = None
         if Ad is not None:
-            dA_d = (dyB_d.t() @ h).mul_(sd).to(Ad.dtype)
-            dB_d = (dy2.t() @ ha_d).mul_(sd).to(Bd.dtype)
+            dA_d = lowrank_grad(dyB_d.t(), h, sd, gdt[4])
+            dB_d = lowrank_grad(dy2.t(), ha_d, sd, gdt[5])
         need_dx = need[0]
         # gate and up share x: their adapter gradients first, then both low-rank input-gradient terms as
         # one GEMM over the concatenated ranks, then the two base GEMMs accumulating into it
@@ -180,13 +206,13 @@ class LoRAMLPFunction(torch.autograd.Function):
         dyBs, As, ss = [], [], []
         if Ag is not None:
             dyB_g = de @ _cast(Bg, de.dtype)
-            dA_g = (dyB_g.t() @ x2).mul_(sg).to(Ag.dtype)
-            dB_g = (de.t() @ xa_g).mul_(sg).to(Bg.dtype)
+            dA_g = lowrank_grad(dyB_g.t(), x2, sg, gdt[0])
+            dB_g = lowrank_grad(de.t(), xa_g, sg, gdt[1])
             dyBs.append(dyB_g), As.append(Ag), ss.append(sg)
         if Au is not None:
             dyB_u = dg @ _cast(Bu, dg.dtype)
-            dA_u = (dyB_u.t() @ x2).mul_(su).to(Au.dtype)
-            dB_u = (dg.t() @ xa_u).mul_(su).to(Bu.dtype)
+            dA_u = lowrank_grad(dyB_u.t(), x2, su, gdt[2])
+            dB_u = lowrank_grad(dg.t(), xa_u, su, gdt[3])
             dyBs.append(dyB_u), As.append(Au), ss.append(su)
         dx = None
         if need_dx:
