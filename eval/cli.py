@@ -13,16 +13,19 @@ intervals and a report.
 
   contract-review eval --data data/dataset/test.jsonl.gz --out runs/eval-test
   contract-review eval --data FILE.jsonl --model tfidf --out runs/eval-tfidf
+  contract-review eval --data data/dataset/test.jsonl.gz --model ensemble --out runs/eval-ensemble
   contract-review eval --data FILE.jsonl --model zero-shot --limit 200 --out runs/eval-zs
   contract-review eval --data FILE.jsonl --model default --adapter runs/r1/adapter --out runs/eval-r1
   contract-review eval --claudette data/unfair-tos --split validation --model tfidf --out runs/eval-unfair
   contract-review eval compare runs/eval-r1 runs/eval-r2
 
 --model: `default` (the shipped reviewer adapter on SmolLM2-135M-Instruct; the default),
-`tfidf` (TF-IDF + linear classifiers fit on the shipped train split), `zero-shot` (the
-base model without adapter: it scores every allowed label; `--decode generate` makes it
-write the JSON instead, invalid answers counted), a model folder or hub name (zero-shot,
-or with --adapter DIR that adapter on it), or a reviewer adapter folder.
+`tfidf` (TF-IDF + linear classifiers fit on the shipped train split), `ensemble` (the
+reviewer, or the reviewer adapter --adapter DIR, mixed per clause type with `tfidf` by the
+ensemble.json in its folder; tuned on validation with `python -m eval.ensemble tune`),
+`zero-shot` (the base model without adapter: it scores every allowed label; `--decode
+generate` makes it write the JSON instead, invalid answers counted), a model folder or hub
+name (zero-shot, or with --adapter DIR that adapter on it), or a reviewer adapter folder.
 
 --claudette reads Sentences/, Labels_<CAT>/ and OriginalTaggedDocuments/ directly and scores
 LexGLUE's labels exactly; companies outside LexGLUE's train/validation lists are `test`.

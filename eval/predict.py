@@ -45,6 +45,7 @@ class Predictor(Protocol):
 TFIDF = "tfidf"
 UNFAIR_TOS = "tfidf-unfair-tos"  # LexGLUE's TF-IDF + SVM; CLAUDETTE layouts only
 ZERO_SHOT = "zero-shot"
+ENSEMBLE = "ensemble"  # the reviewer and the TF-IDF models mixed per type (eval/ensemble.py)
 DEFAULT = "default"
 DECODES = ("score", "generate")
 
@@ -63,6 +64,9 @@ def load_predictor(spec: str | None = DEFAULT, adapter: str | None = None, decod
     - "tfidf-unfair-tos": LexGLUE's TF-IDF + SVM baseline, fit on the LexGLUE train companies of
       the CLAUDETTE layout `claudette_root` (it knows only the 8 unfair categories);
     - "zero-shot": the default base model (SmolLM2-135M-Instruct) without any adapter;
+    - "ensemble": the shipped reviewer (or the reviewer adapter `adapter`) mixed per clause type
+      with the "tfidf" model (and "tfidf-unfair-tos" where the file gives it weight) by the
+      `ensemble.json` in its folder (tuned on validation: `python -m eval.ensemble tune`);
     - None / "default": the shipped reviewer adapter on the default base model
       (`training.reviewer_model`), or the adapter folder given as `adapter`;
     - a model folder or hub name: with `adapter`, that adapter on this base; a reviewer adapter
@@ -89,6 +93,14 @@ def load_predictor(spec: str | None = DEFAULT, adapter: str | None = None, decod
         from .baselines import load_unfair_tos_tfidf
 
         return load_unfair_tos_tfidf(claudette_root, progress=progress)
+    if spec == ENSEMBLE:
+        from .ensemble import EnsembleError, load_ensemble_predictor
+
+        try:
+            return load_ensemble_predictor(adapter, tfidf_train=tfidf_train, claudette_root=claudette_root,
+                                           progress=progress)
+        except EnsembleError as exc:
+            raise PredictorError(str(exc)) from None
     from pathlib import Path
 
     if spec == ZERO_SHOT:

@@ -292,7 +292,7 @@ def predict_probs(model: ReviewerModel, tokenizer, inputs: Sequence[str], max_le
     return out
 
 
-RISK_RULES = ("head", "types", "mixed")
+RISK_RULES = ("head", "types", "mixed", "highest")
 
 
 def _risk_of(types: list[str], head_risk: str, rule: str, tax: Taxonomy) -> str:
@@ -301,13 +301,22 @@ def _risk_of(types: list[str], head_risk: str, rule: str, tax: Taxonomy) -> str:
     - `types`: the highest default risk of the chosen types (how CUAD records are labelled);
     - `mixed`: per chosen type, the head's risk for a CLAUDETTE-mapped type (there the experts'
       fairness level sets the risk, which the type alone cannot tell) and the default risk
-      otherwise; the highest of these, and the head's when no type is chosen."""
+      otherwise; the highest of these, and the head's when no type is chosen;
+    - `highest`: as `mixed`, but a CLAUDETTE-mapped type takes the higher of its default and the
+      head's risk: for thresholds tuned to choose such a type only when it is unfair (the
+      ensemble's, `eval/ensemble.py`), the head must not veto the type, while governing law
+      (low by default) still needs the head to call it a risk."""
     if rule == "head" or types == ["other"]:
         return head_risk
     levels = []
     for t in types:
         ct = tax.clause_type(t)
-        levels.append(head_risk if (rule == "mixed" and ct.claudette) else ct.risk)
+        if rule == "mixed" and ct.claudette:
+            levels.append(head_risk)
+        elif rule == "highest" and ct.claudette:
+            levels.append(max(ct.risk, head_risk, key=tax.risk_rank))
+        else:
+            levels.append(ct.risk)
     return max(levels, key=tax.risk_rank)
 
 
