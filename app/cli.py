@@ -1,6 +1,6 @@
 """Command line of the app package: `serve` and `review`.
 
-    contract-review serve [--host 127.0.0.1] [--port 7860] [--model default|rules|PATH] [--adapter DIR] [--login]
+    contract-review serve [--host 127.0.0.1] [--port 7860] [--model default|reviewer|rules|PATH] [--adapter DIR] [--login]
     contract-review review FILE... --out DIR [--model ...] [--adapter DIR] [--formats docx,json]
 
 Both run the same review (`app.review.review_contract`); `review` writes, per contract,
@@ -13,12 +13,14 @@ import argparse
 import sys
 from pathlib import Path
 
-MODEL_HELP = ("default: SmolLM2-135M + the shipped reviewer adapter (CPU); rules: the rules-based labeller "
-              "(no model); PATH: a local base model folder, with --adapter")
+MODEL_HELP = ("default: SmolLM2-135M + the shipped reviewer adapter, mixed per clause type with TF-IDF by the "
+              "adapter's ensemble.json (CPU; the TF-IDF models are fit once, ~1 min, then cached); reviewer: the "
+              "same adapter's heads alone; rules: the rules-based labeller (no model); PATH: a local base model "
+              "folder, with --adapter")
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="default", metavar="default|rules|PATH", help=MODEL_HELP)
+    p.add_argument("--model", default="default", metavar="default|reviewer|rules|PATH", help=MODEL_HELP)
     p.add_argument("--adapter", default=None, metavar="DIR",
                    help="reviewer adapter folder (default: data/model/reviewer/, the shipped one)")
 

@@ -41,7 +41,8 @@ log = logging.getLogger("contract_review.app")
 ALL = "All"
 SORTS = ("Position in contract", "Risk (highest first)", "Confidence (lowest first)", "Clause type", "Obliged party")
 TABLE_COLUMNS = ["#", "Risk", "Clause type", "Obliged party", "Confidence", "Reason", "Clause"]
-MODEL_CHOICES = [("CPU default: SmolLM2-135M + shipped reviewer adapter", "default"),
+MODEL_CHOICES = [("CPU default: SmolLM2-135M + shipped reviewer adapter, mixed with TF-IDF", "default"),
+                 ("Reviewer adapter alone (no TF-IDF)", "reviewer"),
                  ("Rules only (no model; instant, rough)", "rules"),
                  ("Local base model + adapter folder", "local")]
 RISK_LABEL = {"high": "HIGH", "medium": "MEDIUM", "low": "low", "none": "none"}
@@ -217,7 +218,7 @@ def build_app(default: ModelChoice = ModelChoice(), max_bytes: int = DEFAULT_MAX
     tax = load_taxonomy()
     store = store or CorrectionStore(app_dir() / "corrections.jsonl")
     type_choices = [(f"{c.name} ({c.id})", c.id) for c in tax.clause_types]
-    default_radio = default.model if default.model in ("default", "rules") else "local"
+    default_radio = default.model if default.model in ("default", "reviewer", "rules") else "local"
 
     def choose_model(kind: str, base: str, adapter: str) -> ModelChoice:
         if kind == "rules":
@@ -226,7 +227,7 @@ def build_app(default: ModelChoice = ModelChoice(), max_bytes: int = DEFAULT_MAX
             if not (base or "").strip():
                 raise ModelUnavailable("give the folder of a local base model (and its adapter folder)")
             return ModelChoice.parse(base, adapter)
-        return ModelChoice.parse("default", adapter)
+        return ModelChoice.parse("reviewer" if kind == "reviewer" else "default", adapter)
 
     def run_review(file_path, pasted, kind, base, adapter, progress=None) -> Review:
         """Ingest, load the model, review. Raises IngestError / ModelUnavailable with a clear message."""

@@ -110,6 +110,26 @@ def test_unavailable_model_fails_with_how_to_get_it(tmp_path):
         load_predictor(ModelChoice.parse("default", str(tmp_path / "adapter")))
 
 
+def test_default_mixes_in_tfidf_and_a_broken_ensemble_file_names_the_fallback(tmp_path):
+    """The default choice is the shipped reviewer mixed with TF-IDF by its ensemble.json; `reviewer` is the
+    heads alone; an adapter folder whose ensemble.json is broken fails before any model loads, naming
+    `--model reviewer`."""
+    import shutil
+
+    from training.reviewer_model import DEFAULT_ADAPTER_DIR
+
+    default, reviewer = ModelChoice.parse("default"), ModelChoice.parse("reviewer")
+    assert default.uses_ensemble() and "TF-IDF" in default.describe()
+    assert not reviewer.uses_ensemble() and "TF-IDF" not in reviewer.describe()
+    adapter = tmp_path / "adapter"
+    shutil.copytree(DEFAULT_ADAPTER_DIR, adapter)
+    (adapter / "ensemble.json").write_text('{"format": "something-else"}')
+    with pytest.raises(ModelUnavailable, match="--model reviewer"):
+        load_predictor(ModelChoice.parse("default", str(adapter)))
+    (adapter / "ensemble.json").unlink()  # without the file: the heads alone, as before
+    assert not ModelChoice.parse("default", str(adapter)).uses_ensemble()
+
+
 def test_review_command_writes_report_and_json_per_contract(tmp_path, cuad_test_contract):
     (tmp_path / "msa.txt").write_text(SAMPLE, encoding="utf-8")
     (tmp_path / "empty.txt").write_bytes(b"")
