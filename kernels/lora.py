@@ -9,11 +9,13 @@ Why this is faster than peft's module stack (dropout 0):
 - peft casts x to the adapters' fp32 dtype (a full copy of x per projection) and runs the low-rank
   matmuls in fp32; here they run in the activation dtype with fp32 accumulation in the GEMM, the way the
   base matmul does, and only the tiny A and B are cast.
-- the low-rank product is accumulated into the base output buffer by the GEMM itself
-  (``addmm_``, beta = 1), not by a separate add and scale over the whole output; the same in backward
-  for dx. Per projection that removes three elementwise passes over (tokens x out) in forward and two
-  in backward.
-- saved for backward: x (alive anyway) and x A^T (tokens x r, tiny), never the (tokens x out) products.
+- the low-rank product is written first (a rank-r GEMM: one write of the output) and the base GEMM adds
+  into it through its beta=1 epilogue, where reading the output hides under the compute-bound main loop:
+  no (N, out) temporary and no separate read-modify-write pass over the output, in forward and for dx in
+  backward; gate's and up's low-rank input-gradient terms are one GEMM over their concatenated ranks.
+- saved for backward: x (alive anyway), x A^T (tokens x r, tiny) and the adapters as cast once in
+  forward (so the backward casts nothing), never the (tokens x out) products; dA and dB take their scale
+  in the GEMM's epilogue.
 - the MLP keeps e = gate(x) and g = up(x) and recomputes h = silu(e) * g in the backward pass that
   needs it, inside the SwiGLU backward kernel, which writes de and dg over e and g.
 The big matmuls stay on cuBLAS: at these shapes it is at the device's peak and a Triton GEMM would only
@@ -115,9 +117,8 @@ def projection_backward(dy, x2, W, A, B, scale, xa, need_dx, dx=None, grad_dtype
 
 
 def _adapters(dtype, *tensors):
-    """The adapters cast to the compute dtype once per forward: saved for backward as they are, so the
-    backward (and its recompute's partner) casts nothing; at 13B micro-batch 1, where the step is
-    host-bound, every kernel launch less counts."""
+    """The adapters cast to the compute dtype once per forward and saved for backward as cast, so the
+    backward casts nothing: at 13B micro-batch 1 the step is host-bound and every launch saved counts."""
     return [_cast(t, dtype) for t in tensors]
 
 
