@@ -1,51 +1,11 @@
-"""Fixtures of the evaluation tests: hand-made items, a predictor that answers from a table,
-small real dataset files."""
+"""Fixtures of the evaluation tests: small real dataset files (hand-made items and predictions are in
+eval_testing.py)."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 
 import pytest
-
-from contract_review.prompt import Answer
-from contract_review.taxonomy import load_taxonomy
-from eval.items import EvalItem
-from eval.predict import ClauseInput, ClausePrediction
-
-
-def item(i: int, risk: str = "none", types=("other",), doc: str = "d0", party: str = "none", verified=False,
-         unfair=None, category: str | None = None) -> EvalItem:
-    tax = load_taxonomy()
-    if category is None:
-        category = tax.clause_type(types[0]).risk_category if risk != "none" else "none"
-    return EvalItem(id=f"x/{doc}/{i}", doc_id=doc, source="claudette" if unfair is not None else "cuad",
-                    text=f"clause number {i} of {doc}", clause_types=tuple(types), party=party, risk=risk,
-                    risk_category=category, verified=verified,
-                    unfair=None if unfair is None else frozenset(unfair))
-
-
-def pred(risk: str = "none", types=("other",), party: str = "none", confidence: float = 0.9,
-         category: str | None = None) -> ClausePrediction:
-    tax = load_taxonomy()
-    if category is None:
-        category = tax.clause_type(types[0]).risk_category if risk != "none" else "none"
-    return ClausePrediction(answer=Answer(tuple(types), party, risk, category, "r"), confidence=confidence)
-
-
-def invalid(kind: str = "invalid_json") -> ClausePrediction:
-    return ClausePrediction(answer=None, raw="not json at all", error=kind)
-
-
-class TablePredictor:
-    """Answers each clause from a text -> prediction table (a stand-in for a model)."""
-
-    def __init__(self, table: dict[str, ClausePrediction], name: str = "table"):
-        self.table, self.name, self.model_version = table, name, f"{name}-v1"
-
-    def predict(self, clauses: Sequence[ClauseInput], progress: bool = False) -> list[ClausePrediction]:
-        return [self.table[c.text] for c in clauses]
-
 
 @pytest.fixture(scope="session")
 def small_records(dataset) -> list:

@@ -9,7 +9,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from conftest import item
+from eval_testing import item
 
 from contract_review.taxonomy import load_taxonomy
 from eval import ensemble as E

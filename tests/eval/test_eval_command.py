@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import TablePredictor, invalid, item, pred
+from eval_testing import TablePredictor, invalid, item, pred
 from test_eval_predictors import needs_model
 
 from contract_review.cli import main

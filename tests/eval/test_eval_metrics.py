@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import invalid, item, pred
+from eval_testing import invalid, item, pred
 
 from eval.bootstrap import document_weights, intervals, paired_intervals
 from eval.metrics import count_tables, decisions, error_counts, metric_values, point_metrics
