@@ -423,19 +423,6 @@ def _simplex(step: float, k: int) -> list[tuple[float, ...]]:
     return [tuple(round(c / n, 4) for c in comp) for comp in parts(n, k)]
 
 
-def _f1_by_threshold(p: np.ndarray, y: np.ndarray, grid: np.ndarray) -> np.ndarray:
-    """F1 of `p >= t` against y for every t in `grid`."""
-    pred = p[:, None] >= grid[None, :]
-    tp = (pred & y[:, None]).sum(0)
-    return 2 * tp / np.maximum(pred.sum(0) + y.sum(), 1)
-
-
-def _best_threshold(f1: np.ndarray, grid: np.ndarray) -> tuple[float, float]:
-    """(F1, threshold) of the best grid threshold; ties go to the threshold nearest 0.5."""
-    best = max(range(len(grid)), key=lambda k: (round(float(f1[k]), 9), -abs(grid[k] - 0.5)))
-    return float(f1[best]), float(grid[best])
-
-
 def _calibrated(scores: Scores, y: np.ndarray, min_positives: int) -> dict[str, list[Platt | None]]:
     """Per-type Platt fits of the TF-IDF sources; a type with too few positives gets its source's
     pooled fit (one slope and intercept over all types' decision values)."""
@@ -453,6 +440,8 @@ def _calibrated(scores: Scores, y: np.ndarray, min_positives: int) -> dict[str, 
 
 def tune_types(scores: Scores, y: np.ndarray, labels, settings: TuneSettings) -> dict[str, TypeRule]:
     """Per type: Platt calibration, mixing weights and threshold maximising the type's F1 on `y`."""
+    from training.reviewer_model import best_threshold, f1_by_threshold
+
     grid = np.asarray(settings.thresholds)
     p_rev = scores.reviewer["clause_type"].double().numpy()
     platt = _calibrated(scores, y, settings.min_positives)
@@ -472,9 +461,9 @@ def tune_types(scores: Scores, y: np.ndarray, labels, settings: TuneSettings) ->
         ties keep the reviewer-heaviest weights, listed first."""
         best, choice = -1.0, ({"reviewer": 1.0}, 0.5)
         for w in _simplex(settings.weight_step, len(names)):
-            f1 = np.mean([_f1_by_threshold(sum(wk * s for wk, (_, s) in zip(w, sources[j])), y[:, j], grid)
+            f1 = np.mean([f1_by_threshold(sum(wk * s for wk, (_, s) in zip(w, sources[j])), y[:, j], grid)
                           for j in js], axis=0)
-            value, thr = _best_threshold(f1, grid)
+            value, thr = best_threshold(f1, grid)
             if value > best + 1e-9:
                 best, choice = value, (dict(zip(names, w)), thr)
         return choice

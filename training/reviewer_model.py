@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -361,27 +362,32 @@ def answers_from_probs(probs: dict[str, torch.Tensor], labels: Labels, threshold
     return results
 
 
+def f1_by_threshold(p: np.ndarray, y: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """F1 of `p >= t` against the 0/1 targets `y`, for every t in `grid` (compared in p's dtype)."""
+    pred = p[:, None] >= np.asarray(grid).astype(p.dtype)[None, :]
+    tp = (pred & y[:, None]).sum(0)
+    return 2 * tp / np.maximum(pred.sum(0) + y.sum(), 1)
+
+
+def best_threshold(f1: np.ndarray, grid: Sequence[float]) -> tuple[float, float]:
+    """(F1, threshold) of the best grid threshold; ties (within 1e-9) go to the threshold nearest 0.5:
+    less fitted to this one sample."""
+    k = 0
+    for i in range(1, len(grid)):
+        if f1[i] > f1[k] + 1e-9 or (abs(f1[i] - f1[k]) <= 1e-9 and abs(grid[i] - 0.5) < abs(grid[k] - 0.5)):
+            k = i
+    return float(f1[k]), float(grid[k])
+
+
 def tune_thresholds(probs: torch.Tensor, targets: torch.Tensor, min_positives: int = 5,
                     default: float = 0.5, grid: Sequence[float] | None = None) -> list[float]:
     """Per-type threshold maximising F1 on held-out data; `default` where positives are too few
     for the choice to mean anything."""
     grid = grid or [round(x, 2) for x in torch.arange(0.05, 0.96, 0.05).tolist()]
-    out = []
-    for j in range(probs.size(1)):
-        y = targets[:, j] > 0.5
-        if int(y.sum()) < min_positives:
-            out.append(default)
-            continue
-        best, best_f1 = default, -1.0
-        for t in grid:
-            pred = probs[:, j] >= t
-            tp = int((pred & y).sum())
-            f1 = 2 * tp / max(int(pred.sum()) + int(y.sum()), 1)
-            # ties go to the threshold nearest 0.5: less fitted to this one sample
-            if f1 > best_f1 + 1e-9 or (abs(f1 - best_f1) <= 1e-9 and abs(t - 0.5) < abs(best - 0.5)):
-                best, best_f1 = t, f1
-        out.append(best)
-    return out
+    p = (probs.float() if probs.dtype == torch.bfloat16 else probs).detach().cpu().numpy()
+    y = (targets > 0.5).cpu().numpy()
+    return [default if int(y[:, j].sum()) < min_positives else best_threshold(f1_by_threshold(p[:, j], y[:, j], grid), grid)[1]
+            for j in range(p.shape[1])]
 
 
 class ReviewerPredictor:
