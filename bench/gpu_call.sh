@@ -41,6 +41,12 @@ lane() {  # name gpu commands... (run in a subshell, output in $W/name.log)
     for step in "$@"; do eval "$step"; done ) > "$W/$name.log" 2>&1
 }
 
+kernel_lanes() {  # "PHASES on GPU 0" "PHASES on GPU 1": the kernels bench, profiled, one lane per GPU
+  lane gpu0 0 "PROFILE=1 OUT=\$W/k0 bash bench/kernels/gpu_run.sh \"$1\" \$(left 15)" &
+  lane gpu1 1 "PROFILE=1 OUT=\$W/k1 bash bench/kernels/gpu_run.sh \"$2\" \$(left 15)" &
+  wait
+}
+
 case $CALL in
   call1)
     lane gpu0 0 \
@@ -60,17 +66,11 @@ case $CALL in
     lane gpu1 1 'OUT=$W/t1 bash bench/training/gpu_run.sh S7f $(left 10)' &
     wait ;;
   profile) # where a step's GPU time goes: ours at 7B mb4 (GPU 0) | ours and Unsloth at 13B mb1 (GPU 1)
-    lane gpu0 0 'PROFILE=1 OUT=$W/k0 bash bench/kernels/gpu_run.sh "native7 native7off" $(left 15)' &
-    lane gpu1 1 'PROFILE=1 OUT=$W/k1 bash bench/kernels/gpu_run.sh "native13 unsloth13" $(left 15)' &
-    wait ;;
+    kernel_lanes "native7 native7off" "native13 unsloth13" ;;
   compare) # ours against Unsloth in one run, profiled: 7B mb4 and the legal config (GPU 0) | 13B mb1 (GPU 1)
-    lane gpu0 0 'PROFILE=1 OUT=$W/k0 bash bench/kernels/gpu_run.sh "native7 unsloth7 legal_native legal_unsloth" $(left 15)' &
-    lane gpu1 1 'PROFILE=1 OUT=$W/k1 bash bench/kernels/gpu_run.sh "native13 unsloth13 hf13 native13off" $(left 15)' &
-    wait ;;
+    kernel_lanes "native7 unsloth7 legal_native legal_unsloth" "native13 unsloth13 hf13 native13off" ;;
   recheck) # after a kernels change: ours and Unsloth again, same run, profiled, and the kernels' GPU tests
-    lane gpu0 0 'PROFILE=1 OUT=$W/k0 bash bench/kernels/gpu_run.sh "native7 unsloth7 tests" $(left 15)' &
-    lane gpu1 1 'PROFILE=1 OUT=$W/k1 bash bench/kernels/gpu_run.sh "native13 unsloth13" $(left 15)' &
-    wait ;;
+    kernel_lanes "native7 unsloth7 tests" "native13 unsloth13" ;;
   call2)
     ( OUT=$W/t bash bench/training/gpu_run.sh "DE1 B2n E2 C13n" $(left 10) ) > "$W/train.log" 2>&1 ;;
   *) echo "unknown call $CALL"; exit 2 ;;
