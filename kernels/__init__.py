@@ -4,6 +4,7 @@
     model = get_peft_model(model, lora_config)
     patch(model)                      # RMSNorm, RoPE, SwiGLU/LoRA MLP, LoRA projections, fused loss
     patch(model, offload_activations=True)  # also: checkpointed layer inputs in pinned host memory
+    step = GraphedBackward(loss_fn, params)  # forward + backward replayed as a CUDA graph (cuda_graph.py)
 
 One file per op (``rms_norm``, ``rope``, ``swiglu``, ``fused_linear_cross_entropy``, ``lora``), each with
 its Triton kernels, launchers and one autograd Function; ``patch`` swaps them into a model.
@@ -34,6 +35,8 @@ _LAZY = {
     "lora_linear": ("kernels.lora", "lora_linear"),
     "lora_mlp": ("kernels.lora", "lora_mlp"),
     "OffloadWarning": ("kernels.offload", "OffloadWarning"),
+    "GraphedBackward": ("kernels.cuda_graph", "GraphedBackward"),
+    "GraphCaptureError": ("kernels.cuda_graph", "GraphCaptureError"),
 }
 
 __all__ = list(_LAZY)

@@ -36,13 +36,15 @@ def tiny_model(family: str, dtype=torch.float32, seed: int = 0):
 
 
 def tiny_lora_model(family: str, dtype=torch.float32, seed: int = 0, dropout: float = 0.0,
-                    use_dora: bool = False, gradient_checkpointing: bool | str = False, r: int = 8):
+                    use_dora: bool = False, gradient_checkpointing: bool | str = False, r: int = 8,
+                    preserve_rng_state: bool = True):
     from peft import LoraConfig, get_peft_model
 
     model = tiny_model(family, dtype, seed)
     if gradient_checkpointing:
         model.gradient_checkpointing_enable(
-            gradient_checkpointing_kwargs={"use_reentrant": gradient_checkpointing == "reentrant"})
+            gradient_checkpointing_kwargs={"use_reentrant": gradient_checkpointing == "reentrant",
+                                           "preserve_rng_state": preserve_rng_state})
         model.enable_input_require_grads()
     cfg = LoraConfig(r=r, lora_alpha=2 * r, lora_dropout=dropout, target_modules=TARGETS, use_dora=use_dora,
                      task_type="CAUSAL_LM")
