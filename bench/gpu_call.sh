@@ -15,6 +15,11 @@
 #   bash bench/gpu_call.sh profile   # one profiled step each: native 7B mb4 (+offload) | native and Unsloth 13B mb1
 #   bash bench/gpu_call.sh compare   # profiled, same run: native/Unsloth 7B mb4 and legal config | native/Unsloth/hf 13B mb1
 #   bash bench/gpu_call.sh recheck   # after a kernels change: native/Unsloth 7B mb4 + GPU kernel tests | 13B mb1
+#   bash bench/gpu_call.sh graph     # CUDA-graphed steps: graph tests, native/graph/offload+graph/Unsloth 7B mb4 and legal
+#                                    # (GPU 0) | the same at 13B mb1 (GPU 1); each lane pinned to half the CPUs
+#   bash bench/gpu_call.sh graph2    # the same with SDPA held to flash/efficient, lanes not pinned
+#   bash bench/gpu_call.sh graph3    # after the capture-time causal-mask fix: cuDNN and flash inside the graph
+#   bash bench/gpu_call.sh graph4    # unpacked rows keep the causal path in the capture (the figures in kernels/NOTES.md)
 #   bash bench/gpu_call.sh call3     # training: Unsloth 7B on GPU 0 | ZeRO-3 7B on 1 GPU, then native 7B again, on GPU 1
 # Everything comes back as at most 8 files: rows (*.jsonl), app JSON, the loss plot, summaries and one
 # tarball of the logs.
@@ -38,6 +43,12 @@ echo "wheels installed in $((SECONDS - T0))s"
 lane() {  # name gpu commands... (run in a subshell, output in $W/name.log)
   local name=$1 gpu=$2; shift 2
   ( export CUDA_VISIBLE_DEVICES=$gpu DEV0=$gpu DEV1=$gpu UNSLOTH_COMPILE_LOCATION=/tmp/unsloth_cache_$name
+    # PIN=1: each lane on its own half of the CPUs (a host-bound step must not share cores with the other
+    # lane's work: the recheck call's 13B figure moved with its neighbour's Unsloth compile)
+    if [ -n "${PIN:-}" ] && command -v taskset >/dev/null; then
+      local n=$(nproc) ; local h=$(( n / 2 ))
+      taskset -pc "$(( gpu * h ))-$(( gpu * h + h - 1 ))" $BASHPID >/dev/null && echo "lane $name on CPUs $(( gpu * h ))-$(( gpu * h + h - 1 ))"
+    fi
     for step in "$@"; do eval "$step"; done ) > "$W/$name.log" 2>&1
 }
 
@@ -69,6 +80,19 @@ case $CALL in
     kernel_lanes "native7 native7off" "native13 unsloth13" ;;
   compare) # ours against Unsloth in one run, profiled: 7B mb4 and the legal config (GPU 0) | 13B mb1 (GPU 1)
     kernel_lanes "native7 unsloth7 legal_native legal_unsloth" "native13 unsloth13 hf13 native13off" ;;
+  graph)   # the CUDA-graphed step against eager and Unsloth, same run, lanes pinned to their own CPUs
+    PIN=1 kernel_lanes "tests_graph native7 native7g native7offg unsloth7 legal_native_g" \
+                       "native13 native13g native13offg unsloth13" ;;
+  graph2)  # SDPA held to flash/efficient inside the graph; lanes not pinned (pinning slowed Unsloth's 13B step
+           # from 0.339 to 0.418 s in the graph call), the GPU tests of the graph first
+    kernel_lanes "tests_graph native7 native7f native7gf native7ge native7offgf unsloth7 legal_native_gf" \
+                 "native13 native13gf native13offgf native13g unsloth13" ;;
+  graph3)  # after the capture-time causal-mask fix: graphed steps with cuDNN and flash attention, lanes not pinned
+    kernel_lanes "tests_graph native7 native7g native7gf native7offg native7offgf unsloth7 legal_native_g" \
+                 "native13 native13g native13gf native13offg native13offgf unsloth13" ;;
+  graph4)  # unpacked rows keep SDPA's causal path inside the capture: cuDNN and flash, offload, Unsloth, same run
+    kernel_lanes "tests_graph native7 native7g native7gf native7offg unsloth7 legal_native_g" \
+                 "native13 native13g native13gf native13offg unsloth13" ;;
   recheck) # after a kernels change: ours and Unsloth again, same run, profiled, and the kernels' GPU tests
     kernel_lanes "native7 unsloth7 tests" "native13 unsloth13" ;;
   call2)

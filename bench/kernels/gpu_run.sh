@@ -128,14 +128,28 @@ for p in $PHASES; do
     native7)       phase native7 90 40 $STEP --backend native --model 7b --bs ${BS:-4} ;;
     hf7)           phase hf7 80 35 $STEP --backend hf --model 7b --bs ${BS:-4} ;;
     native7off)    phase native7off 90 40 $STEP --backend native --model 7b --bs ${BS:-4} --offload-activations ;;
+    # forward + backward replayed as a CUDA graph (kernels/cuda_graph.py), with and without offload
+    native7g)      phase native7g 90 40 $STEP --backend native --model 7b --bs ${BS:-4} --cuda-graph ;;
+    native7offg)   phase native7offg 90 40 $STEP --backend native --model 7b --bs ${BS:-4} --offload-activations --cuda-graph ;;
+    # the same with SDPA held to one backend (cuDNN's attention ran 3x slower inside the graph, run 20261128T164850Z-graph)
+    native7f)      phase native7f 90 40 $STEP --backend native --model 7b --bs ${BS:-4} --sdpa flash ;;
+    native7gf)     phase native7gf 90 40 $STEP --backend native --model 7b --bs ${BS:-4} --cuda-graph --sdpa flash ;;
+    native7ge)     phase native7ge 90 40 $STEP --backend native --model 7b --bs ${BS:-4} --cuda-graph --sdpa efficient ;;
+    native7offgf)  phase native7offgf 90 40 $STEP --backend native --model 7b --bs ${BS:-4} --offload-activations --cuda-graph --sdpa flash ;;
     unsloth7)      phase unsloth7 240 120 $STEP --backend unsloth --model 7b --bs ${BS:-4} ;;
     # 13B, micro-batch 1
     native13)      phase native13 90 40 $STEP --backend native --model 13b --bs 1 ;;
     hf13)          phase hf13 80 35 $STEP --backend hf --model 13b --bs 1 ;;
     native13off)   phase native13off 90 40 $STEP --backend native --model 13b --bs 1 --offload-activations ;;
+    native13g)     phase native13g 90 40 $STEP --backend native --model 13b --bs 1 --cuda-graph ;;
+    native13offg)  phase native13offg 90 40 $STEP --backend native --model 13b --bs 1 --offload-activations --cuda-graph ;;
+    native13gf)    phase native13gf 90 40 $STEP --backend native --model 13b --bs 1 --cuda-graph --sdpa flash ;;
+    native13offgf) phase native13offgf 90 40 $STEP --backend native --model 13b --bs 1 --offload-activations --cuda-graph --sdpa flash ;;
     unsloth13)     phase unsloth13 270 150 $STEP --backend unsloth --model 13b --bs 1 ;;
     # the legal configuration: r=32, alpha=64 on q_proj,o_proj, 7B micro-batch 4
     legal_native)  phase legal_native 80 35 $STEP --backend native $LEGAL ;;
+    legal_native_g) phase legal_native_g 80 35 $STEP --backend native $LEGAL --cuda-graph ;;
+    legal_native_gf) phase legal_native_gf 80 35 $STEP --backend native $LEGAL --cuda-graph --sdpa flash ;;
     legal_hf)      phase legal_hf 80 30 $STEP --backend hf $LEGAL ;;
     legal_unsloth) phase legal_unsloth 200 90 $STEP --backend unsloth $LEGAL ;;
     # memory: Mistral-7B shape (GQA) under a MEMCAP GiB allocator cap, micro-batch 2 and 4
@@ -152,6 +166,7 @@ for p in $PHASES; do
     micro)         phase micro 80 40 python3 bench/kernels/micro.py --out $OUT/micro.jsonl --compile-budget-s 25 \
                      --ops rope,rms_norm,swiglu,fused_linear_cross_entropy,lora_linear,lora_mlp ;;
     flce)          phase flce 60 30 python3 -m pytest tests/kernels/test_kernel_fused_linear_cross_entropy.py -q -p no:cacheprovider --confcutdir tests/kernels ;;
+    tests_graph)   phase tests_graph 100 40 python3 -m pytest tests/kernels/test_kernel_cuda_graph.py tests/kernels/test_kernel_patch.py tests/kernels/test_kernel_offload.py -q -p no:cacheprovider --confcutdir tests/kernels -x ;;
     tests)         phase tests 130 60 python3 -m pytest tests/kernels -q -p no:cacheprovider --confcutdir tests/kernels --durations=10 ;;
     *)             echo "unknown phase $p" | tee -a "$ENVLOG" ;;
   esac

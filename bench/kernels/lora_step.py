@@ -38,6 +38,7 @@ stopped by SIGTERM (``timeout``) each write an error row, so a run always says w
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import json
 import os
@@ -196,10 +197,14 @@ def quantize_decoder_linears(model, compute_dtype=None) -> int:
     return n
 
 
-def peft_wrap(model, r: int, alpha: int | None = None, targets: list[str] | None = None):
+def peft_wrap(model, r: int, alpha: int | None = None, targets: list[str] | None = None,
+              preserve_rng_state: bool = True):
+    """``preserve_rng_state=False`` for CUDA-graph capture: checkpoint then stashes no RNG state (dropout is 0
+    here, so there is none to replay)."""
     from peft import LoraConfig, get_peft_model
 
-    model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    model.gradient_checkpointing_enable(
+        gradient_checkpointing_kwargs={"use_reentrant": False, "preserve_rng_state": preserve_rng_state})
     model.enable_input_require_grads()
     cfg = LoraConfig(r=r, lora_alpha=2 * r if alpha is None else alpha, lora_dropout=0.0, bias="none",
                      target_modules=list(targets or TARGETS), task_type="CAUSAL_LM")
@@ -355,13 +360,13 @@ def setup_backend(args):
             _stage("quantize")
             notes["quantized_linears"] = quantize_decoder_linears(model, torch.bfloat16)
             notes["quant"] = "bitsandbytes Linear4bit NF4, double quant, bf16 compute; lm_head/embeddings bf16"
-        model = peft_wrap(model, args.r, args.alpha, args.targets)
+        model = peft_wrap(model, args.r, args.alpha, args.targets, preserve_rng_state=not args.cuda_graph)
         if args.backend == "native":
             _stage("patch")
             patch_native(model, args.offload_activations)
             notes["patched"] = getattr(model, "_kernels_patch_counts", None)
             notes["lora_path"] = lora_path_counts(model)
-        notes["gc"] = "non-reentrant"
+        notes["gc"] = "non-reentrant" + (", preserve_rng_state=False" if args.cuda_graph else "")
     notes["attn"] = getattr(model.config, "_attn_implementation", None)
     params = [p for p in model.parameters() if p.requires_grad]
     notes["lora_dtype"] = ",".join(sorted({str(p.dtype) for p in params}))
@@ -391,7 +396,8 @@ def _on_sigterm(signum, frame):  # noqa: ARG001
 def base_row(args, card: str, run_id: str) -> dict:
     return dict(backend=args.backend, model=args.model, seq_len=args.seq, lora_r=args.r, lora_alpha=args.alpha,
                 targets=list(args.targets), qlora=args.qlora, mem_cap_gib=args.mem_cap_gib,
-                offload_activations=args.offload_activations, card=card, gpus=1, run_id=run_id,
+                offload_activations=args.offload_activations, cuda_graph=args.cuda_graph, sdpa_backend=args.sdpa,
+                card=card, gpus=1, run_id=run_id,
                 phase=os.environ.get("PHASE"), versions=versions(),
                 command=" ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
                 flops_per_token=flops_per_token(args.model, args.seq),
@@ -413,7 +419,46 @@ def apply_mem_cap(gib: float) -> dict:
     return dict(mem_cap_fraction=frac, reserved_at_cap_gib=torch.cuda.memory_reserved() / 2**30)
 
 
-def _timed_steps(model, opt, ids, labels, warmup: int, steps: int, bs: int):
+SDPA_BACKENDS = {"cudnn": "CUDNN_ATTENTION", "flash": "FLASH_ATTENTION", "efficient": "EFFICIENT_ATTENTION",
+                 "math": "MATH"}
+
+
+def _sdpa_context(name: str | None):
+    """torch's SDPA restricted to one backend for the whole step: the forward, the checkpoint's recompute
+    and the backward all run inside it (the recompute happens during backward)."""
+    if not name or name == "auto":
+        return contextlib.nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel([getattr(SDPBackend, SDPA_BACKENDS[name])])
+
+
+def make_step(model, opt, params, ids, labels, cuda_graph: bool, sdpa: str | None = None):
+    """One training step as a callable returning the loss: eager, or forward + backward replayed as a CUDA
+    graph (``kernels.cuda_graph.GraphedBackward``: eager for its warm-up calls, then captured once) with the
+    optimizer step eager in both. Returns (step, the GraphedBackward or None)."""
+    batch = {"input_ids": ids, "labels": labels}
+    graphed = None
+    if cuda_graph:
+        from kernels.cuda_graph import GraphedBackward
+
+        # rows of random tokens, no position ids or mask: one sequence per row
+        graphed = GraphedBackward(lambda b: model(**b).loss, params, enabled=True, unpacked_rows=True)
+
+    def step():
+        with _sdpa_context(sdpa):
+            if graphed is not None:
+                loss = graphed(batch)
+            else:
+                loss = model(**batch).loss
+                loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        return loss
+    return step, graphed
+
+
+def _timed_steps(step, warmup: int, steps: int, bs: int):
     import torch
 
     times, losses = [], []
@@ -421,10 +466,7 @@ def _timed_steps(model, opt, ids, labels, warmup: int, steps: int, bs: int):
         _LIVE["stage"] = f"micro_batch {bs} step {i + 1}/{warmup + steps}"
         torch.cuda.synchronize()
         t = time.perf_counter()
-        loss = model(input_ids=ids, labels=labels).loss
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        loss = step()
         torch.cuda.synchronize()
         dt = time.perf_counter() - t
         losses.append(float(loss.detach()))
@@ -453,7 +495,7 @@ def kernel_category(name: str) -> str:
     return "other"
 
 
-def profile_step(model, opt, ids, labels, path: Path) -> dict:
+def profile_step(step, path: Path) -> dict:
     """One training step under torch.profiler: every CUDA kernel's total time and count, written ranked to
     ``path`` with a per-category summary; returns the summary (ms per category, kernel count, step wall)."""
     import torch
@@ -463,10 +505,7 @@ def profile_step(model, opt, ids, labels, path: Path) -> dict:
     sync()
     t = time.perf_counter()
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-        loss = model(input_ids=ids, labels=labels).loss
-        loss.backward()
-        opt.step()
-        opt.zero_grad(set_to_none=True)
+        step()
         sync()
     wall = time.perf_counter() - t
     kernels: dict[str, list] = {}
@@ -549,7 +588,8 @@ def run(args):
             torch.cuda.synchronize()
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
-            times, losses = _timed_steps(model, opt, ids, labels, args.warmup, args.steps, bs)
+            step, graphed = make_step(model, opt, params, ids, labels, args.cuda_graph, args.sdpa)
+            times, losses = _timed_steps(step, args.warmup, args.steps, bs)
             med = statistics.median(times)
             tok_s = bs * args.seq / med
             achieved = base["flops_per_token"] * tok_s
@@ -559,6 +599,12 @@ def run(args):
                        mfu=achieved / DATASHEET_PEAK_BF16,
                        mfu_measured=achieved / args.gemm_flops if args.gemm_flops else None,
                        loss_first=losses[0], loss_last=losses[-1], n_warmup=args.warmup, n_timed=len(times))
+            if graphed is not None:
+                # every timed step must be a replay, else the row times the eager path under another name
+                row["cuda_graph_stats"] = graphed.describe()
+                if graphed.stats["replays"] < len(times):
+                    row["warning"] = (f"cuda graph: {graphed.stats['replays']} replays for {len(times)} timed "
+                                      f"steps ({graphed.disabled_reason or 'raise --warmup'})")
             free, total = torch.cuda.mem_get_info()
             # what the device holds beyond this allocator (CUDA context, libraries' workspaces): a card
             # of the cap's size needs that too
@@ -573,7 +619,7 @@ def run(args):
                 # the phase names the configuration (two phases can share backend, model and micro-batch)
                 tag = os.environ.get("PHASE") or f"{_label(row).replace('+', '_')}_{args.model}"
                 path = Path(args.profile) / f"profile_{tag}_mb{bs}.txt"
-                row["profile"] = profile_step(model, opt, ids, labels, path)
+                row["profile"] = profile_step(step, path)
         except torch.cuda.OutOfMemoryError as e:
             oom_at = bs
             row.update(error="OOM: " + str(e).splitlines()[0][:200])
@@ -585,7 +631,7 @@ def run(args):
             if args.mem_cap_gib:
                 row["fits_cap"] = False
         emit(args.out, row)
-        ids = labels = None
+        ids = labels = step = graphed = None
         opt.zero_grad(set_to_none=True)
         gc.collect()
         torch.cuda.empty_cache()
@@ -593,7 +639,10 @@ def run(args):
 
 
 def _label(r: dict) -> str:
-    return r.get("backend", "?") + ("+offload" if r.get("offload_activations") and r.get("backend") == "native" else "")
+    native = r.get("backend") == "native"
+    sdpa = r.get("sdpa_backend")
+    return (r.get("backend", "?") + ("+offload" if r.get("offload_activations") and native else "")
+            + ("+graph" if r.get("cuda_graph") and native else "") + (f"+{sdpa}" if sdpa and sdpa != "auto" else ""))
 
 
 def _config_key(r: dict) -> tuple:
@@ -610,20 +659,23 @@ def _config_name(key: tuple) -> str:
 
 # (numerator, denominator) of the tokens/s ratios the summary prints for each matched configuration
 RATIOS = [("native", "hf"), ("native", "unsloth"), ("native+offload", "native"), ("native+offload", "unsloth"),
-          ("native", "liger")]
+          ("native", "liger"), ("native+graph", "native"), ("native+graph", "unsloth"),
+          ("native+offload+graph", "unsloth"), ("native+flash", "native"), ("native+graph+flash", "native"),
+          ("native+graph+flash", "unsloth"), ("native+offload+graph+flash", "unsloth"),
+          ("native+graph+efficient", "native")]
 
 
 def summarize(rows: list[dict]) -> str:
     """A compact table of the rows, then tokens/s ratios (native/hf, native/unsloth, ...) for every
     configuration measured by both backends without error (rows of one run: pass them filtered)."""
-    lines = [f"{'phase':17s} {'backend':15s} {'config':36s} {'step s':>7s} {'tok/s':>7s} {'peakGiB':>7s} "
+    lines = [f"{'phase':17s} {'backend':26s} {'config':36s} {'step s':>7s} {'tok/s':>7s} {'peakGiB':>7s} "
              f"{'resGiB':>6s} {'MFU':>5s} {'fits':>4s} loss"]
     ok: dict[tuple, dict[str, dict]] = {}
     for r in rows:
         if "backend" not in r:
             continue
         key = _config_key(r)
-        head = f"{str(r.get('phase') or '-'):17s} {_label(r):15s} {_config_name(key):36s}"
+        head = f"{str(r.get('phase') or '-'):17s} {_label(r):26s} {_config_name(key):36s}"
         if r.get("error"):
             lines.append(f"{head} ERROR {str(r['error'])[:160]}")
             continue
@@ -696,6 +748,12 @@ def build_parser() -> argparse.ArgumentParser:
                     help="cap the caching allocator at this many GiB after building, before the timed steps")
     ap.add_argument("--offload-activations", action="store_true",
                     help="native only: kernels.patch(model, offload_activations=True)")
+    ap.add_argument("--cuda-graph", action="store_true",
+                    help="native only: forward and backward replayed as one CUDA graph "
+                         "(kernels.cuda_graph.GraphedBackward; the optimizer step stays eager)")
+    ap.add_argument("--sdpa", choices=["auto", *SDPA_BACKENDS], default="auto",
+                    help="native/hf: restrict torch's SDPA to one backend for the whole step (auto: torch's "
+                         "choice, cuDNN on Hopper)")
     ap.add_argument("--profile", metavar="DIR", default=None,
                     help="after the timed steps of each micro-batch, profile one more step and write its CUDA "
                          "kernels, grouped and ranked by time, and the host's busiest ops, to "
@@ -728,6 +786,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.offload_activations and args.backend != "native":
         ap.error("--offload-activations is for --backend native (unsloth offloads on its own; hf and liger "
                  "have no such option here)")
+    if args.sdpa != "auto" and args.backend not in ("native", "hf"):
+        ap.error("--sdpa is for --backend native or hf (Unsloth and Liger pick their own attention)")
+    if args.cuda_graph and args.backend != "native":
+        ap.error("--cuda-graph is for --backend native")
+    if args.cuda_graph and args.warmup < 3:
+        ap.error("--cuda-graph needs --warmup 3 or more (two eager warm-up calls, then the capture's step)")
     if args.qlora and args.backend == "liger":
         ap.error("--qlora runs with --backend hf, native or unsloth")
     return args

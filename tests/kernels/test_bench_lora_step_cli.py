@@ -207,6 +207,24 @@ def test_summary_prints_ratios_for_matched_configurations_only():
     assert len(ratio_lines) == 1  # the legal native row has no partner without error
 
 
+def test_summary_keeps_graphed_rows_apart_and_compares_them():
+    rows = [_row("native", 12000.0), _row("unsloth", 10000.0),
+            _row("native", 13200.0, cuda_graph=True, phase="native7g")]
+    text = ls.summarize(rows)
+    assert "native+graph/native 1.10x" in text and "native+graph/unsloth 1.32x" in text
+    assert "native/unsloth 1.20x" in text  # the eager row is not overwritten by the graphed one
+
+
+@pytest.mark.parametrize("argv, msg", [
+    (["--backend", "hf", "--cuda-graph"], "--cuda-graph is for --backend native"),
+    (["--cuda-graph", "--warmup", "2"], "--cuda-graph needs --warmup 3"),
+])
+def test_cuda_graph_flag_is_checked(argv, msg, capsys):
+    with pytest.raises(SystemExit):
+        ls.parse_args(argv)
+    assert msg in capsys.readouterr().err
+
+
 def test_summary_mode_filters_by_run_id(tmp_path, capsys):
     p = tmp_path / "rows.jsonl"
     p.write_text("\n".join(json.dumps(dict(_row(b, t), run_id=rid)) for b, t, rid in
@@ -288,7 +306,9 @@ def test_profile_step_writes_the_ranked_table_and_the_host_ops(tmp_path):
     model = Tiny()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     before = model.lin.weight.detach().clone()
-    out = ls.profile_step(model, opt, torch.randn(4, 8), None, tmp_path / "p" / "profile_x_mb4.txt")
+    step, graphed = ls.make_step(model, opt, list(model.parameters()), torch.randn(4, 8), None, cuda_graph=False)
+    assert graphed is None
+    out = ls.profile_step(step, tmp_path / "p" / "profile_x_mb4.txt")
     text = (tmp_path / "p" / "profile_x_mb4.txt").read_text()
     assert out["file"] == "profile_x_mb4.txt" and out["launches"] == 0  # no CUDA kernels on a CPU
     assert text.startswith("one step under the profiler") and "host:" in text and "aten::addmm" in text
