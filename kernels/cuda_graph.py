@@ -125,15 +125,17 @@ class GraphedBackward:
             raise ValueError(f"GraphedBackward: warmup must be >= 1 and max_graphs >= 0 (got {warmup}, {max_graphs})")
         devices = {p.device for p in self.params}
         on_cuda = len(devices) == 1 and next(iter(devices)).type == "cuda"
+        partitioned = any(is_partitioned(p) for p in self.params)
+        if enabled and partitioned:
+            raise ValueError("GraphedBackward: DeepSpeed ZeRO-3 partitioned parameters cannot be graphed "
+                             "(ZeRO-3 gathers them with host-side hooks); run without cuda graphs")
         if enabled and not on_cuda:
             raise ValueError(f"GraphedBackward: CUDA graphs need every trainable parameter on one CUDA device; "
                              f"they are on {sorted(map(str, devices))}. Pass enabled=None to run eagerly there.")
-        if enabled and any(is_partitioned(p) for p in self.params):
-            raise ValueError("GraphedBackward: DeepSpeed ZeRO-3 partitioned parameters cannot be graphed "
-                             "(ZeRO-3 gathers them with host-side hooks); run without cuda graphs")
-        self.enabled = on_cuda if enabled is None else enabled
+        self.enabled = (on_cuda and not partitioned) if enabled is None else enabled
         self.warmup, self.max_graphs, self.unpacked_rows = warmup, max_graphs, unpacked_rows
-        self.disabled_reason: str | None = None if self.enabled else ("no CUDA device" if not on_cuda else "enabled=False")
+        self.disabled_reason: str | None = None if self.enabled else (
+            "ZeRO-3 partitioned parameters" if partitioned else "no CUDA device" if not on_cuda else "enabled=False")
         self.stats = Counter()  # eager, captures, replays
         self._graphs: dict[tuple, _Captured] = {}
         self._eager_runs: Counter = Counter()

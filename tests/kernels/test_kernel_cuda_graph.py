@@ -99,6 +99,16 @@ def test_bad_arguments_name_the_problem():
         vec({"input_ids": ids})
 
 
+def test_zero3_partitioned_parameters_are_never_graphed():
+    model = _model(gc=False)
+    params = _params(model)
+    params[0].ds_id = 7  # what DeepSpeed ZeRO-3 puts on a partitioned parameter
+    with pytest.raises(ValueError, match="ZeRO-3 partitioned parameters cannot be graphed"):
+        GraphedBackward(lambda b: model(**b).loss, params, enabled=True)
+    step = GraphedBackward(lambda b: model(**b).loss, params)  # enabled=None: eager, and says why
+    assert step.describe()["disabled_reason"] == "ZeRO-3 partitioned parameters" and not step.enabled
+
+
 @pytest.mark.skipif(ON_GPU, reason="the CPU refusal of enabled=True")
 def test_enabled_without_cuda_is_refused():
     model = _model(gc=False)
