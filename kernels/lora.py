@@ -87,33 +87,31 @@ def lowrank_grad(a, b, scale, dtype):
     return _cast(out.addmm_(a, b, beta=0, alpha=scale), dtype)
 
 
-def projection_backward(dy, x2, W, A, B, scale, xa, need_dx, dx=None, grad_dtypes=None):
+def adapter_grads(dy, x2, xa, B, scale, grad_dtypes):
+    """(dy B, dA, dB) of one LoRA projection: dA = s (dy B)^T x and dB = s dy^T (x A^T) both reduce over
+    the tokens in the GEMM's fp32 accumulator; ``grad_dtypes`` are the adapters' own (A's, B's)."""
+    dyB = dy @ _cast(B, dy.dtype)  # (N, r)
+    return dyB, lowrank_grad(dyB.t(), x2, scale, grad_dtypes[0]), lowrank_grad(dy.t(), xa, scale, grad_dtypes[1])
+
+
+def input_grad(dy, W, dyBs=(), As=(), scales=()):
+    """dy W + sum_i s_i (dy_i B_i) A_i: the low-rank terms written first (one GEMM, ``input_grad_lora``),
+    then the base GEMM adds into them (beta=1), as in forward."""
+    Wc = _cast(W, dy.dtype)
+    if not dyBs:
+        return dy @ Wc
+    return input_grad_lora(dyBs, As, scales, W.shape[1], dy).addmm_(dy, Wc)
+
+
+def projection_backward(dy, x2, W, A, B, scale, xa, need_dx, grad_dtypes):
     """Returns (dx, dA, dB). A and B come in the compute dtype (cast once in forward and saved);
-    ``grad_dtypes`` are the adapters' own dtypes for dA and dB (default: A's and B's). dx is accumulated
-    into ``dx`` when given."""
-    dtype = dy.dtype
+    ``grad_dtypes`` are the adapters' own dtypes for dA and dB."""
     dA = dB = None
-    dyB = None
+    lowrank = ((), (), ())
     if A is not None:
-        a_dtype, b_dtype = grad_dtypes or (A.dtype, B.dtype)
-        Bc = _cast(B, dtype)
-        dyB = dy @ Bc  # (N, r)
-        # dA = s (dy B)^T x, dB = s dy^T (x A^T): both reduce over the tokens, in the GEMM's fp32 accumulator
-        dA = lowrank_grad(dyB.t(), x2, scale, a_dtype)
-        dB = lowrank_grad(dy.t(), xa, scale, b_dtype)
-    if need_dx:
-        Wc = _cast(W, dtype)
-        if dx is None and dyB is not None:
-            # the low-rank term first (a write), then the base GEMM adds into it (beta=1): see forward
-            dx = input_grad_lora([dyB], [A], [scale], W.shape[1], dy)
-            dx.addmm_(dy, Wc)
-        elif dx is None:
-            dx = dy @ Wc
-        else:
-            if dyB is not None:
-                dx.addmm_(dyB, _cast(A, dtype), alpha=scale)
-            dx.addmm_(dy, Wc)
-    return dx, dA, dB
+        dyB, dA, dB = adapter_grads(dy, x2, xa, B, scale, grad_dtypes)
+        lowrank = ([dyB], [A], [scale])
+    return (input_grad(dy, W, *lowrank) if need_dx else None), dA, dB
 
 
 def _adapters(dtype, *tensors):
@@ -189,11 +187,7 @@ class LoRAMLPFunction(torch.autograd.Function):
         # down: dh = dy Wd + sd (dy Bd) Ad, the low-rank term written first and the base GEMM adding
         # into it (beta=1); its adapter gradient needs h itself, so dA_d waits for h
         dyB_d = dy2 @ _cast(Bd, dy2.dtype) if Ad is not None else None
-        if dyB_d is not None:
-            dh = input_grad_lora([dyB_d], [Ad], [sd], Wd.shape[1], dy2)
-            dh.addmm_(dy2, _cast(Wd, dy2.dtype))
-        else:
-            dh = dy2 @ _cast(Wd, dy2.dtype)
+        dh = input_grad(dy2, Wd, *(([dyB_d], [Ad], [sd]) if Ad is not None else ()))
         # one pass: reads dh, e, g; writes h over dh, de over e, dg over g (all three are ours and dead)
         de, dg, h = swiglu_backward(dh, e, g, in_place=True, store_h=Ad is not None)
         dA_d = dB_d = None
@@ -206,22 +200,14 @@ class LoRAMLPFunction(torch.autograd.Function):
         dA_g = dB_g = dA_u = dB_u = None
         dyBs, As, ss = [], [], []
         if Ag is not None:
-            dyB_g = de @ _cast(Bg, de.dtype)
-            dA_g = lowrank_grad(dyB_g.t(), x2, sg, gdt[0])
-            dB_g = lowrank_grad(de.t(), xa_g, sg, gdt[1])
+            dyB_g, dA_g, dB_g = adapter_grads(de, x2, xa_g, Bg, sg, gdt[0:2])
             dyBs.append(dyB_g), As.append(Ag), ss.append(sg)
         if Au is not None:
-            dyB_u = dg @ _cast(Bu, dg.dtype)
-            dA_u = lowrank_grad(dyB_u.t(), x2, su, gdt[2])
-            dB_u = lowrank_grad(dg.t(), xa_u, su, gdt[3])
+            dyB_u, dA_u, dB_u = adapter_grads(dg, x2, xa_u, Bu, su, gdt[2:4])
             dyBs.append(dyB_u), As.append(Au), ss.append(su)
         dx = None
         if need_dx:
-            if dyBs:
-                dx = input_grad_lora(dyBs, As, ss, Wg.shape[1], de)
-                dx.addmm_(de, _cast(Wg, de.dtype))
-            else:
-                dx = de @ _cast(Wg, de.dtype)
+            dx = input_grad(de, Wg, dyBs, As, ss)
             dx.addmm_(dg, _cast(Wu, dg.dtype))
             dx = dx.view(*dy.shape[:-1], dx.shape[-1]).to(ctx.x_dtype)
         hb = ctx.has_bias
