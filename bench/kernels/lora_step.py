@@ -419,6 +419,8 @@ def apply_mem_cap(gib: float) -> dict:
     return dict(mem_cap_fraction=frac, reserved_at_cap_gib=torch.cuda.memory_reserved() / 2**30)
 
 
+GRAPH_WARMUP = 2  # GraphedBackward's eager calls before its capture; --warmup must cover them and the capture
+
 SDPA_BACKENDS = {"cudnn": "CUDNN_ATTENTION", "flash": "FLASH_ATTENTION", "efficient": "EFFICIENT_ATTENTION",
                  "math": "MATH"}
 
@@ -443,7 +445,8 @@ def make_step(model, opt, params, ids, labels, cuda_graph: bool, sdpa: str | Non
         from kernels.cuda_graph import GraphedBackward
 
         # rows of random tokens, no position ids or mask: one sequence per row
-        graphed = GraphedBackward(lambda b: model(**b).loss, params, enabled=True, unpacked_rows=True)
+        graphed = GraphedBackward(lambda b: model(**b).loss, params, warmup=GRAPH_WARMUP, enabled=True,
+                                  unpacked_rows=True)
 
     def step():
         with _sdpa_context(sdpa):
@@ -790,8 +793,9 @@ def parse_args(argv=None) -> argparse.Namespace:
         ap.error("--sdpa is for --backend native or hf (Unsloth and Liger pick their own attention)")
     if args.cuda_graph and args.backend != "native":
         ap.error("--cuda-graph is for --backend native")
-    if args.cuda_graph and args.warmup < 3:
-        ap.error("--cuda-graph needs --warmup 3 or more (two eager warm-up calls, then the capture's step)")
+    if args.cuda_graph and args.warmup < GRAPH_WARMUP + 1:
+        ap.error(f"--cuda-graph needs --warmup {GRAPH_WARMUP + 1} or more ({GRAPH_WARMUP} eager warm-up calls, "
+                 "then the capture's step)")
     if args.qlora and args.backend == "liger":
         ap.error("--qlora runs with --backend hf, native or unsloth")
     return args
