@@ -18,6 +18,11 @@ Why this is faster than peft's module stack (dropout 0):
   in the GEMM's epilogue.
 - the MLP keeps e = gate(x) and g = up(x) and recomputes h = silu(e) * g in the backward pass that
   needs it, inside the SwiGLU backward kernel, which writes de and dg over e and g.
+- under gradient checkpointing the MLP's forward runs twice, and the second run (the recompute, in the
+  backward pass) only has to rebuild what backward saves: e, g and h A_d^T. Its output, down(h), is never
+  read there when the decoder layer ends with ``residual + mlp(x)`` (``kernels.patch`` decides that per
+  layer class), so ``need_out=False`` skips the down projection: one of the seven GEMMs of the recompute,
+  ~5% of a 7B step.
 The big matmuls stay on cuBLAS: at these shapes it is at the device's peak and a Triton GEMM would only
 match it. No weight gradient is ever formed for W.
 
@@ -159,17 +164,24 @@ class LoRAMLPFunction(torch.autograd.Function):
     """down(silu(gate(x)) * up(x)) with each projection optionally LoRA-adapted."""
 
     @staticmethod
-    def forward(ctx, x, Wg, bg, Ag, Bg, Wu, bu, Au, Bu, Wd, bd, Ad, Bd, sg, su, sd):
+    def forward(ctx, x, Wg, bg, Ag, Bg, Wu, bu, Au, Bu, Wd, bd, Ad, Bd, sg, su, sd, need_out=True):
         dtype = compute_dtype(x)
         shape = x.shape
+        out_shape = (*shape[:-1], Wd.shape[0])
         x2 = _cast(x.reshape(-1, shape[-1]), dtype)
         ctx.grad_dtypes = _dtypes(Ag, Bg, Au, Bu, Ad, Bd)
         Ag, Bg, Au, Bu, Ad, Bd = _adapters(dtype, Ag, Bg, Au, Bu, Ad, Bd)
         with torch.autocast(x.device.type, enabled=False):
             e, xa_g = projection_forward(x2, Wg, bg, Ag, Bg, sg)
             g, xa_u = projection_forward(x2, Wu, bu, Au, Bu, su)
-            h = swiglu_forward(e, g)
-            y, ha_d = projection_forward(h, Wd, bd, Ad, Bd, sd, out_shape=(*shape[:-1], Wd.shape[0]))
+            if need_out:
+                h = swiglu_forward(e, g)
+                y, ha_d = projection_forward(h, Wd, bd, Ad, Bd, sd, out_shape=out_shape)
+            else:
+                # a checkpoint recompute whose output nobody reads: only what backward saves is rebuilt
+                # (h A_d^T for dB_d); the output is left unwritten
+                ha_d = swiglu_forward(e, g) @ Ad.t() if Ad is not None else None
+                y = torch.empty(out_shape, dtype=dtype, device=x.device)
         # h is dropped here and recomputed in backward from e and g (one fused elementwise pass)
         ctx.save_for_backward(x2, e, g, xa_g, xa_u, ha_d, Wg, Ag, Bg, Wu, Au, Bu, Wd, Ad, Bd)
         ctx.scales = (sg, su, sd)
@@ -215,10 +227,13 @@ class LoRAMLPFunction(torch.autograd.Function):
         dbu = dg.sum(0) if hb[1] and need[6] else None
         dbd = dy2.sum(0) if hb[2] and need[10] else None
         return (dx, None, dbg, dA_g, dB_g, None, dbu, dA_u, dB_u, None, dbd, dA_d, dB_d,
-                None, None, None)
+                None, None, None, None)
 
 
-def lora_mlp(x, gate, up, down):
-    """gate, up, down: tuples (W, bias, A, B, scale) with A, B None for a projection without adapter."""
+def lora_mlp(x, gate, up, down, need_out=True):
+    """gate, up, down: tuples (W, bias, A, B, scale) with A, B None for a projection without adapter.
+
+    ``need_out=False`` returns an unwritten tensor of the output's shape and skips the down projection:
+    only for a gradient-checkpointing recompute whose output is never read (the backward is unchanged)."""
     (Wg, bg, Ag, Bg, sg), (Wu, bu, Au, Bu, su), (Wd, bd, Ad, Bd, sd) = gate, up, down
-    return LoRAMLPFunction.apply(x, Wg, bg, Ag, Bg, Wu, bu, Au, Bu, Wd, bd, Ad, Bd, sg, su, sd)
+    return LoRAMLPFunction.apply(x, Wg, bg, Ag, Bg, Wu, bu, Au, Bu, Wd, bd, Ad, Bd, sg, su, sd, need_out)

@@ -145,3 +145,65 @@ def test_partitioned_lm_head_is_gathered_for_the_fused_loss(monkeypatch):
     out, grads = _loss_and_grads(model)
     assert gathered == [[(512, 64)]] and out.logits is None
     _assert_same((out, grads), _loss_and_grads(ref_model), torch.float32)
+
+
+def _down_gemms(model, ids, labels):
+    """(forward-pass, backward-pass) counts of the down projection's own GEMM: (tokens, intermediate) times
+    the down weight, transposed (its input gradient multiplies by the weight the other way round)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    cfg = model.config
+    down = {m.weight.data_ptr() for n, m in model.named_modules() if n.endswith("down_proj.base_layer")}
+    assert len(down) == cfg.num_hidden_layers
+    counts = {"fwd": 0, "bwd": 0}
+
+    class Count(TorchDispatchMode):
+        phase = "fwd"
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func.overloadpacket in (torch.ops.aten.mm, torch.ops.aten.addmm, torch.ops.aten.addmm_):
+                a, b = (args[0], args[1]) if func.overloadpacket is torch.ops.aten.mm else (args[1], args[2])
+                if a.shape[-1] == cfg.intermediate_size and b.data_ptr() in down:
+                    counts[self.phase] += 1
+            return func(*args, **(kwargs or {}))
+
+    with Count() as mode:
+        loss = model(input_ids=ids, labels=labels).loss
+        mode.phase = "bwd"
+        loss.backward()
+    return counts["fwd"], counts["bwd"]
+
+
+@pytest.mark.parametrize("checkpointing", ["non_reentrant", "reentrant"])
+def test_trimmed_recompute_skips_the_down_projection_with_the_same_gradients(checkpointing):
+    ref = patch(tiny_lora_model("llama", gradient_checkpointing=checkpointing), trim_recompute=False)
+    model = patch(tiny_lora_model("llama", gradient_checkpointing=checkpointing))
+    layers = ref.config.num_hidden_layers
+    assert model._kernels_patch_counts["trim_recompute"] == layers
+    assert ref._kernels_patch_counts["trim_recompute"] == 0
+    ids, labels = batch(0)
+    # untrimmed: the down projection runs in forward and again in the backward's recompute
+    assert _down_gemms(ref, ids, labels) == (layers, layers)
+    model.zero_grad(set_to_none=True)
+    assert _down_gemms(model, ids, labels) == (layers, 0)
+    # the recompute's skipped output is never read: the gradients are the untrimmed ones, bit for bit
+    (out_a, g_a), (out_b, g_b) = _loss_and_grads(model), _loss_and_grads(ref)
+    assert out_a.loss.item() == out_b.loss.item()
+    for n in g_b:
+        assert torch.equal(g_a[n], g_b[n]), n
+
+
+def test_trim_recompute_only_where_the_mlp_output_goes_to_the_residual(monkeypatch):
+    layers = tiny_lora_model("llama").config.num_hidden_layers
+    # without checkpointing there is no recompute: the first forward never skips anything
+    plain = patch(tiny_lora_model("llama"))
+    assert plain._kernels_patch_counts["trim_recompute"] == layers
+    assert _down_gemms(plain, *batch(0)) == (layers, 0)
+    unpatch(plain)
+    assert not any(monkey_patch._RECOMPUTE_LAYER in m.__dict__ for m in plain.modules())
+    # a layer class not known to end with residual + mlp(x) (a norm after the MLP would save a tensor made
+    # from its output) recomputes in full
+    monkeypatch.setattr(monkey_patch, "_RESIDUAL_MLP_LAYERS", frozenset())
+    model = patch(tiny_lora_model("llama", gradient_checkpointing="non_reentrant"))
+    assert model._kernels_patch_counts["trim_recompute"] == 0
+    assert _down_gemms(model, *batch(0)) == (layers, layers)
