@@ -1,7 +1,7 @@
 """``GraphedBackward`` (kernels/cuda_graph.py): a micro-batch's forward and backward replayed as a CUDA graph.
 
-On CPU every call takes the eager path, which is the same code the graph captures (``autograd.grad`` and a
-foreach add into the persistent ``.grad`` buffers): checked bit-identical to ``loss.backward()`` training,
+On CPU every call takes the eager path, which is the same code the graph captures (a backward that
+accumulates in place into the persistent ``.grad`` buffers): checked bit-identical to ``loss.backward()`` training,
 with accumulation, both kinds of ``zero_grad`` and the argument checks. On a GPU the tiny patched model,
 gradient-checkpointed, trains the same with the graph as eagerly (fp32; 1e-5 relative, the replay runs the
 same kernels in the same order, only the attention backward may differ run to run), and the capture
@@ -71,6 +71,9 @@ def test_gradients_accumulate_and_zero_grad_resets_them():
     for _ in range(2):  # with a graph: call 1 eager, call 2 captured and replayed, call 3+ replays
         for ids, labels in (b0, b1):
             step({"ids": ids, "labels": labels})
+            # the backward added into the bound buffers in place (the memory a graph replays into), and
+            # made no second set of gradients
+            assert all(p.grad is a for p, a in zip(_params(model), step._acc))
         for g, w in zip(_grads(model), want):
             torch.testing.assert_close(g, w, rtol=1e-5, atol=1e-7)
         model.zero_grad(set_to_none=True)  # .grad None: re-bound and zeroed before the next call
