@@ -20,6 +20,9 @@
 #   bash bench/gpu_call.sh graph2    # the same with SDPA held to flash/efficient, lanes not pinned
 #   bash bench/gpu_call.sh graph3    # after the capture-time causal-mask fix: cuDNN and flash inside the graph
 #   bash bench/gpu_call.sh graph4    # unpacked rows keep the causal path in the capture (the figures in kernels/NOTES.md)
+#   bash bench/gpu_call.sh solo7     # one-GPU machine (nvidia-h200), nothing beside it: graph tests, 7B mb4 trimmed
+#                                    # recompute (eager, graph, graph+offload), its full-recompute ablation, Unsloth, legal
+#   bash bench/gpu_call.sh solo13    # one-GPU machine, nothing beside it: the same at 13B mb1, then the kernels' GPU tests
 #   bash bench/gpu_call.sh call3     # training: Unsloth 7B on GPU 0 | ZeRO-3 7B on 1 GPU, then native 7B again, on GPU 1
 # Everything comes back as at most 8 files: rows (*.jsonl), app JSON, the loss plot, summaries and one
 # tarball of the logs.
@@ -93,6 +96,10 @@ case $CALL in
   graph4)  # unpacked rows keep SDPA's causal path inside the capture: cuDNN and flash, offload, Unsloth, same run
     kernel_lanes "tests_graph native7 native7g native7gf native7offg unsloth7 legal_native_g" \
                  "native13 native13g native13gf native13offg unsloth13" ;;
+  solo7)   # 7B on a one-GPU machine (no second lane sharing the host): the trimmed recompute and its ablation
+    lane gpu0 0 "PROFILE=1 OUT=\$W/k0 bash bench/kernels/gpu_run.sh \"tests_graph native7 native7g native7gfull native7offg unsloth7 legal_native_g\" \$(left 15)" ;;
+  solo13)  # 13B mb1 alone on the machine: Unsloth's host-sensitive 13B step moved with the other lane's work
+    lane gpu0 0 "PROFILE=1 OUT=\$W/k0 bash bench/kernels/gpu_run.sh \"native13 native13g native13gfull native13offg unsloth13 tests\" \$(left 15)" ;;
   recheck) # after a kernels change: ours and Unsloth again, same run, profiled, and the kernels' GPU tests
     kernel_lanes "native7 unsloth7 tests" "native13 unsloth13" ;;
   call2)

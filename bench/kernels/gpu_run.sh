@@ -131,6 +131,8 @@ for p in $PHASES; do
     # forward + backward replayed as a CUDA graph (kernels/cuda_graph.py), with and without offload
     native7g)      phase native7g 90 40 $STEP --backend native --model 7b --bs ${BS:-4} --cuda-graph ;;
     native7offg)   phase native7offg 90 40 $STEP --backend native --model 7b --bs ${BS:-4} --offload-activations --cuda-graph ;;
+    # the ablation of the trimmed recompute (kernels.patch(trim_recompute=False)), graphed like native7g
+    native7gfull)  phase native7gfull 90 40 $STEP --backend native --model 7b --bs ${BS:-4} --cuda-graph --full-recompute ;;
     # the same with SDPA held to one backend (cuDNN's attention ran 3x slower inside the graph, run 20261128T164850Z-graph)
     native7f)      phase native7f 90 40 $STEP --backend native --model 7b --bs ${BS:-4} --sdpa flash ;;
     native7gf)     phase native7gf 90 40 $STEP --backend native --model 7b --bs ${BS:-4} --cuda-graph --sdpa flash ;;
@@ -143,6 +145,7 @@ for p in $PHASES; do
     native13off)   phase native13off 90 40 $STEP --backend native --model 13b --bs 1 --offload-activations ;;
     native13g)     phase native13g 90 40 $STEP --backend native --model 13b --bs 1 --cuda-graph ;;
     native13offg)  phase native13offg 90 40 $STEP --backend native --model 13b --bs 1 --offload-activations --cuda-graph ;;
+    native13gfull) phase native13gfull 90 40 $STEP --backend native --model 13b --bs 1 --cuda-graph --full-recompute ;;
     native13gf)    phase native13gf 90 40 $STEP --backend native --model 13b --bs 1 --cuda-graph --sdpa flash ;;
     native13offgf) phase native13offgf 90 40 $STEP --backend native --model 13b --bs 1 --offload-activations --cuda-graph --sdpa flash ;;
     unsloth13)     phase unsloth13 270 150 $STEP --backend unsloth --model 13b --bs 1 ;;

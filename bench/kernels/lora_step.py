@@ -8,7 +8,8 @@ AdamW on the adapters, random token ids, median of 7 steps after 3 warm-ups. Var
 (GQA), ``--qlora`` (decoder linears in bitsandbytes 4-bit NF4, double quant, bf16 compute; lm_head and
 embeddings stay bf16), ``--mem-cap-gib G`` (the caching allocator is capped at G GiB after the model is
 built and before the timed steps; rows say ``fits_cap``), ``--offload-activations`` (native only:
-``kernels.patch(model, offload_activations=True)``).
+``kernels.patch(model, offload_activations=True)``), ``--full-recompute`` (native only: ``trim_recompute=False``,
+the checkpoint recompute runs the MLP's down projection as everyone else's does), ``--cuda-graph``.
 
 FLOPs per token = 6*N_linear + 4*N_lm_head + 8*T*d*L (forward + recompute + input-gradient backward for
 the frozen decoder linears; forward + input gradient for the head; causal attention's QK^T and PV, 2*T*d
@@ -213,19 +214,11 @@ def peft_wrap(model, r: int, alpha: int | None = None, targets: list[str] | None
     return model
 
 
-def patch_native(model, offload_activations: bool = False):
-    """``kernels.patch``; with ``offload_activations`` the keyword must exist (else a clear error)."""
-    import inspect
-
+def patch_native(model, offload_activations: bool = False, trim_recompute: bool = True):
+    """``kernels.patch`` with the bench's switches."""
     from kernels import patch
 
-    if not offload_activations:
-        return patch(model)
-    params = inspect.signature(patch).parameters
-    if "offload_activations" not in params and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        raise RuntimeError("kernels.patch does not accept offload_activations= in this tree "
-                           f"(its keywords: {', '.join(n for n in params if n != 'model')})")
-    return patch(model, offload_activations=True)
+    return patch(model, offload_activations=offload_activations, trim_recompute=trim_recompute)
 
 
 def lora_path_counts(model) -> dict:
@@ -363,7 +356,7 @@ def setup_backend(args):
         model = peft_wrap(model, args.r, args.alpha, args.targets, preserve_rng_state=not args.cuda_graph)
         if args.backend == "native":
             _stage("patch")
-            patch_native(model, args.offload_activations)
+            patch_native(model, args.offload_activations, trim_recompute=not args.full_recompute)
             notes["patched"] = getattr(model, "_kernels_patch_counts", None)
             notes["lora_path"] = lora_path_counts(model)
         notes["gc"] = "non-reentrant" + (", preserve_rng_state=False" if args.cuda_graph else "")
@@ -397,6 +390,7 @@ def base_row(args, card: str, run_id: str) -> dict:
     return dict(backend=args.backend, model=args.model, seq_len=args.seq, lora_r=args.r, lora_alpha=args.alpha,
                 targets=list(args.targets), qlora=args.qlora, mem_cap_gib=args.mem_cap_gib,
                 offload_activations=args.offload_activations, cuda_graph=args.cuda_graph, sdpa_backend=args.sdpa,
+                trim_recompute=(not args.full_recompute) if args.backend == "native" else None,
                 card=card, gpus=1, run_id=run_id,
                 phase=os.environ.get("PHASE"), versions=versions(),
                 command=" ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
@@ -645,7 +639,8 @@ def _label(r: dict) -> str:
     native = r.get("backend") == "native"
     sdpa = r.get("sdpa_backend")
     return (r.get("backend", "?") + ("+offload" if r.get("offload_activations") and native else "")
-            + ("+graph" if r.get("cuda_graph") and native else "") + (f"+{sdpa}" if sdpa and sdpa != "auto" else ""))
+            + ("+graph" if r.get("cuda_graph") and native else "") + (f"+{sdpa}" if sdpa and sdpa != "auto" else "")
+            + ("+fullrecompute" if native and r.get("trim_recompute") is False else ""))
 
 
 def _config_key(r: dict) -> tuple:
@@ -751,6 +746,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="cap the caching allocator at this many GiB after building, before the timed steps")
     ap.add_argument("--offload-activations", action="store_true",
                     help="native only: kernels.patch(model, offload_activations=True)")
+    ap.add_argument("--full-recompute", action="store_true",
+                    help="native only: kernels.patch(model, trim_recompute=False): the checkpoint recompute runs "
+                         "the MLP's down projection too (the ablation of the trimmed recompute)")
     ap.add_argument("--cuda-graph", action="store_true",
                     help="native only: forward and backward replayed as one CUDA graph "
                          "(kernels.cuda_graph.GraphedBackward; the optimizer step stays eager)")
@@ -793,6 +791,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         ap.error("--sdpa is for --backend native or hf (Unsloth and Liger pick their own attention)")
     if args.cuda_graph and args.backend != "native":
         ap.error("--cuda-graph is for --backend native")
+    if args.full_recompute and args.backend != "native":
+        ap.error("--full-recompute is for --backend native (the others recompute as they do)")
     if args.cuda_graph and args.warmup < GRAPH_WARMUP + 1:
         ap.error(f"--cuda-graph needs --warmup {GRAPH_WARMUP + 1} or more ({GRAPH_WARMUP} eager warm-up calls, "
                  "then the capture's step)")

@@ -155,17 +155,14 @@ def test_setup_failure_under_a_cap_says_it_does_not_fit(tmp_path, monkeypatch):
     assert row["mem_cap_gib"] == 24 and row["model"] == "mistral7b"
 
 
-def test_offload_keyword_missing_from_patch_is_a_clear_error(monkeypatch):
-    import kernels
-
-    def old_patch(model, *, rms_norm=True, rope=True, swiglu=True, lora=True, fused_linear_cross_entropy=True):
-        return model
-
-    # `from kernels import patch` finds a module attribute before the lazy __getattr__
-    monkeypatch.setattr(kernels, "patch", old_patch, raising=False)
-    with pytest.raises(RuntimeError, match="does not accept offload_activations"):
-        ls.patch_native(object(), offload_activations=True)
-    assert ls.patch_native("m", offload_activations=False) == "m"
+def test_full_recompute_is_the_native_ablation_and_is_labelled(capsys):
+    a = ls.parse_args(["--full-recompute"])
+    assert a.full_recompute and not ls.parse_args([]).full_recompute
+    with pytest.raises(SystemExit) as e:
+        ls.parse_args(["--backend", "unsloth", "--full-recompute"])
+    assert e.value.code == 2 and "--full-recompute is for --backend native" in capsys.readouterr().err
+    assert ls._label(dict(backend="native", trim_recompute=False)) == "native+fullrecompute"
+    assert ls._label(dict(backend="native", trim_recompute=True, cuda_graph=True)) == "native+graph"
 
 
 def test_sigterm_handler_writes_the_running_row(tmp_path, monkeypatch):
