@@ -22,7 +22,8 @@
 #   bash bench/gpu_call.sh graph4    # unpacked rows keep the causal path in the capture (the figures in kernels/NOTES.md)
 #   bash bench/gpu_call.sh solo7     # one-GPU machine (nvidia-h200), nothing beside it: graph tests, 7B mb4 trimmed
 #                                    # recompute (eager, graph, graph+offload), its full-recompute ablation, Unsloth, legal
-#   bash bench/gpu_call.sh solo13    # one-GPU machine, nothing beside it: the same at 13B mb1, then the kernels' GPU tests
+#   bash bench/gpu_call.sh solo13    # one-GPU machine, nothing beside it: the same at 13B mb1, then an eager 7B step
+#                                    # profiled with each kernel's launching ops, and the kernels' GPU tests
 #   bash bench/gpu_call.sh call3     # training: Unsloth 7B on GPU 0 | ZeRO-3 7B on 1 GPU, then native 7B again, on GPU 1
 # Everything comes back as at most 8 files: rows (*.jsonl), app JSON, the loss plot, summaries and one
 # tarball of the logs.

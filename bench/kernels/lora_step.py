@@ -526,6 +526,27 @@ def profile_step(step, path: Path) -> dict:
     lines.append(f"host: {'self ms':>9s} {'count':>6s}  op (self CPU time; total CPU "
                  f"{sum(e.self_cpu_time_total for e in prof.key_averages()) / 1e3:.1f} ms)")
     lines += [f"      {e.self_cpu_time_total / 1e3:9.2f} {e.count:6d}  {e.key[:120]}" for e in ops]
+    # which ops launch the kernels (eager steps; a replayed graph shows cudaGraphLaunch only): device time
+    # by kernel category and the chain of ops above the launch, innermost first
+    try:
+        chains: dict[tuple, list] = {}
+        for ev in prof.events():
+            for k in getattr(ev, "kernels", None) or ():
+                names, p = [], ev
+                while p is not None and len(names) < 4:
+                    if not p.name.startswith(("cuda", "cu", "Memcpy", "Memset")):
+                        names.append(p.name[:48])
+                    p = getattr(p, "cpu_parent", None)
+                key = (kernel_category(k.name), " < ".join(names) or ev.name[:48])
+                c = chains.setdefault(key, [0.0, 0])
+                c[0] += k.duration / 1e3
+                c[1] += 1
+        if chains:
+            lines.append(f"launched by: {'ms':>7s} {'count':>6s}  category     ops (innermost first)")
+            for (cat, chain), (ms, n) in sorted(chains.items(), key=lambda x: -x[1][0])[:40]:
+                lines.append(f"      {ms:9.2f} {n:6d}  {cat:12s} {chain}")
+    except Exception as e:  # noqa: BLE001 - the attribution is a diagnostic; the row must not fail on it
+        lines.append(f"launched by: not available ({type(e).__name__}: {e})")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
     print("\n".join(lines[:12]), flush=True)
