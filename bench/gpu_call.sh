@@ -100,7 +100,7 @@ case $CALL in
   solo7)   # 7B on a one-GPU machine (no second lane sharing the host): the trimmed recompute and its ablation
     lane gpu0 0 "PROFILE=1 OUT=\$W/k0 bash bench/kernels/gpu_run.sh \"tests_graph native7 native7g native7gfull native7offg unsloth7 legal_native_g\" \$(left 15)" ;;
   solo13)  # 13B mb1 alone on the machine: Unsloth's host-sensitive 13B step moved with the other lane's work
-    lane gpu0 0 "PROFILE=1 OUT=\$W/k0 bash bench/kernels/gpu_run.sh \"native13 native13g native13gfull native13offg unsloth13 tests\" \$(left 15)" ;;
+    lane gpu0 0 "PROFILE=1 OUT=\$W/k0 bash bench/kernels/gpu_run.sh \"native13 native13g native13gfull native13offg unsloth13 native7 tests\" \$(left 15)" ;;
   recheck) # after a kernels change: ours and Unsloth again, same run, profiled, and the kernels' GPU tests
     kernel_lanes "native7 unsloth7 tests" "native13 unsloth13" ;;
   call2)
