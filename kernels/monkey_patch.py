@@ -22,6 +22,9 @@ rebuild what backward saved; in the layers of ``_RESIDUAL_MLP_LAYERS``, which en
 its down projection during the recompute (``lora_mlp(need_out=False)``): the same gradients, one GEMM of
 seven fewer.
 
+``skip_embedding_grad=True`` (the default) drops the gradient of a frozen embedding's output that peft's
+``enable_input_require_grads`` hook asks for, where no reentrant checkpoint needs it: kernels/embedding_grad.py.
+
 Nothing is added to the parameters or the state dict: ``save_pretrained`` and peft adapters are
 unchanged. Gradient checkpointing works (every op is an autograd Function with no global state).
 
@@ -34,7 +37,6 @@ from __future__ import annotations
 import logging
 import sys
 import types
-import weakref
 from typing import Any
 
 import torch
@@ -45,7 +47,9 @@ from kernels._utils import INTERPRET, is_partitioned, triton_usable
 log = logging.getLogger(__name__)
 
 _ORIG = "_kernels_original_forward"
-_RECOMPUTE_LAYER = "_kernels_recompute_layer"  # on an MLP: weakref to its decoder layer (trim_recompute)
+# on an MLP: its decoder layer (trim_recompute). A plain reference kept outside ``_modules`` (no weakref:
+# copy.deepcopy of a patched model must point the copy's MLP at the copy's layer)
+_RECOMPUTE_LAYER = "_kernels_recompute_layer"
 
 # decoder layers whose forward ends ``hidden_states = residual + self.mlp(hidden_states)``: nothing in the
 # layer saves a tensor computed from the MLP's output, so a checkpoint recompute never reads it. Exact class
@@ -139,8 +143,7 @@ def _in_unread_recompute(mlp: nn.Module) -> bool:
     """True while the MLP runs inside a gradient-checkpointing recompute of a decoder layer that never reads
     its output (``_RESIDUAL_MLP_LAYERS``): the layer checkpoints, and autograd's engine is running (the
     recompute happens in backward, the first forward never does)."""
-    ref = mlp.__dict__.get(_RECOMPUTE_LAYER)
-    layer = ref() if ref is not None else None
+    layer = mlp.__dict__.get(_RECOMPUTE_LAYER)
     return (layer is not None and layer.training and bool(getattr(layer, "gradient_checkpointing", False))
             and torch._C._current_graph_task_id() != -1)
 
@@ -247,7 +250,8 @@ def _is_causal_lm(m: nn.Module) -> bool:
 
 def patch(model: nn.Module, *, rms_norm: bool = True, rope: bool = True, swiglu: bool = True,
           lora: bool = True, fused_linear_cross_entropy: bool = True,
-          offload_activations: bool = False, trim_recompute: bool = True) -> nn.Module:
+          offload_activations: bool = False, trim_recompute: bool = True,
+          skip_embedding_grad: bool = True) -> nn.Module:
     """Patches ``model`` (a transformers model or a peft model around one) in place and returns it.
 
     Call it after ``get_peft_model`` (the LoRA layers must exist to be patched); calling it before
@@ -261,11 +265,16 @@ def patch(model: nn.Module, *, rms_norm: bool = True, rope: bool = True, swiglu:
 
     ``trim_recompute=True``: in Llama, Mistral and Qwen2/3 decoder layers, the checkpoint recompute skips the
     MLP's down projection, whose output it never reads (same gradients; ~5% of a 7B step).
+
+    ``skip_embedding_grad=True``: the first decoder layer takes the frozen embedding's output detached when
+    no reentrant checkpoint needs its gradient (peft's hook makes it require grad for that case only): no
+    input gradient for the first layer, and the embedding output is not held to the end of the backward.
     """
     if not (torch.cuda.is_available() or INTERPRET):
         log.warning("kernels.patch: no CUDA device and TRITON_INTERPRET unset; model left unpatched")
         return model
-    counts = {"rms_norm": 0, "mlp": 0, "lora": 0, "rope": 0, "causal_lm": 0, "offload": 0, "trim_recompute": 0}
+    counts = {"rms_norm": 0, "mlp": 0, "lora": 0, "rope": 0, "causal_lm": 0, "offload": 0, "trim_recompute": 0,
+              "embedding_grad": 0}
     if offload_activations:
         from kernels import offload
 
@@ -292,8 +301,12 @@ def patch(model: nn.Module, *, rms_norm: bool = True, rope: bool = True, swiglu:
         mlp = getattr(m, "mlp", None)
         if (trim_recompute and swiglu and type(m).__name__ in _RESIDUAL_MLP_LAYERS
                 and type(m).__module__.startswith("transformers.") and isinstance(mlp, nn.Module) and _is_gated_mlp(mlp)):
-            mlp.__dict__[_RECOMPUTE_LAYER] = weakref.ref(m)
+            mlp.__dict__[_RECOMPUTE_LAYER] = m
             counts["trim_recompute"] += 1
+    if skip_embedding_grad:
+        from kernels import embedding_grad
+
+        counts["embedding_grad"] = embedding_grad.install(model, _bind)
     log.info("kernels.patch: %s", counts)
     try:
         model._kernels_patch_counts = counts  # type: ignore[attr-defined]
@@ -305,8 +318,9 @@ def patch(model: nn.Module, *, rms_norm: bool = True, rope: bool = True, swiglu:
 def unpatch(model: nn.Module) -> nn.Module:
     """Restores every forward ``patch`` replaced (the rotary function of the modeling modules too) and
     the decoder layers' original checkpoint function (offload_activations)."""
-    from kernels import offload
+    from kernels import embedding_grad, offload
 
+    embedding_grad.remove(model)
     try:
         offload.disable(model)
     except RuntimeError:  # transformers without GradientCheckpointingLayer: nothing was offloaded

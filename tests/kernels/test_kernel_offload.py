@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch.multiprocessing.reductions import StorageWeakRef
 from kernel_testing import ON_GPU
 from tiny_models import batch, tiny_lora_model, train_steps
 
@@ -45,7 +46,7 @@ def _step(model, seed=0):
     emb_out = seen["emb"]
     out.loss.backward()
     grads = {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
-    if emb_out.requires_grad:  # a leaf (enable_input_require_grads): the gradient into the first layer input
+    if emb_out.grad is not None:  # a leaf (enable_input_require_grads) whose gradient patch did not skip
         grads["<embedding output>"] = emb_out.grad.detach().clone()
     return out.loss.detach(), grads, in_use
 
@@ -61,19 +62,22 @@ def _same(a, b, what=""):
 def _assert_same_step(a, b):
     (loss_a, g_a, _), (loss_b, g_b, _) = a, b
     _same(loss_a, loss_b, "loss")
-    assert g_a.keys() == g_b.keys() and len(g_a) == 57  # 56 LoRA matrices + the embedding output
+    # 56 LoRA matrices, and the embedding output's gradient where patch(skip_embedding_grad=False) kept it
+    assert g_a.keys() == g_b.keys() and len(g_a) - ("<embedding output>" in g_a) == 56
     for n in g_b:
         _same(g_a[n], g_b[n], n)
 
 
 @pytest.mark.parametrize("checkpointing", ["non_reentrant", "reentrant"])
 def test_offload_gives_the_same_loss_and_gradients(checkpointing):
-    ref = patch(tiny_lora_model("llama", gradient_checkpointing=checkpointing))
-    model = patch(copy.deepcopy(ref), offload_activations=True)
+    # the embedding output's gradient kept: the gradient into the first layer's (offloaded) input is compared too
+    ref = patch(tiny_lora_model("llama", gradient_checkpointing=checkpointing), skip_embedding_grad=False)
+    model = patch(copy.deepcopy(ref), offload_activations=True, skip_embedding_grad=False)
     assert model._kernels_patch_counts["offload"] == 4
     assert all(isinstance(layer._gradient_checkpointing_func, offload.OffloadCheckpoint) for layer in _layers(model))
     before = offload.POOL.stats()["in_use"]
     ours = _step(model)
+    assert "<embedding output>" in ours[1]
     assert ours[2] - before == 4, "each of the 4 layer inputs is held in a pool buffer between forward and backward"
     assert offload.POOL.stats()["in_use"] == before, "backward hands every buffer back"
     _assert_same_step(ours, _step(ref))
@@ -81,20 +85,25 @@ def test_offload_gives_the_same_loss_and_gradients(checkpointing):
 
 def test_layer_inputs_are_not_kept_on_the_device():
     # without offload autograd keeps every layer input for the recompute; with it only the host copy is
-    # kept (layer 0's input, the embedding output, stays alive anyway: it is an autograd leaf here)
+    # kept. Layer 0's input, the embedding output, is an autograd leaf (peft's enable_input_require_grads)
+    # and stays alive to the end of the backward unless patch skips its gradient (the default)
     alive = {}
-    for off in (False, True):
-        model = patch(tiny_lora_model("llama", gradient_checkpointing="non_reentrant"), offload_activations=off)
+    for off, skip in ((False, True), (True, True), (True, False)):
+        model = patch(tiny_lora_model("llama", gradient_checkpointing="non_reentrant"), offload_activations=off,
+                      skip_embedding_grad=skip)
         refs = []
-        hooks = [layer.register_forward_pre_hook(lambda m, a: refs.append(weakref.ref(a[0]))) for layer in _layers(model)]
+        # the memory, not the tensor object: patch may hand the layer a detached alias of its input
+        hooks = [layer.register_forward_pre_hook(lambda m, a: refs.append(StorageWeakRef(a[0].untyped_storage())))
+                 for layer in _layers(model)]
         ids, labels = batch(0)
         loss = model(input_ids=ids, labels=labels).loss
         for h in hooks:
             h.remove()
-        alive[off] = [r() is not None for r in refs]
+        alive[off, skip] = [not r.expired() for r in refs]
         loss.backward()
-    assert alive[False] == [True] * 4
-    assert alive[True][1:] == [False] * 3
+    assert alive[False, True] == [True] * 4
+    assert alive[True, True] == [False] * 4
+    assert alive[True, False] == [True] + [False] * 3
 
 
 def test_dropout_recompute_draws_the_same_masks():

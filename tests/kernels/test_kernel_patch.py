@@ -207,3 +207,57 @@ def test_trim_recompute_only_where_the_mlp_output_goes_to_the_residual(monkeypat
     model = patch(tiny_lora_model("llama", gradient_checkpointing="non_reentrant"))
     assert model._kernels_patch_counts["trim_recompute"] == 0
     assert _down_gemms(model, *batch(0)) == (layers, layers)
+
+
+def _embedding_output_grad(model, ids, labels, **kw):
+    """The loss's gradients and whether the embedding output got one (a hook keeps the output)."""
+    seen = {}
+    emb = model.get_input_embeddings()
+    h = emb.register_forward_hook(lambda m, a, out: seen.setdefault("out", out))
+    model.zero_grad(set_to_none=True)
+    model(input_ids=ids, labels=labels, **kw).loss.backward()
+    h.remove()
+    return {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}, seen["out"]
+
+
+@pytest.mark.parametrize("checkpointing", [False, "non_reentrant", "reentrant"])
+def test_embedding_output_gradient_is_skipped_only_where_nothing_needs_it(checkpointing):
+    ref = tiny_lora_model("llama", gradient_checkpointing=checkpointing)
+    model = patch(copy.deepcopy(ref))
+    kept = patch(copy.deepcopy(ref), skip_embedding_grad=False)
+    assert model._kernels_patch_counts["embedding_grad"] == 1 and kept._kernels_patch_counts["embedding_grad"] == 0
+    ids, labels = batch(0)
+    g_skip, out_skip = _embedding_output_grad(model, ids, labels)
+    g_kept, out_kept = _embedding_output_grad(kept, ids, labels)
+    # the adapters' gradients do not depend on it: bit for bit the same
+    for n in g_kept:
+        assert torch.equal(g_skip[n], g_kept[n]), n
+    if not checkpointing:  # peft adds its hook only for checkpointed models: nothing to skip
+        assert not out_skip.requires_grad and not out_kept.requires_grad
+        return
+    # peft's hook made the output a leaf that requires grad
+    assert out_skip.requires_grad and out_skip.grad_fn is None and out_kept.grad is not None
+    # skipped unless a reentrant checkpoint needs an input that requires grad
+    assert (out_skip.grad is None) == (checkpointing != "reentrant")
+
+
+def test_a_users_own_inputs_embeds_keeps_its_gradient():
+    model = patch(tiny_lora_model("llama", gradient_checkpointing="non_reentrant"))
+    ids, labels = batch(0)
+    embeds = model.get_input_embeddings()(ids).detach().requires_grad_(True)
+    model(inputs_embeds=embeds, labels=labels).loss.backward()
+    assert embeds.grad is not None and embeds.grad.abs().sum() > 0
+    unpatch(model)
+    assert not any(k.startswith("_kernels_embedding") for m in model.modules() for k in m.__dict__)
+
+
+def test_a_deep_copy_of_a_patched_model_refers_to_its_own_layers():
+    from kernels.embedding_grad import _RecordOutput
+
+    model = copy.deepcopy(patch(tiny_lora_model("llama", gradient_checkpointing="non_reentrant")))
+    layers = model.base_model.model.model.layers
+    for layer in layers:
+        assert layer.mlp.__dict__[monkey_patch._RECOMPUTE_LAYER] is layer
+    hooks = [h for h in model.get_input_embeddings()._forward_hooks.values() if isinstance(h, _RecordOutput)]
+    assert len(hooks) == 1 and hooks[0].layer is layers[0]
+    assert patch(model)._kernels_patch_counts["embedding_grad"] == 0  # already there: not hooked twice
