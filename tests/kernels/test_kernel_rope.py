@@ -54,3 +54,43 @@ def test_rope_matches_float64_reference(shape, dtype, per_batch):
     check("k", ko, kro, dtype)
     check("dq", q_lin.grad, qr_lin.grad, dtype)
     check("dk", k_lin.grad, kr_lin.grad, dtype)
+
+
+def _graph_names(t):
+    seen, todo = set(), [t.grad_fn]
+    while todo:
+        fn = todo.pop()
+        if fn is None or fn in seen:
+            continue
+        seen.add(fn)
+        todo.extend(f for f, _ in fn.next_functions)
+    return {type(f).__name__ for f in seen}
+
+
+@pytest.mark.parametrize("layout", ["projection", "wider_base", "plain"])
+def test_rope_on_any_layout_and_no_copyslices_for_projection_outputs(layout):
+    bsz, h, seq, dim = 2, 4, 9, 16
+    cos, sin = rope_tables(bsz, seq, dim, False, DEVICE, torch.float32)
+    lin = torch.randn(bsz, seq, (h + 1) * dim, device=DEVICE, requires_grad=True)
+    if layout == "projection":  # q_proj(x).view(...).transpose(1, 2): rotated as the projection output
+        q = (lin[..., : h * dim] * 1).view(bsz, seq, h, dim).transpose(1, 2)
+    elif layout == "wider_base":  # a view that does not cover its base: rotated as the view
+        q = (lin * 1)[..., : h * dim].view(bsz, seq, h, dim).transpose(1, 2)
+    else:  # not a view at all
+        q = (lin[..., : h * dim] * 1).view(bsz, seq, h, dim).transpose(1, 2).contiguous()
+    k = (lin[..., h * dim:] * 1).view(bsz, seq, 1, dim).transpose(1, 2)
+    want_q = q.detach().double() * cos.double()[:, None] + rotate_half(q.detach().double()) * sin.double()[:, None]
+    qo, ko = rope(q, k, cos, sin)
+    assert qo.shape == q.shape and qo.stride() == q.stride()
+    check("q", qo, want_q, torch.float32)
+    names = _graph_names(qo)
+    # an in-place edit of a view makes autograd clone and copy the whole gradient back (CopySlices)
+    assert ("CopySlices" in names) == (layout == "wider_base"), names
+    dq = torch.randn_like(qo)
+    (qo * dq).sum().backward()
+    got = lin.grad[..., : h * dim].view(bsz, seq, h, dim).transpose(1, 2)
+    ref_lin = lin.detach().double().requires_grad_()
+    rq = ref_lin[..., : h * dim].view(bsz, seq, h, dim).transpose(1, 2)
+    rqo = rq * cos.double()[:, None] + rotate_half(rq) * sin.double()[:, None]
+    (rqo * dq.double()).sum().backward()
+    check("dq", got, ref_lin.grad[..., : h * dim].view(bsz, seq, h, dim).transpose(1, 2), torch.float32)
