@@ -266,8 +266,8 @@ def patch(model: nn.Module, *, rms_norm: bool = True, rope: bool = True, swiglu:
     ``trim_recompute=True``: in Llama, Mistral and Qwen2/3 decoder layers, the checkpoint recompute skips the
     MLP's down projection, whose output it never reads (same gradients; ~5% of a 7B step).
 
-    ``skip_embedding_grad=True``: the first decoder layer takes the frozen embedding's output detached when
-    no reentrant checkpoint needs its gradient (peft's hook makes it require grad for that case only): no
+    ``skip_embedding_grad=True``: the decoder layers get the frozen embedding's output detached when no
+    reentrant checkpoint needs its gradient (peft's hook makes it require grad for that case only): no
     input gradient for the first layer, and the embedding output is not held to the end of the backward.
     """
     if not (torch.cuda.is_available() or INTERPRET):
@@ -318,9 +318,8 @@ def patch(model: nn.Module, *, rms_norm: bool = True, rope: bool = True, swiglu:
 def unpatch(model: nn.Module) -> nn.Module:
     """Restores every forward ``patch`` replaced (the rotary function of the modeling modules too) and
     the decoder layers' original checkpoint function (offload_activations)."""
-    from kernels import embedding_grad, offload
+    from kernels import offload
 
-    embedding_grad.remove(model)
     try:
         offload.disable(model)
     except RuntimeError:  # transformers without GradientCheckpointingLayer: nothing was offloaded
