@@ -26,6 +26,7 @@
 #                                    # profiled with each kernel's launching ops, and the kernels' GPU tests
 #   bash bench/gpu_call.sh final     # one-GPU machine: after the embedding-grad skip and the RoPE on projection outputs,
 #                                    # 7B mb4 (graph, graph+offload), legal, 13B mb1, each against Unsloth in the same run
+#   bash bench/gpu_call.sh final2    # after its CheckpointError was fixed: 7B mb4 against Unsloth, 13B mb1 with offload, tests
 #   bash bench/gpu_call.sh call3     # training: Unsloth 7B on GPU 0 | ZeRO-3 7B on 1 GPU, then native 7B again, on GPU 1
 # Everything comes back as at most 8 files: rows (*.jsonl), app JSON, the loss plot, summaries and one
 # tarball of the logs.
@@ -105,6 +106,8 @@ case $CALL in
     lane gpu0 0 "PROFILE=1 OUT=\$W/k0 bash bench/kernels/gpu_run.sh \"native13 native13g native13gfull native13offg unsloth13 native7 tests\" \$(left 15)" ;;
   final)   # one-GPU machine: 7B mb4, the legal config and 13B mb1 against Unsloth in one run, then the changed GPU tests
     lane gpu0 0 "PROFILE=1 OUT=\$W/k0 bash bench/kernels/gpu_run.sh \"native7g native7offg unsloth7 legal_native_g native13g native13offg unsloth13 tests_changed\" \$(left 15)" ;;
+  final2)  # the final call's native rows again after the embedding-grad fix, with Unsloth 7B in the same run
+    lane gpu0 0 "PROFILE=1 OUT=\$W/k0 bash bench/kernels/gpu_run.sh \"native7g native7offg unsloth7 native13offg tests_changed\" \$(left 15)" ;;
   recheck) # after a kernels change: ours and Unsloth again, same run, profiled, and the kernels' GPU tests
     kernel_lanes "native7 unsloth7 tests" "native13 unsloth13" ;;
   call2)
