@@ -18,7 +18,7 @@ checkpoint (``use_reentrant=False`` in its checkpoint function; anything else, o
 read, keeps the gradient). It acts before any layer, outside every checkpoint, after every hook on the
 embedding whenever it was registered: in transformers 5.17 the checkpoint wraps the layer's whole call,
 and a first version that detached inside the first layer did so in the forward and not in the recompute
-("Recomputed values ... have different metadata", run 20261128T191330Z-final); and the Trainer enables
+("Recomputed values ... have different metadata", run 20261128T191309Z-final); and the Trainer enables
 checkpointing (adding peft's hook) after the user patched. A user's own ``inputs_embeds`` is passed through
 as it is and keeps its gradient.
 """
