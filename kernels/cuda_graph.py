@@ -148,16 +148,13 @@ class GraphedBackward:
         self._side = None
 
     # -- gradients -----------------------------------------------------------------------------------
-    def _bind_grads(self) -> list[torch.Tensor]:
+    def _bind_grads(self) -> None:
         """Makes every ``p.grad`` our persistent buffer (the graph's backward adds into that memory); a
-        ``.grad`` set to None by ``zero_grad`` is re-bound zeroed, one replaced by the caller is copied in."""
+        ``.grad`` that is None (never set, or set so by ``zero_grad``) is bound zeroed, one set or replaced
+        by the caller is copied in."""
         if self._acc is None:
-            self._acc = [torch.zeros_like(p) for p in self.params]
-            for p, a in zip(self.params, self._acc):
-                if p.grad is not None:
-                    a.copy_(p.grad)
-                p.grad = a
-            return self._acc
+            # every buffer is written below: zeroed, or the caller's gradient copied in
+            self._acc = [torch.empty_like(p) for p in self.params]
         to_zero = []
         for p, a in zip(self.params, self._acc):
             g = p.grad
@@ -170,7 +167,6 @@ class GraphedBackward:
             p.grad = a
         if to_zero:
             torch._foreach_zero_(to_zero)
-        return self._acc
 
     def _forward_backward(self, batch: Batch) -> torch.Tensor:
         loss = self.loss_fn(batch)
