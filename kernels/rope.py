@@ -109,11 +109,10 @@ class RoPEFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, cos, sin, heads=None):
         if x.stride(-1) != 1:
-            x = x.contiguous()
-            rope_rotate(_heads_view(x, heads), cos, sin)
+            x = x.contiguous()  # rotated in a copy: the input itself is left as it is
         else:
-            rope_rotate(_heads_view(x, heads), cos, sin)
             ctx.mark_dirty(x)
+        rope_rotate(_heads_view(x, heads), cos, sin)
         ctx.save_for_backward(cos, sin)
         ctx.heads = heads
         return x
