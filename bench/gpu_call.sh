@@ -59,9 +59,13 @@ lane() {  # name gpu commands... (run in a subshell, output in $W/name.log)
     for step in "$@"; do eval "$step"; done ) > "$W/$name.log" 2>&1
 }
 
-kernel_lanes() {  # "PHASES on GPU 0" "PHASES on GPU 1": the kernels bench, profiled, one lane per GPU
-  lane gpu0 0 "PROFILE=1 OUT=\$W/k0 bash bench/kernels/gpu_run.sh \"$1\" \$(left 15)" &
-  lane gpu1 1 "PROFILE=1 OUT=\$W/k1 bash bench/kernels/gpu_run.sh \"$2\" \$(left 15)" &
+kernel_lane() {  # GPU "PHASES": the kernels bench, profiled, as the lane of that GPU (rows in $W/k<GPU>)
+  lane gpu$1 $1 "PROFILE=1 OUT=\$W/k$1 bash bench/kernels/gpu_run.sh \"$2\" \$(left 15)"
+}
+
+kernel_lanes() {  # "PHASES on GPU 0" "PHASES on GPU 1": one kernels lane per GPU, side by side
+  kernel_lane 0 "$1" &
+  kernel_lane 1 "$2" &
   wait
 }
 
@@ -101,13 +105,13 @@ case $CALL in
     kernel_lanes "tests_graph native7 native7g native7gf native7offg unsloth7 legal_native_g" \
                  "native13 native13g native13gf native13offg unsloth13" ;;
   solo7)   # 7B on a one-GPU machine (no second lane sharing the host): the trimmed recompute and its ablation
-    lane gpu0 0 "PROFILE=1 OUT=\$W/k0 bash bench/kernels/gpu_run.sh \"tests_graph native7 native7g native7gfull native7offg unsloth7 legal_native_g\" \$(left 15)" ;;
+    kernel_lane 0 "tests_graph native7 native7g native7gfull native7offg unsloth7 legal_native_g" ;;
   solo13)  # 13B mb1 alone on the machine: Unsloth's host-sensitive 13B step moved with the other lane's work
-    lane gpu0 0 "PROFILE=1 OUT=\$W/k0 bash bench/kernels/gpu_run.sh \"native13 native13g native13gfull native13offg unsloth13 native7 tests\" \$(left 15)" ;;
+    kernel_lane 0 "native13 native13g native13gfull native13offg unsloth13 native7 tests" ;;
   final)   # one-GPU machine: 7B mb4, the legal config and 13B mb1 against Unsloth in one run, then the changed GPU tests
-    lane gpu0 0 "PROFILE=1 OUT=\$W/k0 bash bench/kernels/gpu_run.sh \"native7g native7offg unsloth7 legal_native_g native13g native13offg unsloth13 tests_changed\" \$(left 15)" ;;
+    kernel_lane 0 "native7g native7offg unsloth7 legal_native_g native13g native13offg unsloth13 tests_changed" ;;
   final2)  # the final call's native rows again after the embedding-grad fix, with Unsloth 7B in the same run
-    lane gpu0 0 "PROFILE=1 OUT=\$W/k0 bash bench/kernels/gpu_run.sh \"native7g native7offg unsloth7 native13offg tests_changed\" \$(left 15)" ;;
+    kernel_lane 0 "native7g native7offg unsloth7 native13offg tests_changed" ;;
   recheck) # after a kernels change: ours and Unsloth again, same run, profiled, and the kernels' GPU tests
     kernel_lanes "native7 unsloth7 tests" "native13 unsloth13" ;;
   call2)
