@@ -71,8 +71,8 @@ def _round_bytes(n: int) -> int:
 class HostPool:
     """Flat uint8 host buffers reused across steps, one free list per (device index, pinned).
 
-    ``acquire(nbytes, ...)`` returns the smallest free buffer that fits, else allocates one (and drops the
-    free buffers too small for it: they are left over from shorter sequences; the new, larger ones serve
+    ``acquire(nbytes, ...)`` returns the smallest free buffer that fits, else allocates one, which replaces
+    the largest free buffer too small for it (left over from a shorter sequence; the new, larger one serves
     short requests too). Every use of a pinned buffer (device-to-host copy in, host-to-device copy out) is
     on one side stream per device, so a buffer released after its last copy was queued can be handed out
     at once: the next copy into it is queued behind that one.
@@ -89,20 +89,23 @@ class HostPool:
         key = (device_index, pinned)
         with self._lock:
             free = self._free.setdefault(key, [])
-            fits = [b for b in free if b.numel() >= nbytes]
+            # by index: ``list.remove`` would compare tensors with ``==`` (elementwise, and an error for
+            # buffers of different sizes), which the first pool hit as soon as two sizes were in use
+            fits = [i for i, b in enumerate(free) if b.numel() >= nbytes]
+            self.in_use += 1
             if fits:
-                buf = min(fits, key=lambda b: b.numel())
-                free.remove(buf)
-                self.in_use += 1
-                return buf
-            for b in [b for b in free if b.numel() < nbytes]:
-                free.remove(b)
+                return free.pop(min(fits, key=lambda i: free[i].numel()))
+            if free:
+                # nothing fits: the new buffer replaces the largest idle one (left over from a shorter
+                # sequence), so the pool keeps its number of buffers instead of pinning more every step;
+                # dropping them all would throw away the small buffers of a second size still in use
+                # (layer inputs beside offload_mlp's gate and up outputs) and re-pin them next step
+                old = free.pop(max(range(len(free)), key=lambda i: free[i].numel()))
                 self.allocated -= 1
-                self.allocated_bytes -= b.numel()
+                self.allocated_bytes -= old.numel()
             cap = _round_bytes(nbytes)
             self.allocated += 1
             self.allocated_bytes += cap
-            self.in_use += 1
         return torch.empty(cap, dtype=torch.uint8, pin_memory=pinned)
 
     def release(self, buf: torch.Tensor, pinned: bool, device_index: int | None) -> None:

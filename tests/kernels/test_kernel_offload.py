@@ -219,9 +219,19 @@ def test_host_pool_best_fit_and_growth():
     pool.release(a, False, None)
     assert pool.acquire(2 * mib, False, None) is a  # a smaller request reuses the larger buffer
     pool.release(a, False, None)
-    b = pool.acquire(64 * mib, False, None)  # a larger one: new buffer, and the too-small idle one is dropped
+    b = pool.acquire(64 * mib, False, None)  # a larger one: new buffer, which replaces the too-small idle one
     assert b.numel() >= 64 * mib and pool.stats() == {"buffers": 1, "bytes": b.numel(), "in_use": 1, "free": 0}
     pool.release(b, False, None)
+    # two sizes in use at once (layer inputs and offload_mlp's gate/up outputs), released in any order:
+    # every step after the first is served from the pool, nothing is dropped or allocated again
+    for step in range(3):
+        held = [pool.acquire(n * mib, False, None) for n in (4, 12, 4, 12, 4)]
+        if step == 0:
+            first = pool.stats()
+        for buf in held[::-1] if step % 2 else held:
+            pool.release(buf, False, None)
+        assert pool.stats() == dict(first, in_use=0, free=5)
+        assert all(t.numel() >= n * mib for t, n in zip(held, (4, 12, 4, 12, 4)))
     assert offload._round_bytes(64 * mib) == 64 * mib  # the 7B layer input (8192 x 4096 bf16): no slack
     assert offload._round_bytes(65 * mib) <= 65 * mib * 1.25
 
