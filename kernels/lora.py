@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import torch
 
+from kernels import mlp_stash
 from kernels._utils import compute_dtype
 from kernels.swiglu import swiglu_backward, swiglu_forward
 
@@ -164,24 +165,35 @@ class LoRAMLPFunction(torch.autograd.Function):
     """down(silu(gate(x)) * up(x)) with each projection optionally LoRA-adapted."""
 
     @staticmethod
-    def forward(ctx, x, Wg, bg, Ag, Bg, Wu, bu, Au, Bu, Wd, bd, Ad, Bd, sg, su, sd, need_out=True):
+    def forward(ctx, x, Wg, bg, Ag, Bg, Wu, bu, Au, Bu, Wd, bd, Ad, Bd, sg, su, sd, need_out=True,
+                owner=None, stash=False):
         dtype = compute_dtype(x)
         shape = x.shape
         out_shape = (*shape[:-1], Wd.shape[0])
         x2 = _cast(x.reshape(-1, shape[-1]), dtype)
         ctx.grad_dtypes = _dtypes(Ag, Bg, Au, Bu, Ad, Bd)
         Ag, Bg, Au, Bu, Ad, Bd = _adapters(dtype, Ag, Bg, Au, Bu, Ad, Bd)
+        # a recompute whose node was handed this module's stash: e, g and the low-rank inputs as the first
+        # forward made them, fetched from host memory instead of two GEMMs (kernels/mlp_stash.py)
+        stashed = None if owner is None else mlp_stash.take(owner, (x2.shape[0], Wg.shape[0]), dtype)
         with torch.autocast(x.device.type, enabled=False):
-            e, xa_g = projection_forward(x2, Wg, bg, Ag, Bg, sg)
-            g, xa_u = projection_forward(x2, Wu, bu, Au, Bu, su)
+            if stashed is None:
+                e, xa_g = projection_forward(x2, Wg, bg, Ag, Bg, sg)
+                g, xa_u = projection_forward(x2, Wu, bu, Au, Bu, su)
+                ha_d = None
+            else:
+                e, g, xa_g, xa_u, ha_d = stashed
             if need_out:
                 h = swiglu_forward(e, g)
                 y, ha_d = projection_forward(h, Wd, bd, Ad, Bd, sd, out_shape=out_shape)
             else:
                 # a checkpoint recompute whose output nobody reads: only what backward saves is rebuilt
                 # (h A_d^T for dB_d); the output is left unwritten
-                ha_d = swiglu_forward(e, g) @ Ad.t() if Ad is not None else None
+                if stashed is None and Ad is not None:
+                    ha_d = swiglu_forward(e, g) @ Ad.t()
                 y = torch.empty(out_shape, dtype=dtype, device=x.device)
+        if stash and owner is not None and any(ctx.needs_input_grad):
+            ctx.stash = mlp_stash.MLPStash(owner, e, g, (xa_g, xa_u, ha_d))
         # h is dropped here and recomputed in backward from e and g (one fused elementwise pass)
         ctx.save_for_backward(x2, e, g, xa_g, xa_u, ha_d, Wg, Ag, Bg, Wu, Au, Bu, Wd, Ad, Bd)
         ctx.scales = (sg, su, sd)
@@ -191,7 +203,11 @@ class LoRAMLPFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, dy):
-        x2, e, g, xa_g, xa_u, ha_d, Wg, Ag, Bg, Wu, Au, Bu, Wd, Ad, Bd = ctx.saved_tensors
+        mlp_stash.prefetch_latest(dy.device)
+        # reading the saved tensors starts the checkpoint's recompute (if any); our stash goes with it
+        with mlp_stash.handing(getattr(ctx, "stash", None)):
+            x2, e, g, xa_g, xa_u, ha_d, Wg, Ag, Bg, Wu, Au, Bu, Wd, Ad, Bd = ctx.saved_tensors
+        ctx.stash = None
         sg, su, sd = ctx.scales
         gdt = ctx.grad_dtypes
         dy2 = dy.reshape(-1, dy.shape[-1]).to(x2.dtype)
@@ -227,13 +243,16 @@ class LoRAMLPFunction(torch.autograd.Function):
         dbu = dg.sum(0) if hb[1] and need[6] else None
         dbd = dy2.sum(0) if hb[2] and need[10] else None
         return (dx, None, dbg, dA_g, dB_g, None, dbu, dA_u, dB_u, None, dbd, dA_d, dB_d,
-                None, None, None, None)
+                None, None, None, None, None, None)
 
 
-def lora_mlp(x, gate, up, down, need_out=True):
+def lora_mlp(x, gate, up, down, need_out=True, owner=None, stash=False):
     """gate, up, down: tuples (W, bias, A, B, scale) with A, B None for a projection without adapter.
 
     ``need_out=False`` returns an unwritten tensor of the output's shape and skips the down projection:
-    only for a gradient-checkpointing recompute whose output is never read (the backward is unchanged)."""
+    only for a gradient-checkpointing recompute whose output is never read (the backward is unchanged).
+    ``owner`` (the MLP module) lets a recompute use the e and g its first forward kept in host memory;
+    ``stash=True`` (that first forward, checkpointed) keeps them: kernels/mlp_stash.py."""
     (Wg, bg, Ag, Bg, sg), (Wu, bu, Au, Bu, su), (Wd, bd, Ad, Bd, sd) = gate, up, down
-    return LoRAMLPFunction.apply(x, Wg, bg, Ag, Bg, Wu, bu, Au, Bu, Wd, bd, Ad, Bd, sg, su, sd, need_out)
+    return LoRAMLPFunction.apply(x, Wg, bg, Ag, Bg, Wu, bu, Au, Bu, Wd, bd, Ad, Bd, sg, su, sd, need_out,
+                                 owner, stash)

@@ -50,6 +50,8 @@ _ORIG = "_kernels_original_forward"
 # on an MLP: its decoder layer (trim_recompute). A plain reference kept outside ``_modules`` (no weakref:
 # copy.deepcopy of a patched model must point the copy's MLP at the copy's layer)
 _RECOMPUTE_LAYER = "_kernels_recompute_layer"
+# on an MLP whose layer ``offload_mlp`` picked: that decoder layer (kernels/mlp_stash.py)
+_STASH_LAYER = "_kernels_stash_layer"
 
 # decoder layers whose forward ends ``hidden_states = residual + self.mlp(hidden_states)``: nothing in the
 # layer saves a tensor computed from the MLP's output, so a checkpoint recompute never reads it. Exact class
@@ -148,6 +150,14 @@ def _in_unread_recompute(mlp: nn.Module) -> bool:
             and torch._C._current_graph_task_id() != -1)
 
 
+def _in_first_checkpointed_forward(layer: nn.Module) -> bool:
+    """The decoder layer checkpoints and this is its first forward (recording autograd, not inside a
+    backward): what the recompute will need may be stashed now (``offload_mlp``). A reentrant checkpoint's
+    first forward runs without grad, so it never stashes."""
+    return (layer.training and bool(getattr(layer, "gradient_checkpointing", False))
+            and torch.is_grad_enabled() and torch._C._current_graph_task_id() == -1)
+
+
 def _mlp_forward(self, x, *args, **kwargs):
     if args or kwargs or not _is_silu(self.act_fn) or not triton_usable(x):
         return getattr(self, _ORIG)(x, *args, **kwargs)
@@ -155,7 +165,10 @@ def _mlp_forward(self, x, *args, **kwargs):
     if all(s is not None for s in specs):
         from kernels.lora import lora_mlp
 
-        return lora_mlp(x, *specs, need_out=not _in_unread_recompute(self))
+        stash_layer = self.__dict__.get(_STASH_LAYER)
+        return lora_mlp(x, *specs, need_out=not _in_unread_recompute(self),
+                        owner=None if stash_layer is None else self,
+                        stash=stash_layer is not None and _in_first_checkpointed_forward(stash_layer))
     from kernels.swiglu import swiglu
 
     # some projection is not ours to read (DoRA, dropout, ZeRO-3, hooks): its own forward, our activation
@@ -251,7 +264,7 @@ def _is_causal_lm(m: nn.Module) -> bool:
 def patch(model: nn.Module, *, rms_norm: bool = True, rope: bool = True, swiglu: bool = True,
           lora: bool = True, fused_linear_cross_entropy: bool = True,
           offload_activations: bool = False, trim_recompute: bool = True,
-          skip_embedding_grad: bool = True) -> nn.Module:
+          skip_embedding_grad: bool = True, offload_mlp: float = 0.0) -> nn.Module:
     """Patches ``model`` (a transformers model or a peft model around one) in place and returns it.
 
     Call it after ``get_peft_model`` (the LoRA layers must exist to be patched); calling it before
@@ -266,6 +279,12 @@ def patch(model: nn.Module, *, rms_norm: bool = True, rope: bool = True, swiglu:
     ``trim_recompute=True``: in Llama, Mistral and Qwen2/3 decoder layers, the checkpoint recompute skips the
     MLP's down projection, whose output it never reads (same gradients; ~5% of a 7B step).
 
+    ``offload_mlp=f`` (0 by default): in a fraction ``f`` of the Llama, Mistral and Qwen2/3 decoder layers
+    (spread evenly, never the last one unless f = 1), the MLP's gate and up outputs go to pinned host
+    memory in the checkpointed forward and come back for the recompute, which then skips the gate and up
+    GEMMs (same gradients). Costs PCIe bandwidth (f = 0.5 is what a 7B forward hides on an H200 host),
+    pinned host memory, and one layer's e and g of GPU memory fetched ahead; see kernels/mlp_stash.py.
+
     ``skip_embedding_grad=True``: the decoder layers get the frozen embedding's output detached when no
     reentrant checkpoint needs its gradient (peft's hook makes it require grad for that case only): no
     input gradient for the first layer, and the embedding output is not held to the end of the backward.
@@ -273,8 +292,12 @@ def patch(model: nn.Module, *, rms_norm: bool = True, rope: bool = True, swiglu:
     if not (torch.cuda.is_available() or INTERPRET):
         log.warning("kernels.patch: no CUDA device and TRITON_INTERPRET unset; model left unpatched")
         return model
+    from kernels.mlp_stash import check_fraction, layers_to_stash
+
+    check_fraction(offload_mlp)  # before anything is changed
     counts = {"rms_norm": 0, "mlp": 0, "lora": 0, "rope": 0, "causal_lm": 0, "offload": 0, "trim_recompute": 0,
-              "embedding_grad": 0}
+              "embedding_grad": 0, "offload_mlp": 0}
+    residual_layers = []
     if offload_activations:
         from kernels import offload
 
@@ -299,10 +322,20 @@ def patch(model: nn.Module, *, rms_norm: bool = True, rope: bool = True, swiglu:
                 setattr(mod, "apply_rotary_pos_emb", _make_rope(fn))
                 counts["rope"] += 1
         mlp = getattr(m, "mlp", None)
-        if (trim_recompute and swiglu and type(m).__name__ in _RESIDUAL_MLP_LAYERS
-                and type(m).__module__.startswith("transformers.") and isinstance(mlp, nn.Module) and _is_gated_mlp(mlp)):
-            mlp.__dict__[_RECOMPUTE_LAYER] = m
-            counts["trim_recompute"] += 1
+        if (swiglu and type(m).__name__ in _RESIDUAL_MLP_LAYERS and type(m).__module__.startswith("transformers.")
+                and isinstance(mlp, nn.Module) and _is_gated_mlp(mlp)):
+            residual_layers.append(m)
+            if trim_recompute:
+                mlp.__dict__[_RECOMPUTE_LAYER] = m
+                counts["trim_recompute"] += 1
+    if offload_mlp:
+        # model.modules() visits the layers in forward order
+        for i in layers_to_stash(len(residual_layers), offload_mlp):
+            residual_layers[i].mlp.__dict__[_STASH_LAYER] = residual_layers[i]
+            counts["offload_mlp"] += 1
+        if not counts["offload_mlp"]:
+            log.warning("kernels.patch: offload_mlp=%s found no Llama/Mistral/Qwen2/Qwen3 decoder layer with a "
+                        "gated MLP to apply to", offload_mlp)
     if skip_embedding_grad:
         from kernels import embedding_grad
 
@@ -326,6 +359,7 @@ def unpatch(model: nn.Module) -> nn.Module:
         pass
     for m in model.modules():
         m.__dict__.pop(_RECOMPUTE_LAYER, None)
+        m.__dict__.pop(_STASH_LAYER, None)
         if _ORIG in m.__dict__:
             m.__dict__.pop("forward", None)
             orig = m.__dict__.pop(_ORIG)

@@ -150,12 +150,14 @@ _last_packed = threading.local()
 
 
 class _Offloaded:
-    """A layer input held in a host buffer; ``fetch()`` brings it back to its device."""
+    """A tensor held in a host buffer; ``fetch()`` brings it back to its device. With ``link`` (layer
+    inputs) it joins the chain of packed inputs, and fetching it prefetches the one packed before it;
+    without (kernels/mlp_stash.py) its owner decides when to prefetch (``prefetch()``)."""
 
     __slots__ = ("buf", "shape", "dtype", "device", "pinned", "gpu", "h2d_event", "prev", "unpacks",
                  "__weakref__")
 
-    def __init__(self, t: torch.Tensor):
+    def __init__(self, t: torch.Tensor, link: bool = True):
         self.shape, self.dtype, self.device = t.shape, t.dtype, t.device
         self.gpu = None  # a prefetched device copy, until fetch() hands it out
         self.h2d_event = None
@@ -175,9 +177,10 @@ class _Offloaded:
             t.record_stream(side)
         else:
             host.copy_(t)  # CPU (tests) or a device without streams: a plain copy
-        prev = getattr(_last_packed, "ref", None)
-        self.prev = prev
-        _last_packed.ref = weakref.ref(self)
+        self.prev = None
+        if link:
+            self.prev = getattr(_last_packed, "ref", None)
+            _last_packed.ref = weakref.ref(self)
 
     def _dev_index(self):
         return self.device.index if self.device.type == "cuda" else None
@@ -199,6 +202,11 @@ class _Offloaded:
             ev.record(side)
         self.gpu, self.h2d_event = gpu, ev
 
+    def prefetch(self) -> None:
+        """Starts the host-to-device copy now (on the side stream) if nothing has asked for it yet."""
+        if self.device.type == "cuda" and self.unpacks == 0 and self.gpu is None:
+            self._start_h2d()
+
     def fetch(self) -> torch.Tensor:
         self.unpacks += 1
         if self.device.type != "cuda":
@@ -211,8 +219,8 @@ class _Offloaded:
         out, self.gpu, self.h2d_event = self.gpu, None, None
         # prefetch the input of the layer before (packed just before this one, backwarded next)
         prev = self.prev() if self.prev is not None else None
-        if prev is not None and prev.unpacks == 0 and prev.gpu is None and prev.device == self.device:
-            prev._start_h2d()
+        if prev is not None and prev.device == self.device:
+            prev.prefetch()
         return out
 
     def __del__(self):

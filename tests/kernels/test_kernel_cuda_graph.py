@@ -33,15 +33,17 @@ def _graphed_train(model, steps: int, batches: int, lr: float = 3e-3, **kw):
     return losses, step
 
 
-def _model(gc: bool = True):
+def _model(gc: bool = True, **patch_kw):
     model = tiny_lora_model("llama", gradient_checkpointing=gc, preserve_rng_state=False)
-    patch(model)
+    patch(model, **patch_kw)
     return model
 
 
-def test_graphed_training_matches_eager_training():
-    ref = train_steps(_model(), steps=8, batches=2)
-    got, step = _graphed_train(_model(), steps=8, batches=2, unpacked_rows=True)
+# the host-memory paths too: their copies, events and side-stream waits are captured and replayed
+@pytest.mark.parametrize("patch_kw", [{}, {"offload_activations": True, "offload_mlp": 0.5}], ids=["plain", "offload"])
+def test_graphed_training_matches_eager_training(patch_kw):
+    ref = train_steps(_model(**patch_kw), steps=8, batches=2)
+    got, step = _graphed_train(_model(**patch_kw), steps=8, batches=2, unpacked_rows=True)
     ref, got = torch.stack(ref), torch.stack(got)
     if ON_GPU:
         assert step.describe() == dict(enabled=True, graphs=1, disabled_reason=None, eager=2, captures=1, replays=6)

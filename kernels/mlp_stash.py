@@ -1,0 +1,136 @@
+"""The MLP's gate and up outputs kept in host memory instead of recomputed: ``patch(model, offload_mlp=f)``.
+
+Why: under gradient checkpointing the backward pass runs each decoder layer's forward again (the
+recompute) only to rebuild what its backward saved. For the MLP that is e = gate(x) and g = up(x): two
+(tokens x intermediate) GEMMs, 2 x 2 d f FLOPs a token, about a fifth of a 7B step's recompute. They cannot
+stay on the GPU (11 GiB over 32 layers at Llama-2-7B, micro-batch 4, seq 2048), but they can go to pinned
+host memory: e and g of one layer are 2 x 172 MiB there, ~6.6 ms over PCIe (~52 GB/s measured on the H200
+host) against ~6 ms of that layer's forward and ~2.4 ms of GEMMs saved in its recompute. So PCIe, not the
+GPU, is the limit, and only a fraction ``f`` of the layers can afford it: with every other layer the copies
+of two layers' forwards (2 x 1.3 ms for the checkpointed inputs with ``offload_activations``, 6.6 ms for
+one layer's e and g) fit in those two layers' ~12 ms. Which layers: spread evenly, counted from the last
+one, which is never picked while ``f < 1`` (its recompute comes first in backward, with no time to fetch).
+
+How, for a picked layer (``MLPStash``):
+- first forward (checkpointing, training, autograd recording, not inside a backward): after the gate and up
+  GEMMs, e and g start a device-to-host copy on the side stream of kernels/offload.py (same host buffer
+  pool, same stream, same memory-reuse rules); the tiny x A_g^T, x A_u^T and h A_d^T stay on the GPU. The
+  stash hangs on the autograd node's ``ctx``, so it lives exactly as long as the graph that may need it.
+- backward: every ``LoRAMLPFunction`` backward first starts the host-to-device copy of the most recent
+  stash not yet used (``prefetch_latest``): the layer backwarded before a picked one fetches its e and g
+  while it runs. Then the node hands its own stash to the recompute its ``ctx.saved_tensors`` triggers
+  (``handing``), and the MLP forward inside that recompute takes it (``take``) instead of running the gate
+  and up GEMMs: the values are the first forward's, bit for bit, so the gradients are unchanged.
+- the hand-over is exact by construction: a stash is only ever used by the recompute that its own node's
+  unpack starts, and only by the MLP module that made it. If anything else starts the recompute (a
+  reentrant checkpoint, a layer whose earlier node unpacks first), nothing is handed over and the recompute
+  computes e and g as before: slower, never wrong.
+
+Cost: GPU memory holds one fetched stash ahead of its use (+344 MiB at 7B micro-batch 4), and pinned host
+memory one buffer pair per picked layer (16 x 2 x 192 MiB at 7B, f = 0.5). Off by default.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import weakref
+
+import torch
+
+from kernels.offload import _Offloaded
+
+__all__ = ["MLPStash", "check_fraction", "handing", "layers_to_stash", "prefetch_latest", "take"]
+
+# per device (index, None for CPU): the last stash a forward made that no recompute has used yet
+_latest: dict = {}
+# per thread: the stash the running backward node hands to the recompute it is starting
+_handoff = threading.local()
+
+
+def _dev_key(t: torch.Tensor):
+    return t.device.index if t.device.type == "cuda" else None
+
+
+class MLPStash:
+    """e and g of one MLP forward in host memory (offloaded as made), the three tiny low-rank inputs on
+    the device; ``owner`` is the MLP module that made it."""
+
+    __slots__ = ("owner", "e", "g", "small", "key", "prev", "used", "__weakref__")
+
+    def __init__(self, owner, e: torch.Tensor, g: torch.Tensor, small: tuple):
+        self.owner = weakref.ref(owner)
+        self.e, self.g = _Offloaded(e, link=False), _Offloaded(g, link=False)
+        self.small = small
+        self.used = False
+        self.key = _dev_key(e)
+        self.prev = _latest.get(self.key)
+        _latest[self.key] = weakref.ref(self)
+
+    def prefetch(self) -> None:
+        self.e.prefetch()
+        self.g.prefetch()
+
+    def fetch(self):
+        """(e, g, *small) on the device; the stash is spent."""
+        self.used = True
+        if _latest.get(self.key) is not None and _latest[self.key]() is self:
+            _latest[self.key] = self.prev
+        out = (self.e.fetch(), self.g.fetch(), *self.small)
+        self.small = ()
+        return out
+
+
+def prefetch_latest(device: torch.device) -> None:
+    """Starts fetching the newest stash on ``device`` that no recompute has used: the next one backward
+    needs, since layers are backwarded in the reverse order of their forwards."""
+    key = device.index if device.type == "cuda" else None
+    ref = _latest.get(key)
+    while ref is not None:
+        s = ref()
+        if s is None:
+            _latest.pop(key, None)
+            return
+        if not s.used:
+            s.prefetch()
+            return
+        ref = _latest[key] = s.prev
+
+
+@contextlib.contextmanager
+def handing(stash: MLPStash | None):
+    """While the block runs (a node reading its saved tensors, which starts the checkpoint's recompute),
+    ``take`` in the same thread may return ``stash``."""
+    prev = getattr(_handoff, "stash", None)
+    _handoff.stash = stash
+    try:
+        yield
+    finally:
+        _handoff.stash = prev
+
+
+def take(owner, e_shape: torch.Size, dtype: torch.dtype):
+    """The stash handed over to this recompute if ``owner`` made it and its e has this shape and dtype,
+    as (e, g, x A_g^T, x A_u^T, h A_d^T) on the device; else None (compute them)."""
+    s = getattr(_handoff, "stash", None)
+    if s is None or s.used or s.owner() is not owner or s.e.shape != e_shape or s.e.dtype != dtype:
+        return None
+    _handoff.stash = None
+    return s.fetch()
+
+
+def check_fraction(fraction: float) -> None:
+    if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"offload_mlp is the fraction of decoder layers whose MLP activations go to host "
+                         f"memory, a number in [0, 1] (0.5: every other layer); got {fraction!r}")
+
+
+def layers_to_stash(n_layers: int, fraction: float) -> list[int]:
+    """Indices (0 = first in forward) of the ``fraction`` of ``n_layers`` layers to stash, spread evenly,
+    counted from the last layer, which is left out unless ``fraction`` is 1."""
+    check_fraction(fraction)
+    picked = []
+    for j in range(n_layers):  # j = 0 is the last layer
+        if int((j + 1) * fraction + 1e-9) > int(j * fraction + 1e-9):
+            picked.append(n_layers - 1 - j)
+    return sorted(picked)

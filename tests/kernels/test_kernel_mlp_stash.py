@@ -1,0 +1,174 @@
+"""``patch(model, offload_mlp=f)`` (kernels/mlp_stash.py): the picked layers' gate and up outputs go to host
+memory in the checkpointed forward and the recompute skips their GEMMs, with the gradients of the model
+that recomputes them, bit for bit; everything that must not stash does not."""
+
+import pytest
+import torch
+from kernel_testing import ON_GPU
+from tiny_models import batch, tiny_lora_model
+
+from kernels import mlp_stash, monkey_patch, patch, unpatch
+from kernels.offload import POOL
+
+
+def _gate_up_gemms(model, ids, labels, steps=1):
+    """(forward, backward) counts of GEMMs by the gate or up base weight (the backward's input gradient
+    multiplies by them too, once each per layer: those are counted apart, by the output width)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    cfg = model.config
+    ws = {m.weight.data_ptr() for n, m in model.named_modules()
+          if n.endswith(("gate_proj.base_layer", "up_proj.base_layer"))}
+    assert len(ws) == 2 * cfg.num_hidden_layers
+    counts = {"fwd": 0, "bwd": 0}
+
+    class Count(TorchDispatchMode):
+        phase = "fwd"
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func.overloadpacket in (torch.ops.aten.mm, torch.ops.aten.addmm, torch.ops.aten.addmm_):
+                a, b = (args[0], args[1]) if func.overloadpacket is torch.ops.aten.mm else (args[1], args[2])
+                # x (tokens, hidden) times W^T: the projection itself, not its input gradient
+                if b.data_ptr() in ws and a.shape[-1] == cfg.hidden_size:
+                    counts[self.phase] += 1
+            return func(*args, **(kwargs or {}))
+
+    for _ in range(steps):
+        with Count() as mode:
+            mode.phase = "fwd"
+            loss = model(input_ids=ids, labels=labels).loss
+            mode.phase = "bwd"
+            loss.backward()
+    return counts["fwd"], counts["bwd"]
+
+
+def _grads(model, seed=0):
+    ids, labels = batch(seed)
+    model.zero_grad(set_to_none=True)
+    loss = model(input_ids=ids, labels=labels).loss
+    loss.backward()
+    return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+@pytest.mark.parametrize("trim", [True, False])
+@pytest.mark.parametrize("offload_inputs", [False, True])
+def test_stashed_layers_skip_gate_and_up_in_the_recompute_with_the_same_gradients(trim, offload_inputs):
+    kw = dict(trim_recompute=trim, offload_activations=offload_inputs)
+    ref = patch(tiny_lora_model("llama", gradient_checkpointing="non_reentrant"), **kw)
+    model = patch(tiny_lora_model("llama", gradient_checkpointing="non_reentrant"), offload_mlp=0.5, **kw)
+    layers = ref.config.num_hidden_layers
+    assert model._kernels_patch_counts["offload_mlp"] == layers // 2
+    ids, labels = batch(0)
+    # every layer's gate and up run in forward; in the recompute only the unpicked layers' do
+    assert _gate_up_gemms(ref, ids, labels) == (2 * layers, 2 * layers)
+    assert _gate_up_gemms(model, ids, labels) == (2 * layers, 2 * (layers - layers // 2))
+    for seed in (0, 1):
+        (la, ga), (lb, gb) = _grads(model, seed), _grads(ref, seed)
+        assert torch.equal(la, lb)
+        for n in gb:
+            assert torch.equal(ga[n], gb[n]), n
+    # every stash was used and let go: no host buffer is held between steps
+    assert POOL.stats()["in_use"] == 0
+
+
+def test_every_layer_stashed_in_a_few_training_steps_matches():
+    ref = patch(tiny_lora_model("mistral", gradient_checkpointing="non_reentrant"))
+    model = patch(tiny_lora_model("mistral", gradient_checkpointing="non_reentrant"), offload_mlp=1.0)
+    layers = ref.config.num_hidden_layers
+    assert model._kernels_patch_counts["offload_mlp"] == layers
+    assert _gate_up_gemms(model, *batch(0)) == (2 * layers, 0)
+    model.zero_grad(set_to_none=True)
+    curves = []
+    for m in (model, ref):
+        opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=3e-3)
+        losses = []
+        for step in range(3):
+            ids, labels = batch(step)
+            loss = m(input_ids=ids, labels=labels).loss
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            losses.append(loss.item())
+        curves.append(losses)
+    assert curves[0] == curves[1]
+
+
+@pytest.mark.parametrize("checkpointing", [False, "reentrant"])
+def test_nothing_is_stashed_where_no_recompute_would_use_it(checkpointing):
+    """Without checkpointing e and g stay saved on the device; a reentrant checkpoint's first forward runs
+    without grad (nothing to keep) and its recompute is not started by the MLP node: both compute as before."""
+    ref = patch(tiny_lora_model("llama", gradient_checkpointing=checkpointing))
+    model = patch(tiny_lora_model("llama", gradient_checkpointing=checkpointing), offload_mlp=1.0)
+    made = []
+    orig = mlp_stash.MLPStash.__init__
+
+    def spy(self, *a, **k):
+        made.append(1)
+        orig(self, *a, **k)
+
+    mlp_stash.MLPStash.__init__ = spy
+    try:
+        (la, ga), (lb, gb) = _grads(model), _grads(ref)
+    finally:
+        mlp_stash.MLPStash.__init__ = orig
+    assert made == []
+    assert torch.equal(la, lb) and all(torch.equal(ga[n], gb[n]) for n in gb)
+    # and under no_grad (evaluation in training mode) nothing either
+    with torch.no_grad():
+        model(input_ids=batch(0)[0])
+    assert all(v() is None or v().used for v in mlp_stash._latest.values() if v is not None)
+
+
+def test_a_stash_is_used_only_by_the_recompute_of_its_own_node():
+    """A forward whose graph is dropped unused leaves nothing behind, and the next step is unaffected;
+    two forwards before one backward (their losses summed) still get each node its own e and g."""
+    ref = patch(tiny_lora_model("llama", gradient_checkpointing="non_reentrant"))
+    model = patch(tiny_lora_model("llama", gradient_checkpointing="non_reentrant"), offload_mlp=1.0)
+    ids, labels = batch(0)
+    loss = model(input_ids=ids, labels=labels).loss
+    del loss  # the graph (and every stash on its nodes) goes
+    assert POOL.stats()["in_use"] == 0
+    ids2, labels2 = batch(1)
+    for m in (model, ref):
+        m.zero_grad(set_to_none=True)
+        (m(input_ids=ids, labels=labels).loss + m(input_ids=ids2, labels=labels2).loss).backward()
+    for (n, p), (_, q) in zip(model.named_parameters(), ref.named_parameters()):
+        if p.requires_grad:
+            assert torch.equal(p.grad, q.grad), n
+
+
+def test_layers_are_picked_evenly_and_never_the_last_one_first():
+    assert mlp_stash.layers_to_stash(32, 0.5) == list(range(0, 32, 2))
+    picked = mlp_stash.layers_to_stash(40, 2 / 3)
+    assert len(picked) == 26 and 39 not in picked
+    assert mlp_stash.layers_to_stash(4, 1.0) == [0, 1, 2, 3] and mlp_stash.layers_to_stash(4, 0.0) == []
+    for bad in (-0.1, 1.5, "half", True):
+        with pytest.raises(ValueError, match="offload_mlp"):
+            mlp_stash.layers_to_stash(4, bad)
+
+
+def test_bad_fraction_is_refused_before_the_model_changes():
+    model = tiny_lora_model("llama", gradient_checkpointing="non_reentrant")
+    with pytest.raises(ValueError, match="fraction of decoder layers"):
+        patch(model, offload_mlp=2)
+    assert not any(monkey_patch._ORIG in m.__dict__ for m in model.modules())
+
+
+def test_unpatch_forgets_the_picked_layers():
+    model = patch(tiny_lora_model("llama", gradient_checkpointing="non_reentrant"), offload_mlp=1.0)
+    assert any(monkey_patch._STASH_LAYER in m.__dict__ for m in model.modules())
+    unpatch(model)
+    assert not any(monkey_patch._STASH_LAYER in m.__dict__ for m in model.modules())
+
+
+@pytest.mark.skipif(not ON_GPU, reason="the overlap with the side stream and pinned buffers exist on a GPU only")
+def test_bf16_stash_on_the_gpu_matches_the_recompute():
+    ref = patch(tiny_lora_model("llama", dtype=torch.bfloat16, gradient_checkpointing="non_reentrant"),
+                offload_activations=True)
+    model = patch(tiny_lora_model("llama", dtype=torch.bfloat16, gradient_checkpointing="non_reentrant"),
+                  offload_activations=True, offload_mlp=0.5)
+    for seed in (0, 1, 2):
+        (la, ga), (lb, gb) = _grads(model, seed), _grads(ref, seed)
+        assert torch.equal(la, lb)
+        for n in gb:
+            assert torch.equal(ga[n], gb[n]), n
