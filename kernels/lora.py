@@ -86,10 +86,27 @@ def input_grad_lora(dyBs, As, scales, n_in, like):
     return dx.addmm_(torch.cat(dyBs, dim=1), A_cat, beta=0)
 
 
+# whether CUDA's addmm writes an fp32 result of bf16/fp16 operands (``out_dtype``, torch >= 2.8): None until
+# the first adapter gradient tries it (an eager step, before any CUDA graph capture), then True or False
+_FP32_OUT_ADDMM: bool | None = None
+
+
 def lowrank_grad(a, b, scale, dtype):
     """s * a @ b with s applied in the GEMM's fp32 epilogue (alpha; no separate scale pass), returned in
-    ``dtype`` (the adapter's own, fp32 for peft's adapters on a bf16 model)."""
-    out = torch.empty((a.shape[0], b.shape[1]), dtype=a.dtype, device=a.device)
+    ``dtype`` (the adapter's own, fp32 for peft's adapters on a bf16 model). On CUDA the fp32 result comes
+    straight from the GEMM's fp32 accumulator (``out_dtype``): no bf16 rounding of dA and dB and no cast
+    kernel after each (448 launches a Llama-7B step)."""
+    global _FP32_OUT_ADDMM
+    shape = (a.shape[0], b.shape[1])
+    if (a.is_cuda and dtype == torch.float32 and a.dtype in (torch.bfloat16, torch.float16)
+            and _FP32_OUT_ADDMM is not False):
+        try:
+            out = torch.addmm(torch.empty(shape, dtype=dtype, device=a.device), a, b, dtype, beta=0, alpha=scale)
+            _FP32_OUT_ADDMM = True
+            return out
+        except (RuntimeError, TypeError):  # a torch without addmm's out_dtype: round through the input dtype
+            _FP32_OUT_ADDMM = False
+    out = torch.empty(shape, dtype=a.dtype, device=a.device)
     return _cast(out.addmm_(a, b, beta=0, alpha=scale), dtype)
 
 
