@@ -27,6 +27,9 @@
 #   bash bench/gpu_call.sh final     # one-GPU machine: after the embedding-grad skip and the RoPE on projection outputs,
 #                                    # 7B mb4 (graph, graph+offload), legal, 13B mb1, each against Unsloth in the same run
 #   bash bench/gpu_call.sh final2    # after its CheckpointError was fixed: 7B mb4 against Unsloth, 13B mb1 with offload, tests
+#   bash bench/gpu_call.sh stash     # one-GPU machine: MLP gate/up outputs in host memory (offload_mlp) at 7B and 13B
+#                                    # against graph+offload and Unsloth in the same run, then the changed GPU tests
+#   bash bench/gpu_call.sh stash2    # the same after the host-pool and held-until-copied fixes, with the legal config
 #   bash bench/gpu_call.sh call3     # training: Unsloth 7B on GPU 0 | ZeRO-3 7B on 1 GPU, then native 7B again, on GPU 1
 # Everything comes back as at most 8 files: rows (*.jsonl), app JSON, the loss plot, summaries and one
 # tarball of the logs.
@@ -112,6 +115,12 @@ case $CALL in
     kernel_lane 0 "native7g native7offg unsloth7 legal_native_g native13g native13offg unsloth13 tests_changed" ;;
   final2)  # the final call's native rows again after the embedding-grad fix, with Unsloth 7B in the same run
     kernel_lane 0 "native7g native7offg unsloth7 native13offg tests_changed" ;;
+  stash)   # one-GPU machine: the gate/up stash (offload_mlp 0.5, 0.67) against graph+offload and Unsloth at 7B mb4,
+           # 13B mb1 with and without it (and its memory after the embedding change), then the changed GPU tests
+    kernel_lane 0 "native7offg native7offgm5 native7gm5 native7offgm67 unsloth7 native13offg native13offgm5 tests_stash" ;;
+  stash2)  # after the pool fix (two buffer sizes) and the offloaded tensors held until copied (no record_stream,
+           # whose blocks a capture cannot reuse): the same rows, 0.67 too, the legal config, the GPU tests
+    kernel_lane 0 "native7offg native7offgm5 native7offgm67 unsloth7 legal_native_g native13offg native13offgm5 tests_stash" ;;
   recheck) # after a kernels change: ours and Unsloth again, same run, profiled, and the kernels' GPU tests
     kernel_lanes "native7 unsloth7 tests" "native13 unsloth13" ;;
   call2)

@@ -132,6 +132,10 @@ for p in $PHASES; do
     native7g)      phase native7g 90 40 $STEP --backend native --model 7b --bs ${BS:-4} --cuda-graph ;;
     native7offg)   phase native7offg 90 40 $STEP --backend native --model 7b --bs ${BS:-4} --offload-activations --cuda-graph ;;
     # the ablation of the trimmed recompute (kernels.patch(trim_recompute=False)), graphed like native7g
+    # the gate/up outputs of every other layer (0.67: two layers in three) in host memory, their recompute skipped
+    native7offgm5) phase native7offgm5 90 40 $STEP --backend native --model 7b --bs ${BS:-4} --offload-activations --cuda-graph --offload-mlp 0.5 ;;
+    native7offgm67) phase native7offgm67 90 40 $STEP --backend native --model 7b --bs ${BS:-4} --offload-activations --cuda-graph --offload-mlp 0.67 ;;
+    native7gm5)    phase native7gm5 90 40 $STEP --backend native --model 7b --bs ${BS:-4} --cuda-graph --offload-mlp 0.5 ;;
     native7gfull)  phase native7gfull 90 40 $STEP --backend native --model 7b --bs ${BS:-4} --cuda-graph --full-recompute ;;
     # the same with SDPA held to one backend (cuDNN's attention ran 3x slower inside the graph, run 20261128T164850Z-graph)
     native7f)      phase native7f 90 40 $STEP --backend native --model 7b --bs ${BS:-4} --sdpa flash ;;
@@ -145,6 +149,7 @@ for p in $PHASES; do
     native13off)   phase native13off 90 40 $STEP --backend native --model 13b --bs 1 --offload-activations ;;
     native13g)     phase native13g 90 40 $STEP --backend native --model 13b --bs 1 --cuda-graph ;;
     native13offg)  phase native13offg 90 40 $STEP --backend native --model 13b --bs 1 --offload-activations --cuda-graph ;;
+    native13offgm5) phase native13offgm5 90 40 $STEP --backend native --model 13b --bs 1 --offload-activations --cuda-graph --offload-mlp 0.5 ;;
     native13gfull) phase native13gfull 90 40 $STEP --backend native --model 13b --bs 1 --cuda-graph --full-recompute ;;
     native13gf)    phase native13gf 90 40 $STEP --backend native --model 13b --bs 1 --cuda-graph --sdpa flash ;;
     native13offgf) phase native13offgf 90 40 $STEP --backend native --model 13b --bs 1 --offload-activations --cuda-graph --sdpa flash ;;
@@ -173,6 +178,7 @@ for p in $PHASES; do
     # the GPU tests of what sessions 4-5 changed (rope, patch, the graph, offload; the ZeRO-3 offload test runs
     # on CPU in Triton's interpreter, which fails in the GPU image, run 20261128T183625Z-solo7)
     tests_changed) phase tests_changed 120 60 python3 -m pytest tests/kernels/test_kernel_rope.py tests/kernels/test_kernel_patch.py tests/kernels/test_kernel_cuda_graph.py tests/kernels/test_kernel_offload.py -q -k "not zero3" -p no:cacheprovider --confcutdir tests/kernels ;;
+    tests_stash)   phase tests_stash 150 60 python3 -m pytest tests/kernels/test_kernel_mlp_stash.py tests/kernels/test_kernel_cuda_graph.py tests/kernels/test_kernel_rope.py tests/kernels/test_kernel_patch.py tests/kernels/test_kernel_offload.py -q -k "not zero3" -p no:cacheprovider --confcutdir tests/kernels ;;
     tests)         phase tests 130 60 python3 -m pytest tests/kernels -q -p no:cacheprovider --confcutdir tests/kernels --durations=10 ;;
     *)             echo "unknown phase $p" | tee -a "$ENVLOG" ;;
   esac

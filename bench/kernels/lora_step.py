@@ -9,7 +9,9 @@ AdamW on the adapters, random token ids, median of 7 steps after 3 warm-ups. Var
 embeddings stay bf16), ``--mem-cap-gib G`` (the caching allocator is capped at G GiB after the model is
 built and before the timed steps; rows say ``fits_cap``), ``--offload-activations`` (native only:
 ``kernels.patch(model, offload_activations=True)``), ``--full-recompute`` (native only: ``trim_recompute=False``,
-the checkpoint recompute runs the MLP's down projection as everyone else's does), ``--cuda-graph``.
+the checkpoint recompute runs the MLP's down projection as everyone else's does), ``--offload-mlp F`` (native
+only: ``offload_mlp=F``, the gate and up outputs of a fraction F of the layers kept in host memory, so their
+recompute skips two GEMMs), ``--cuda-graph``.
 
 FLOPs per token = 6*N_linear + 4*N_lm_head + 8*T*d*L (forward + recompute + input-gradient backward for
 the frozen decoder linears; forward + input gradient for the head; causal attention's QK^T and PV, 2*T*d
@@ -214,11 +216,12 @@ def peft_wrap(model, r: int, alpha: int | None = None, targets: list[str] | None
     return model
 
 
-def patch_native(model, offload_activations: bool = False, trim_recompute: bool = True):
+def patch_native(model, offload_activations: bool = False, trim_recompute: bool = True, offload_mlp: float = 0.0):
     """``kernels.patch`` with the bench's switches."""
     from kernels import patch
 
-    return patch(model, offload_activations=offload_activations, trim_recompute=trim_recompute)
+    return patch(model, offload_activations=offload_activations, trim_recompute=trim_recompute,
+                 offload_mlp=offload_mlp)
 
 
 def lora_path_counts(model) -> dict:
@@ -356,7 +359,8 @@ def setup_backend(args):
         model = peft_wrap(model, args.r, args.alpha, args.targets, preserve_rng_state=not args.cuda_graph)
         if args.backend == "native":
             _stage("patch")
-            patch_native(model, args.offload_activations, trim_recompute=not args.full_recompute)
+            patch_native(model, args.offload_activations, trim_recompute=not args.full_recompute,
+                         offload_mlp=args.offload_mlp)
             notes["patched"] = getattr(model, "_kernels_patch_counts", None)
             notes["lora_path"] = lora_path_counts(model)
         notes["gc"] = "non-reentrant" + (", preserve_rng_state=False" if args.cuda_graph else "")
@@ -391,6 +395,7 @@ def base_row(args, card: str, run_id: str) -> dict:
                 targets=list(args.targets), qlora=args.qlora, mem_cap_gib=args.mem_cap_gib,
                 offload_activations=args.offload_activations, cuda_graph=args.cuda_graph, sdpa_backend=args.sdpa,
                 trim_recompute=(not args.full_recompute) if args.backend == "native" else None,
+                offload_mlp=args.offload_mlp if args.backend == "native" else None,
                 card=card, gpus=1, run_id=run_id,
                 phase=os.environ.get("PHASE"), versions=versions(),
                 command=" ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
@@ -458,19 +463,21 @@ def make_step(model, opt, params, ids, labels, cuda_graph: bool, sdpa: str | Non
 def _timed_steps(step, warmup: int, steps: int, bs: int):
     import torch
 
-    times, losses = [], []
+    times, losses, host = [], [], []
     for i in range(warmup + steps):
         _LIVE["stage"] = f"micro_batch {bs} step {i + 1}/{warmup + steps}"
         torch.cuda.synchronize()
         t = time.perf_counter()
         loss = step()
+        t_host = time.perf_counter()  # the host has issued the whole step (the GPU may still be running it)
         torch.cuda.synchronize()
         dt = time.perf_counter() - t
         losses.append(float(loss.detach()))
         if i >= warmup:
             times.append(dt)
+            host.append(t_host - t)
         del loss
-    return times, losses
+    return times, losses, host
 
 
 # kernel-name patterns -> category, first match wins (cuBLAS/CUTLASS GEMMs, attention, PyTorch's own
@@ -607,7 +614,7 @@ def run(args):
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
             step, graphed = make_step(model, opt, params, ids, labels, args.cuda_graph, args.sdpa)
-            times, losses = _timed_steps(step, args.warmup, args.steps, bs)
+            times, losses, host = _timed_steps(step, args.warmup, args.steps, bs)
             med = statistics.median(times)
             tok_s = bs * args.seq / med
             achieved = base["flops_per_token"] * tok_s
@@ -616,7 +623,10 @@ def run(args):
                        peak_reserved_gib=torch.cuda.max_memory_reserved() / 2**30, tflops=achieved / 1e12,
                        mfu=achieved / DATASHEET_PEAK_BF16,
                        mfu_measured=achieved / args.gemm_flops if args.gemm_flops else None,
-                       loss_first=losses[0], loss_last=losses[-1], n_warmup=args.warmup, n_timed=len(times))
+                       loss_first=losses[0], loss_last=losses[-1], n_warmup=args.warmup, n_timed=len(times),
+                       # how long the host took to issue a step (graph launch, optimizer): an upper bound on
+                       # the GPU's idle time at the start of each synchronised step
+                       host_issue_s=statistics.median(host))
             if graphed is not None:
                 # every timed step must be a replay, else the row times the eager path under another name
                 row["cuda_graph_stats"] = graphed.describe()
@@ -660,7 +670,9 @@ def _label(r: dict) -> str:
     native = r.get("backend") == "native"
     sdpa = r.get("sdpa_backend")
     return (r.get("backend", "?") + ("+offload" if r.get("offload_activations") and native else "")
-            + ("+graph" if r.get("cuda_graph") and native else "") + (f"+{sdpa}" if sdpa and sdpa != "auto" else "")
+            + (f"+mlp{r['offload_mlp']:g}" if native and r.get("offload_mlp") else "")
+            + ("+graph" if r.get("cuda_graph") and native else "")
+            + (f"+{sdpa}" if sdpa and sdpa != "auto" else "")
             + ("+fullrecompute" if native and r.get("trim_recompute") is False else ""))
 
 
@@ -681,7 +693,8 @@ RATIOS = [("native", "hf"), ("native", "unsloth"), ("native+offload", "native"),
           ("native", "liger"), ("native+graph", "native"), ("native+graph", "unsloth"),
           ("native+offload+graph", "unsloth"), ("native+flash", "native"), ("native+graph+flash", "native"),
           ("native+graph+flash", "unsloth"), ("native+offload+graph+flash", "unsloth"),
-          ("native+graph+efficient", "native")]
+          ("native+graph+efficient", "native"), ("native+offload+mlp0.5+graph", "unsloth"),
+          ("native+offload+mlp0.5+graph", "native+offload+graph"), ("native+mlp0.5+graph", "native+graph")]
 
 
 def summarize(rows: list[dict]) -> str:
@@ -770,6 +783,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--full-recompute", action="store_true",
                     help="native only: kernels.patch(model, trim_recompute=False): the checkpoint recompute runs "
                          "the MLP's down projection too (the ablation of the trimmed recompute)")
+    ap.add_argument("--offload-mlp", type=float, default=0.0, metavar="F",
+                    help="native only: kernels.patch(model, offload_mlp=F): the MLP gate and up outputs of a "
+                         "fraction F of the layers go to host memory and their recompute skips two GEMMs")
     ap.add_argument("--cuda-graph", action="store_true",
                     help="native only: forward and backward replayed as one CUDA graph "
                          "(kernels.cuda_graph.GraphedBackward; the optimizer step stays eager)")
@@ -812,6 +828,10 @@ def parse_args(argv=None) -> argparse.Namespace:
         ap.error("--sdpa is for --backend native or hf (Unsloth and Liger pick their own attention)")
     if args.cuda_graph and args.backend != "native":
         ap.error("--cuda-graph is for --backend native")
+    if args.offload_mlp and args.backend != "native":
+        ap.error("--offload-mlp is for --backend native")
+    if not 0.0 <= args.offload_mlp <= 1.0:
+        ap.error("--offload-mlp is a fraction of the decoder layers, in [0, 1] (0.5: every other layer)")
     if args.full_recompute and args.backend != "native":
         ap.error("--full-recompute is for --backend native (the others recompute as they do)")
     if args.cuda_graph and args.warmup < GRAPH_WARMUP + 1:

@@ -165,6 +165,23 @@ def test_full_recompute_is_the_native_ablation_and_is_labelled(capsys):
     assert ls._label(dict(backend="native", trim_recompute=True, cuda_graph=True)) == "native+graph"
 
 
+def test_offload_mlp_is_a_native_fraction_and_is_labelled(capsys):
+    assert ls.parse_args(["--offload-mlp", "0.5"]).offload_mlp == 0.5 and ls.parse_args([]).offload_mlp == 0.0
+    for argv, msg in ((["--backend", "unsloth", "--offload-mlp", "0.5"], "--offload-mlp is for --backend native"),
+                      (["--offload-mlp", "1.5"], "a fraction of the decoder layers")):
+        with pytest.raises(SystemExit):
+            ls.parse_args(argv)
+        assert msg in capsys.readouterr().err
+    row = dict(backend="native", offload_activations=True, offload_mlp=0.5, cuda_graph=True)
+    assert ls._label(row) == "native+offload+mlp0.5+graph"
+    rows = [_row("native", 13600.0, cuda_graph=True, offload_activations=True),
+            _row("native", 14700.0, cuda_graph=True, offload_activations=True, offload_mlp=0.5),
+            _row("unsloth", 12100.0)]
+    text = ls.summarize(rows)
+    assert "native+offload+mlp0.5+graph/unsloth 1.21x" in text
+    assert "native+offload+mlp0.5+graph/native+offload+graph 1.08x" in text
+
+
 def test_sigterm_handler_writes_the_running_row(tmp_path, monkeypatch):
     out = tmp_path / "rows.jsonl"
     exits = []
