@@ -30,7 +30,6 @@
 #   bash bench/gpu_call.sh stash     # one-GPU machine: MLP gate/up outputs in host memory (offload_mlp) at 7B and 13B
 #                                    # against graph+offload and Unsloth in the same run, then the changed GPU tests
 #   bash bench/gpu_call.sh stash2    # the same after the host-pool and held-until-copied fixes, with the legal config
-#   bash bench/gpu_call.sh stash3    # split graph launch and fp32-out adapter GEMMs, 7B and 13B against Unsloth
 #   bash bench/gpu_call.sh call3     # training: Unsloth 7B on GPU 0 | ZeRO-3 7B on 1 GPU, then native 7B again, on GPU 1
 # Everything comes back as at most 8 files: rows (*.jsonl), app JSON, the loss plot, summaries and one
 # tarball of the logs.
@@ -122,9 +121,6 @@ case $CALL in
   stash2)  # after the pool fix (two buffer sizes) and the offloaded tensors held until copied (no record_stream,
            # whose blocks a capture cannot reuse): the same rows, 0.67 too, the legal config, the GPU tests
     kernel_lane 0 "native7offg native7offgm5 native7offgm67 unsloth7 legal_native_g native13offg native13offgm5 tests_stash" ;;
-  stash3)  # the forward and backward as two graphs (launch overlap) and dA/dB written in fp32 by the GEMM: 7B mb4
-           # with the stash, 13B mb1, each against Unsloth in the same run, then the GPU tests
-    kernel_lane 0 "native7offgm5 native7offgm5s unsloth7 native13offg native13offgs unsloth13 tests_stash" ;;
   recheck) # after a kernels change: ours and Unsloth again, same run, profiled, and the kernels' GPU tests
     kernel_lanes "native7 unsloth7 tests" "native13 unsloth13" ;;
   call2)

@@ -38,11 +38,6 @@ transformers' Llama/Mistral training forward with ``labels`` do neither. The par
 one CUDA device and must not be DeepSpeed ZeRO-3 partitioned (its hooks gather them with host logic).
 Without CUDA, or with ``enabled=False``, every call is the eager path, with the same semantics.
 
-``split=True`` captures the forward and the backward as two graphs sharing one memory pool and replays
-them back to back: the host launches the second while the GPU runs the first. A graph launch costs host time
-in proportion to its nodes (~7,000 kernels a 7B step), and a step that starts after a synchronisation (a
-logged loss) waits for it; split, it waits only for the forward's launch. The same kernels run either way.
-
 Attention: under a capture transformers cannot read the tensors that tell it a causal mask may be left
 to SDPA's ``is_causal`` path, so it builds a dense mask (slower attention, no flash). When every row is one
 unpadded sequence and neither ``position_ids`` nor ``attention_mask`` reach the model, say so with
@@ -103,18 +98,9 @@ class GraphCaptureError(RuntimeError):
 
 @dataclass
 class _Captured:
-    graphs: tuple  # of torch.cuda.CUDAGraph, replayed in order: (forward + backward) or (forward, backward)
+    graph: "torch.cuda.CUDAGraph"
     inputs: dict[str, torch.Tensor]
     loss: torch.Tensor
-
-
-def _join_side_streams(device: torch.device) -> None:
-    """A capture may end only when every stream it forked has joined it again: activation offload's
-    device-to-host copies of the last layers are still pending when the forward ends (they are joined at the
-    backward's first fetch), so a forward captured on its own joins them here."""
-    offload = sys.modules.get("kernels.offload")
-    if offload is not None:
-        offload.release_copied(device)
 
 
 def _signature(batch: Batch) -> tuple:
@@ -133,8 +119,7 @@ class GraphedBackward:
     replayed; gradients accumulate into ``p.grad`` of ``params``. Returns the loss (detached)."""
 
     def __init__(self, loss_fn: Callable[[Batch], torch.Tensor], params: Sequence[torch.nn.Parameter], *,
-                 warmup: int = 2, max_graphs: int = 2, enabled: bool | None = None, unpacked_rows: bool = False,
-                 split: bool = False):
+                 warmup: int = 2, max_graphs: int = 2, enabled: bool | None = None, unpacked_rows: bool = False):
         self.loss_fn = loss_fn
         self.params = [p for p in params if p.requires_grad]
         if not self.params:
@@ -152,7 +137,7 @@ class GraphedBackward:
             raise ValueError(f"GraphedBackward: CUDA graphs need every trainable parameter on one CUDA device; "
                              f"they are on {sorted(map(str, devices))}. Pass enabled=None to run eagerly there.")
         self.enabled = (on_cuda and not partitioned) if enabled is None else enabled
-        self.warmup, self.max_graphs, self.unpacked_rows, self.split = warmup, max_graphs, unpacked_rows, split
+        self.warmup, self.max_graphs, self.unpacked_rows = warmup, max_graphs, unpacked_rows
         self.disabled_reason: str | None = None if self.enabled else (
             "ZeRO-3 partitioned parameters" if partitioned else "no CUDA device" if not on_cuda else "enabled=False")
         self.stats = Counter()  # eager, captures, replays
@@ -183,20 +168,14 @@ class GraphedBackward:
         if to_zero:
             torch._foreach_zero_(to_zero)
 
-    def _forward(self, batch: Batch) -> torch.Tensor:
+    def _forward_backward(self, batch: Batch) -> torch.Tensor:
         loss = self.loss_fn(batch)
         if not isinstance(loss, torch.Tensor) or loss.dim() != 0:
             raise ValueError(f"GraphedBackward: loss_fn must return a scalar tensor, got {type(loss).__name__}"
                              + (f" of shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor) else ""))
-        return loss
-
-    def _backward(self, loss: torch.Tensor) -> torch.Tensor:
         # .grad is bound (defined), so AccumulateGrad adds in place: no second copy of the gradients
         torch.autograd.backward(loss, inputs=self.params)
         return loss.detach()
-
-    def _forward_backward(self, batch: Batch) -> torch.Tensor:
-        return self._backward(self._forward(batch))
 
     # -- the paths -----------------------------------------------------------------------------------
     def _eager(self, batch: Batch, side_stream: bool) -> torch.Tensor:
@@ -218,19 +197,10 @@ class GraphedBackward:
         torch.cuda.synchronize()
         # the eager warm-up's cached blocks back to the device: the graph's pool holds its own
         torch.cuda.empty_cache()
-        graphs = (torch.cuda.CUDAGraph(), torch.cuda.CUDAGraph()) if self.split else (torch.cuda.CUDAGraph(),)
+        graph = torch.cuda.CUDAGraph()
         try:
-            if self.split:
-                # two graphs in one memory pool: the host launches the backward's while the GPU runs the
-                # forward's, so a synchronised step waits only for the forward's launch to start
-                with _mask_decisions_as_eager(self.unpacked_rows), torch.cuda.graph(graphs[0], pool=self._pool):
-                    loss = self._forward(inputs)
-                    _join_side_streams(loss.device)
-                with torch.cuda.graph(graphs[1], pool=graphs[0].pool()):
-                    loss = self._backward(loss)
-            else:
-                with _mask_decisions_as_eager(self.unpacked_rows), torch.cuda.graph(graphs[0], pool=self._pool):
-                    loss = self._forward_backward(inputs)
+            with _mask_decisions_as_eager(self.unpacked_rows), torch.cuda.graph(graph, pool=self._pool):
+                loss = self._forward_backward(inputs)
         except Exception as e:
             self.enabled = False
             self.disabled_reason = f"capture failed: {type(e).__name__}: {str(e).splitlines()[0][:300]}"
@@ -239,9 +209,9 @@ class GraphedBackward:
                 "Usual causes: a host sync inside the loss function (.item(), .tolist(), printing a tensor, "
                 "boolean-mask indexing), or gradient checkpointing with preserve_rng_state=True on a torch "
                 "that cannot capture RNG state. Fix that, or train without CUDA graphs.") from e
-        self._pool = graphs[0].pool()
+        self._pool = graph.pool()
         self.stats["captures"] += 1
-        cap = _Captured(graphs, inputs, loss)
+        cap = _Captured(graph, inputs, loss)
         self._graphs[sig] = cap
         return cap
 
@@ -266,8 +236,7 @@ class GraphedBackward:
             t = cap.inputs[k]
             if v.data_ptr() != t.data_ptr():
                 t.copy_(v, non_blocking=True)
-        for graph in cap.graphs:
-            graph.replay()
+        cap.graph.replay()
         self.stats["replays"] += 1
         return cap.loss.clone()
 

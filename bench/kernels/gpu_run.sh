@@ -135,7 +135,6 @@ for p in $PHASES; do
     # the gate/up outputs of every other layer (0.67: two layers in three) in host memory, their recompute skipped
     native7offgm5) phase native7offgm5 90 40 $STEP --backend native --model 7b --bs ${BS:-4} --offload-activations --cuda-graph --offload-mlp 0.5 ;;
     native7offgm67) phase native7offgm67 90 40 $STEP --backend native --model 7b --bs ${BS:-4} --offload-activations --cuda-graph --offload-mlp 0.67 ;;
-    native7offgm5s) phase native7offgm5s 90 40 $STEP --backend native --model 7b --bs ${BS:-4} --offload-activations --cuda-graph --graph-split --offload-mlp 0.5 ;;
     native7gm5)    phase native7gm5 90 40 $STEP --backend native --model 7b --bs ${BS:-4} --cuda-graph --offload-mlp 0.5 ;;
     native7gfull)  phase native7gfull 90 40 $STEP --backend native --model 7b --bs ${BS:-4} --cuda-graph --full-recompute ;;
     # the same with SDPA held to one backend (cuDNN's attention ran 3x slower inside the graph, run 20261128T164850Z-graph)
@@ -150,7 +149,6 @@ for p in $PHASES; do
     native13off)   phase native13off 90 40 $STEP --backend native --model 13b --bs 1 --offload-activations ;;
     native13g)     phase native13g 90 40 $STEP --backend native --model 13b --bs 1 --cuda-graph ;;
     native13offg)  phase native13offg 90 40 $STEP --backend native --model 13b --bs 1 --offload-activations --cuda-graph ;;
-    native13offgs) phase native13offgs 90 40 $STEP --backend native --model 13b --bs 1 --offload-activations --cuda-graph --graph-split ;;
     native13offgm5) phase native13offgm5 90 40 $STEP --backend native --model 13b --bs 1 --offload-activations --cuda-graph --offload-mlp 0.5 ;;
     native13gfull) phase native13gfull 90 40 $STEP --backend native --model 13b --bs 1 --cuda-graph --full-recompute ;;
     native13gf)    phase native13gf 90 40 $STEP --backend native --model 13b --bs 1 --cuda-graph --sdpa flash ;;

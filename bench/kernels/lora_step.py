@@ -11,8 +11,7 @@ built and before the timed steps; rows say ``fits_cap``), ``--offload-activation
 ``kernels.patch(model, offload_activations=True)``), ``--full-recompute`` (native only: ``trim_recompute=False``,
 the checkpoint recompute runs the MLP's down projection as everyone else's does), ``--offload-mlp F`` (native
 only: ``offload_mlp=F``, the gate and up outputs of a fraction F of the layers kept in host memory, so their
-recompute skips two GEMMs), ``--cuda-graph`` (forward and backward replayed as a CUDA graph; ``--graph-split``:
-as two graphs, forward then backward).
+recompute skips two GEMMs), ``--cuda-graph``.
 
 FLOPs per token = 6*N_linear + 4*N_lm_head + 8*T*d*L (forward + recompute + input-gradient backward for
 the frozen decoder linears; forward + input gradient for the head; causal attention's QK^T and PV, 2*T*d
@@ -395,7 +394,6 @@ def base_row(args, card: str, run_id: str) -> dict:
     return dict(backend=args.backend, model=args.model, seq_len=args.seq, lora_r=args.r, lora_alpha=args.alpha,
                 targets=list(args.targets), qlora=args.qlora, mem_cap_gib=args.mem_cap_gib,
                 offload_activations=args.offload_activations, cuda_graph=args.cuda_graph, sdpa_backend=args.sdpa,
-                graph_split=args.graph_split,
                 trim_recompute=(not args.full_recompute) if args.backend == "native" else None,
                 offload_mlp=args.offload_mlp if args.backend == "native" else None,
                 card=card, gpus=1, run_id=run_id,
@@ -436,7 +434,7 @@ def _sdpa_context(name: str | None):
     return sdpa_kernel([getattr(SDPBackend, SDPA_BACKENDS[name])])
 
 
-def make_step(model, opt, params, ids, labels, cuda_graph: bool, sdpa: str | None = None, split: bool = False):
+def make_step(model, opt, params, ids, labels, cuda_graph: bool, sdpa: str | None = None):
     """One training step as a callable returning the loss: eager, or forward + backward replayed as a CUDA
     graph (``kernels.cuda_graph.GraphedBackward``: eager for its warm-up calls, then captured once) with the
     optimizer step eager in both. Returns (step, the GraphedBackward or None)."""
@@ -447,7 +445,7 @@ def make_step(model, opt, params, ids, labels, cuda_graph: bool, sdpa: str | Non
 
         # rows of random tokens, no position ids or mask: one sequence per row
         graphed = GraphedBackward(lambda b: model(**b).loss, params, warmup=GRAPH_WARMUP, enabled=True,
-                                  unpacked_rows=True, split=split)
+                                  unpacked_rows=True)
 
     def step():
         with _sdpa_context(sdpa):
@@ -615,8 +613,7 @@ def run(args):
             torch.cuda.synchronize()
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
-            step, graphed = make_step(model, opt, params, ids, labels, args.cuda_graph, args.sdpa,
-                                      split=args.graph_split)
+            step, graphed = make_step(model, opt, params, ids, labels, args.cuda_graph, args.sdpa)
             times, losses, host = _timed_steps(step, args.warmup, args.steps, bs)
             med = statistics.median(times)
             tok_s = bs * args.seq / med
@@ -674,7 +671,7 @@ def _label(r: dict) -> str:
     sdpa = r.get("sdpa_backend")
     return (r.get("backend", "?") + ("+offload" if r.get("offload_activations") and native else "")
             + (f"+mlp{r['offload_mlp']:g}" if native and r.get("offload_mlp") else "")
-            + ("+graph" if r.get("cuda_graph") and native else "") + ("2" if r.get("graph_split") and native else "")
+            + ("+graph" if r.get("cuda_graph") and native else "")
             + (f"+{sdpa}" if sdpa and sdpa != "auto" else "")
             + ("+fullrecompute" if native and r.get("trim_recompute") is False else ""))
 
@@ -697,9 +694,7 @@ RATIOS = [("native", "hf"), ("native", "unsloth"), ("native+offload", "native"),
           ("native+offload+graph", "unsloth"), ("native+flash", "native"), ("native+graph+flash", "native"),
           ("native+graph+flash", "unsloth"), ("native+offload+graph+flash", "unsloth"),
           ("native+graph+efficient", "native"), ("native+offload+mlp0.5+graph", "unsloth"),
-          ("native+offload+mlp0.5+graph", "native+offload+graph"), ("native+mlp0.5+graph", "native+graph"),
-          ("native+offload+mlp0.5+graph2", "unsloth"), ("native+offload+mlp0.5+graph2", "native+offload+mlp0.5+graph"),
-          ("native+offload+graph2", "unsloth")]
+          ("native+offload+mlp0.5+graph", "native+offload+graph"), ("native+mlp0.5+graph", "native+graph")]
 
 
 def summarize(rows: list[dict]) -> str:
@@ -794,9 +789,6 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--cuda-graph", action="store_true",
                     help="native only: forward and backward replayed as one CUDA graph "
                          "(kernels.cuda_graph.GraphedBackward; the optimizer step stays eager)")
-    ap.add_argument("--graph-split", action="store_true",
-                    help="with --cuda-graph: the forward and the backward as two graphs replayed back to back "
-                         "(GraphedBackward(split=True): the host launches the backward's while the GPU runs the forward's)")
     ap.add_argument("--sdpa", choices=["auto", *SDPA_BACKENDS], default="auto",
                     help="native/hf: restrict torch's SDPA to one backend for the whole step (auto: torch's "
                          "choice, cuDNN on Hopper)")
@@ -842,8 +834,6 @@ def parse_args(argv=None) -> argparse.Namespace:
         ap.error("--offload-mlp is a fraction of the decoder layers, in [0, 1] (0.5: every other layer)")
     if args.full_recompute and args.backend != "native":
         ap.error("--full-recompute is for --backend native (the others recompute as they do)")
-    if args.graph_split and not args.cuda_graph:
-        ap.error("--graph-split splits the CUDA graph of --cuda-graph; add --cuda-graph")
     if args.cuda_graph and args.warmup < GRAPH_WARMUP + 1:
         ap.error(f"--cuda-graph needs --warmup {GRAPH_WARMUP + 1} or more ({GRAPH_WARMUP} eager warm-up calls, "
                  "then the capture's step)")

@@ -174,8 +174,6 @@ def test_offload_mlp_is_a_native_fraction_and_is_labelled(capsys):
         assert msg in capsys.readouterr().err
     row = dict(backend="native", offload_activations=True, offload_mlp=0.5, cuda_graph=True)
     assert ls._label(row) == "native+offload+mlp0.5+graph"
-    assert ls._label(dict(row, graph_split=True)) == "native+offload+mlp0.5+graph2"
-    assert ls.parse_args(["--cuda-graph", "--graph-split"]).graph_split
     rows = [_row("native", 13600.0, cuda_graph=True, offload_activations=True),
             _row("native", 14700.0, cuda_graph=True, offload_activations=True, offload_mlp=0.5),
             _row("unsloth", 12100.0)]
@@ -232,7 +230,6 @@ def test_summary_keeps_graphed_rows_apart_and_compares_them():
 
 
 @pytest.mark.parametrize("argv, msg", [
-    (["--graph-split"], "add --cuda-graph"),
     (["--backend", "hf", "--cuda-graph"], "--cuda-graph is for --backend native"),
     (["--cuda-graph", "--warmup", "2"], "--cuda-graph needs --warmup 3"),
 ])
