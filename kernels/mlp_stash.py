@@ -4,11 +4,12 @@ Why: under gradient checkpointing the backward pass runs each decoder layer's fo
 recompute) only to rebuild what its backward saved. For the MLP that is e = gate(x) and g = up(x): two
 (tokens x intermediate) GEMMs, 2 x 2 d f FLOPs a token, about a fifth of a 7B step's recompute. They cannot
 stay on the GPU (11 GiB over 32 layers at Llama-2-7B, micro-batch 4, seq 2048), but they can go to pinned
-host memory: e and g of one layer are 2 x 172 MiB there, ~6.6 ms over PCIe (~52 GB/s measured on the H200
-host) against ~6 ms of that layer's forward and ~2.4 ms of GEMMs saved in its recompute. So PCIe, not the
-GPU, is the limit, and only a fraction ``f`` of the layers can afford it: with every other layer the copies
-of two layers' forwards (2 x 1.3 ms for the checkpointed inputs with ``offload_activations``, 6.6 ms for
-one layer's e and g) fit in those two layers' ~12 ms. Which layers: spread evenly, counted from the last
+host memory: e and g of one layer are 2 x 172 MiB there, ~7.8 ms over PCIe (46 GB/s measured on the H200
+host while the GEMMs run) against ~6 ms of that layer's forward and ~2.3 ms of GEMMs saved in its
+recompute. So PCIe, not the GPU, is the limit, and only a fraction ``f`` of the layers can afford it: with
+every other layer the copies of two layers' forwards (2 x 1.3 ms for the checkpointed inputs with
+``offload_activations``, 7.8 ms for one layer's e and g) nearly fill those two layers' ~11 ms. Measured
+(kernels/NOTES.md, session 6): f = 0.5 gives +5% at 7B and +6-7% at 13B; f = 0.67 is no faster than none. Which layers: spread evenly, counted from the last
 one, which is never picked while ``f < 1`` (its recompute comes first in backward, with no time to fetch).
 
 How, for a picked layer (``MLPStash``):
@@ -26,8 +27,8 @@ How, for a picked layer (``MLPStash``):
   reentrant checkpoint, a layer whose earlier node unpacks first), nothing is handed over and the recompute
   computes e and g as before: slower, never wrong.
 
-Cost: GPU memory holds one fetched stash ahead of its use (+344 MiB at 7B micro-batch 4), and pinned host
-memory one buffer pair per picked layer (16 x 2 x 192 MiB at 7B, f = 0.5). Off by default.
+Cost: GPU memory holds one fetched stash ahead of its use (+0.35 GiB peak at 7B micro-batch 4), and pinned
+host memory one buffer pair per picked layer (16 x 2 x 192 MiB at 7B, f = 0.5). Off by default.
 """
 
 from __future__ import annotations
