@@ -5,41 +5,16 @@ that recomputes them, bit for bit; everything that must not stash does not."""
 import pytest
 import torch
 from kernel_testing import ON_GPU
-from tiny_models import batch, tiny_lora_model
+from tiny_models import batch, projection_gemms, tiny_lora_model
 
 from kernels import mlp_stash, monkey_patch, patch, unpatch
 from kernels.offload import POOL
 
 
-def _gate_up_gemms(model, ids, labels, steps=1):
-    """(forward, backward) counts of GEMMs by the gate or up base weight (the backward's input gradient
-    multiplies by them too, once each per layer: those are counted apart, by the output width)."""
-    from torch.utils._python_dispatch import TorchDispatchMode
-
-    cfg = model.config
-    ws = {m.weight.data_ptr() for n, m in model.named_modules()
-          if n.endswith(("gate_proj.base_layer", "up_proj.base_layer"))}
-    assert len(ws) == 2 * cfg.num_hidden_layers
-    counts = {"fwd": 0, "bwd": 0}
-
-    class Count(TorchDispatchMode):
-        phase = "fwd"
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            if func.overloadpacket in (torch.ops.aten.mm, torch.ops.aten.addmm, torch.ops.aten.addmm_):
-                a, b = (args[0], args[1]) if func.overloadpacket is torch.ops.aten.mm else (args[1], args[2])
-                # x (tokens, hidden) times W^T: the projection itself, not its input gradient
-                if b.data_ptr() in ws and a.shape[-1] == cfg.hidden_size:
-                    counts[self.phase] += 1
-            return func(*args, **(kwargs or {}))
-
-    for _ in range(steps):
-        with Count() as mode:
-            mode.phase = "fwd"
-            loss = model(input_ids=ids, labels=labels).loss
-            mode.phase = "bwd"
-            loss.backward()
-    return counts["fwd"], counts["bwd"]
+def _gate_up_gemms(model, ids, labels):
+    """(forward, backward) counts of the gate and up projections' own GEMMs."""
+    return projection_gemms(model, ids, labels, ("gate_proj.base_layer", "up_proj.base_layer"),
+                            model.config.hidden_size)
 
 
 def _grads(model, seed=0):

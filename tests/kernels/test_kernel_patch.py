@@ -7,7 +7,7 @@ import copy
 import pytest
 import torch
 from kernel_testing import DEVICE, TOL
-from tiny_models import batch, tiny_lora_model
+from tiny_models import batch, projection_gemms, tiny_lora_model
 
 from kernels import patch, unpatch
 from kernels import monkey_patch
@@ -148,30 +148,9 @@ def test_partitioned_lm_head_is_gathered_for_the_fused_loss(monkeypatch):
 
 
 def _down_gemms(model, ids, labels):
-    """(forward-pass, backward-pass) counts of the down projection's own GEMM: (tokens, intermediate) times
-    the down weight, transposed (its input gradient multiplies by the weight the other way round)."""
-    from torch.utils._python_dispatch import TorchDispatchMode
-
-    cfg = model.config
-    down = {m.weight.data_ptr() for n, m in model.named_modules() if n.endswith("down_proj.base_layer")}
-    assert len(down) == cfg.num_hidden_layers
-    counts = {"fwd": 0, "bwd": 0}
-
-    class Count(TorchDispatchMode):
-        phase = "fwd"
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            if func.overloadpacket in (torch.ops.aten.mm, torch.ops.aten.addmm, torch.ops.aten.addmm_):
-                a, b = (args[0], args[1]) if func.overloadpacket is torch.ops.aten.mm else (args[1], args[2])
-                if a.shape[-1] == cfg.intermediate_size and b.data_ptr() in down:
-                    counts[self.phase] += 1
-            return func(*args, **(kwargs or {}))
-
-    with Count() as mode:
-        loss = model(input_ids=ids, labels=labels).loss
-        mode.phase = "bwd"
-        loss.backward()
-    return counts["fwd"], counts["bwd"]
+    """(forward-pass, backward-pass) counts of the down projection's own GEMM."""
+    assert sum(n.endswith("down_proj.base_layer") for n, _ in model.named_modules()) == model.config.num_hidden_layers
+    return projection_gemms(model, ids, labels, ("down_proj.base_layer",), model.config.intermediate_size)
 
 
 @pytest.mark.parametrize("checkpointing", ["non_reentrant", "reentrant"])

@@ -82,3 +82,31 @@ def train_steps(model, steps: int, batches: int, lr: float = 3e-3) -> list[torch
         opt.zero_grad(set_to_none=True)
         losses.append(loss.detach())
     return losses
+
+
+def projection_gemms(model, ids, labels, suffixes: tuple[str, ...], in_features: int) -> tuple[int, int]:
+    """(forward-pass, backward-pass) counts of the GEMMs of one training step that multiply an
+    (tokens, ``in_features``) input by the base weight of a projection whose name ends with one of
+    ``suffixes``: the projection itself (its input gradient multiplies by the weight the other way round, from
+    the output's width, and is not counted). A dispatch mode sees every mm/addmm, whoever calls it."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    weights = {m.weight.data_ptr() for n, m in model.named_modules() if n.endswith(suffixes)}
+    assert weights, f"no module ends with {suffixes}"
+    counts = {"fwd": 0, "bwd": 0}
+
+    class Count(TorchDispatchMode):
+        phase = "fwd"
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func.overloadpacket in (torch.ops.aten.mm, torch.ops.aten.addmm, torch.ops.aten.addmm_):
+                a, b = (args[0], args[1]) if func.overloadpacket is torch.ops.aten.mm else (args[1], args[2])
+                if a.shape[-1] == in_features and b.data_ptr() in weights:
+                    counts[self.phase] += 1
+            return func(*args, **(kwargs or {}))
+
+    with Count() as mode:
+        loss = model(input_ids=ids, labels=labels).loss
+        mode.phase = "bwd"
+        loss.backward()
+    return counts["fwd"], counts["bwd"]
