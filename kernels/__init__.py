@@ -4,6 +4,7 @@
     model = get_peft_model(model, lora_config)
     patch(model)                      # RMSNorm, RoPE, SwiGLU/LoRA MLP, LoRA projections, fused loss
     patch(model, offload_activations=True)  # also: checkpointed layer inputs in pinned host memory
+    patch(model, offload_mlp=0.5)     # also: every other layer's MLP gate/up outputs there, not recomputed
     step = GraphedBackward(loss_fn, params)  # forward + backward replayed as a CUDA graph (cuda_graph.py)
 
 One file per op (``rms_norm``, ``rope``, ``swiglu``, ``fused_linear_cross_entropy``, ``lora``), each with

@@ -22,7 +22,8 @@ Why this is faster than peft's module stack (dropout 0):
   backward pass) only has to rebuild what backward saves: e, g and h A_d^T. Its output, down(h), is never
   read there when the decoder layer ends with ``residual + mlp(x)`` (``kernels.patch`` decides that per
   layer class), so ``need_out=False`` skips the down projection: one of the seven GEMMs of the recompute,
-  ~5% of a 7B step.
+  ~5% of a 7B step. With ``patch(offload_mlp=f)`` the picked layers' recompute also skips gate and up: the
+  first forward's e and g come back from host memory (kernels/mlp_stash.py).
 The big matmuls stay on cuBLAS: at these shapes it is at the device's peak and a Triton GEMM would only
 match it. No weight gradient is ever formed for W.
 
