@@ -182,6 +182,8 @@ def _set_dotted(tree: dict, key: str, value) -> None:
 
 def _field_help(loc: tuple) -> str:
     """What the field at `loc` accepts, from the schema, to put in an error message."""
+    if not loc:  # a whole-config error (Config._consistent): no one field to describe
+        return ""
     model: type[BaseModel] | None = Config
     for part in loc:
         if model is None or not isinstance(part, str) or part not in model.model_fields:
