@@ -11,6 +11,8 @@ Fine-tune with LoRA from a YAML config (shipped ones: configs/<model>_<method>_<
   contract-review train --config configs/smollm2-135m_reviewer_cpu.yaml
   contract-review train --config configs/smollm2-135m_lora_cpu.yaml train.max_steps=50 optim.lr=1e-4
   contract-review train --config CONFIG --resume          continue the run from its last checkpoint
+  contract-review train --config configs/llama2-13b_lora_1gpu.yaml kernels.offload_activations=true kernels.offload_mlp=0.5
+                                                          backend native: options of kernels.patch (README, Training)
   torchrun --nproc_per_node 4 -m contract_review.cli train --config configs/llama2-13b_lora_zero3.yaml
   deepspeed --num_gpus 4 --module contract_review.cli train --config configs/llama2-13b_lora_zero3.yaml
   deepspeed --hostfile hostfile --module contract_review.cli train --config ...   several machines (ssh)

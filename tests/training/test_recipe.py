@@ -127,6 +127,26 @@ def test_native_backend_falls_back_to_hf_with_a_message_on_cpu(small_dataset, tm
     assert "backend native" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("options, counts", [
+    ({}, {"offload": 0, "offload_mlp": 0, "trim_recompute": 2}),
+    ({"kernels.offload_activations": "true", "kernels.offload_mlp": 0.5, "kernels.trim_recompute": "false"},
+     {"offload": 2, "offload_mlp": 1, "trim_recompute": 0}),
+], ids=["defaults", "options"])
+def test_native_backend_passes_the_kernels_options_to_kernels_patch(small_dataset, tmp_path, tiny_overrides, options,
+                                                                    counts):
+    """The real kernels.patch on the tiny Llama (2 layers; Triton's interpreter on CPU, tests/conftest.py)."""
+    cfg = load_config(CONFIGS / "smollm2-135m_lora_cpu.yaml", tiny_overrides(
+        small_dataset, tmp_path / "k", **{"backend": "native", "model.gradient_checkpointing": "true",
+                                          "train.max_steps": 1, "data.subset.limit": 2,
+                                          "lora.target_modules": "all-linear", **options}))
+    recipe = LoRARecipe(cfg, quiet=True).setup()
+    assert recipe.backend == "native"
+    patched = recipe.model._kernels_patch_counts
+    assert {k: patched[k] for k in counts} == counts and recipe.kernels_patched == patched
+    start = next(e for e in read_log(tmp_path / "k") if e["event"] == "start")
+    assert {k: start["kernels_patched"][k] for k in counts} == counts
+
+
 def test_real_default_model_reviewer_loss_decreases(small_dataset, tmp_path):
     """A few steps of SmolLM2-135M itself (the cached default model) as the reviewer, on one batch."""
     cfg = load_config(CONFIGS / "smollm2-135m_reviewer_cpu.yaml", [

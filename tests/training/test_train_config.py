@@ -69,3 +69,55 @@ def test_override_without_equals_sign_says_how():
 def test_missing_config_file_points_at_configs(tmp_path):
     with pytest.raises(ConfigError, match="configs/"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_kernels_defaults_are_those_of_kernels_patch():
+    import inspect
+
+    from kernels.monkey_patch import patch
+
+    k = load_config(None).kernels
+    assert (k.offload_activations, k.offload_mlp, k.trim_recompute) == (False, 0.0, True) and k.changed() == []
+    params = inspect.signature(patch).parameters
+    for name in ("offload_activations", "offload_mlp", "trim_recompute"):
+        assert getattr(k, name) == params[name].default, name
+    # the shipped native configs spell the defaults out; they change nothing
+    assert load_config(next(p for p in CONFIGS if p.stem == "llama2-7b_lora_1gpu")).kernels == k
+    native = load_config(None, ["backend=native", "model.gradient_checkpointing=true", "kernels.offload_mlp=0.5",
+                                "kernels.offload_activations=true", "kernels.trim_recompute=false"]).kernels
+    assert (native.offload_activations, native.offload_mlp, native.trim_recompute) == (True, 0.5, False)
+
+
+@pytest.mark.parametrize("backend", ["hf", "unsloth"])
+def test_kernels_options_under_another_backend_are_refused(backend):
+    with pytest.raises(ConfigError) as err:
+        load_config(None, [f"backend={backend}", "model.gradient_checkpointing=true", "kernels.trim_recompute=false"])
+    msg = str(err.value)
+    assert "kernels.trim_recompute" in msg and "backend native only" in msg and "set backend: native" in msg
+    # the defaults, written out, are not an option set
+    assert load_config(None, [f"backend={backend}", "kernels.offload_mlp=0", "kernels.trim_recompute=true"])
+
+
+@pytest.mark.parametrize("option", ["kernels.offload_activations=true", "kernels.offload_mlp=0.5"])
+def test_offload_without_gradient_checkpointing_is_refused(option):
+    with pytest.raises(ConfigError) as err:
+        load_config(None, ["backend=native", option])
+    msg = str(err.value)
+    assert option.split("=")[0] in msg and "model.gradient_checkpointing: true" in msg
+    # trim_recompute alone has nothing to offload: allowed (it does nothing without checkpointing)
+    assert not load_config(None, ["backend=native", "kernels.trim_recompute=false"]).kernels.trim_recompute
+
+
+@pytest.mark.parametrize("value, expect", [("1.5", "less than or equal to 1"), ("-0.1", "greater than or equal to 0"),
+                                           ("true", "not a switch")])
+def test_offload_mlp_outside_zero_to_one_is_refused(value, expect):
+    with pytest.raises(ConfigError) as err:
+        load_config(None, ["backend=native", "model.gradient_checkpointing=true", f"kernels.offload_mlp={value}"])
+    msg = str(err.value)
+    assert "kernels.offload_mlp" in msg and expect in msg and "fraction of decoder layers" in msg
+
+
+def test_whole_config_errors_read_as_a_config_error():
+    # Config._consistent's errors have no field path: they used to crash the message builder
+    with pytest.raises(ConfigError, match="does not combine with ZeRO-3"):
+        load_config(None, ["lora.quantize=4bit", "distributed.strategy=deepspeed"])

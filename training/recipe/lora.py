@@ -8,8 +8,9 @@ Supports, chosen in the config (`training/config.py`):
   family, or an architecture preset with random weights (`model.random_init`);
 - adapters: LoRA (r, alpha, dropout, target modules or all-linear, a subset of layers),
   DoRA (`lora.dora`), QLoRA (`lora.quantize: 4bit`, bitsandbytes, GPU);
-- backends: `hf` (transformers + peft), `native` (our Triton kernels via `kernels.patch`,
-  falling back to `hf` with a message where they cannot run), `unsloth` (own environment);
+- backends: `hf` (transformers + peft), `native` (our Triton kernels via `kernels.patch`, its
+  options in the config's `kernels:` section, falling back to `hf` with a message where they
+  cannot run), `unsloth` (own environment);
 - precision: bf16 autocast (CPU and GPU), fp16 with a grad scaler (GPU), fp32;
 - one process, DDP, or DeepSpeed ZeRO-0..3 with CPU offload (started by torchrun/deepspeed;
   gloo on CPU), `distributed.strategy`;
@@ -229,7 +230,9 @@ class LoRARecipe:
             elif self.device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
                 reason = "the Triton kernels need a CUDA device (or TRITON_INTERPRET=1, very slow)"
             else:
-                kernels.patch(lm)
+                k = self.cfg.kernels
+                kernels.patch(lm, offload_activations=k.offload_activations, offload_mlp=k.offload_mlp,
+                              trim_recompute=k.trim_recompute)
                 self.kernels_patched = getattr(lm, "_kernels_patch_counts", None)
         except Exception as exc:  # a kernel package that fails to import must not stop a run
             reason = f"kernels could not be used ({type(exc).__name__}: {exc})"
