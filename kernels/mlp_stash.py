@@ -9,8 +9,9 @@ host while the GEMMs run) against ~6 ms of that layer's forward and ~2.3 ms of G
 recompute. So PCIe, not the GPU, is the limit, and only a fraction ``f`` of the layers can afford it: with
 every other layer the copies of two layers' forwards (2 x 1.3 ms for the checkpointed inputs with
 ``offload_activations``, 7.8 ms for one layer's e and g) nearly fill those two layers' ~11 ms. Measured
-(kernels/NOTES.md, session 6): f = 0.5 gives +5% at 7B and +6-7% at 13B; f = 0.67 is no faster than none. Which layers: spread evenly, counted from the last
-one, which is never picked while ``f < 1`` (its recompute comes first in backward, with no time to fetch).
+(kernels/NOTES.md, session 6): f = 0.5 gives +5% at 7B and +6-7% at 13B; f = 0.67 is no faster than none.
+Which layers: spread evenly, counted from the last one, which is never picked while ``f < 1`` (its
+recompute comes first in backward, with no time to fetch).
 
 How, for a picked layer (``MLPStash``):
 - first forward (checkpointing, training, autograd recording, not inside a backward): after the gate and up
@@ -39,7 +40,7 @@ import weakref
 
 import torch
 
-from kernels.offload import _Offloaded
+from kernels.offload import _Offloaded, device_key
 
 __all__ = ["MLPStash", "check_fraction", "handing", "layers_to_stash", "prefetch_latest", "take"]
 
@@ -47,10 +48,6 @@ __all__ = ["MLPStash", "check_fraction", "handing", "layers_to_stash", "prefetch
 _latest: dict = {}
 # per thread: the stash the running backward node hands to the recompute it is starting
 _handoff = threading.local()
-
-
-def _dev_key(t: torch.Tensor):
-    return t.device.index if t.device.type == "cuda" else None
 
 
 class MLPStash:
@@ -64,7 +61,7 @@ class MLPStash:
         self.e, self.g = _Offloaded(e, link=False), _Offloaded(g, link=False)
         self.small = small
         self.used = False
-        self.key = _dev_key(e)
+        self.key = device_key(e.device)
         self.prev = _latest.get(self.key)
         _latest[self.key] = weakref.ref(self)
 
@@ -85,7 +82,7 @@ class MLPStash:
 def prefetch_latest(device: torch.device) -> None:
     """Starts fetching the newest stash on ``device`` that no recompute has used: the next one backward
     needs, since layers are backwarded in the reverse order of their forwards."""
-    key = device.index if device.type == "cuda" else None
+    key = device_key(device)
     ref = _latest.get(key)
     while ref is not None:
         s = ref()

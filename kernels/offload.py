@@ -135,8 +135,18 @@ _streams: dict[int, Any] = {}
 _streams_lock = threading.Lock()
 
 
+def _cuda_index(device: torch.device) -> int:
+    """A CUDA device's index, the current device's for a bare ``torch.device("cuda")``."""
+    return device.index if device.index is not None else torch.cuda.current_device()
+
+
+def device_key(device: torch.device) -> int | None:
+    """The key of per-device state (host pool, held copies, stashes): the CUDA index, None off CUDA."""
+    return _cuda_index(device) if device.type == "cuda" else None
+
+
 def _side_stream(device: torch.device):
-    idx = device.index if device.index is not None else torch.cuda.current_device()
+    idx = _cuda_index(device)
     with _streams_lock:
         s = _streams.get(idx)
         if s is None:
@@ -159,7 +169,7 @@ _held: dict = {}  # device index -> deque of (event, tensor)
 
 
 def _hold_until_copied(t: torch.Tensor, done) -> None:
-    q = _held.setdefault(t.device.index, collections.deque())
+    q = _held.setdefault(_cuda_index(t.device), collections.deque())
     q.append((done, t))
     while len(q) > _HELD_COPIES:
         _release(q.popleft(), t.device)
@@ -176,7 +186,7 @@ def release_copied(device: torch.device) -> None:
     lets go of the device tensors: done when the backward starts fetching."""
     if device.type != "cuda":
         return
-    q = _held.get(device.index if device.index is not None else torch.cuda.current_device())
+    q = _held.get(_cuda_index(device))
     while q:
         _release(q.popleft(), device)
 
@@ -223,7 +233,7 @@ class _Offloaded:
             _last_packed.ref = weakref.ref(self)
 
     def _dev_index(self):
-        return self.device.index if self.device.type == "cuda" else None
+        return device_key(self.device)
 
     def _host_view(self) -> torch.Tensor:
         n = self.shape.numel() * self.dtype.itemsize
