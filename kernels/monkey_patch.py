@@ -141,21 +141,28 @@ def _lora_linear_forward(self, x, *args, **kwargs):
     return lora_linear(x, *spec)
 
 
+def _checkpoints(layer: nn.Module) -> bool:
+    """The decoder layer runs under gradient checkpointing (transformers' own test in its ``__call__``)."""
+    return layer.training and bool(getattr(layer, "gradient_checkpointing", False))
+
+
+def _in_backward() -> bool:
+    """Autograd's engine is running: a checkpoint's recompute happens there, a first forward never does."""
+    return torch._C._current_graph_task_id() != -1
+
+
 def _in_unread_recompute(mlp: nn.Module) -> bool:
     """True while the MLP runs inside a gradient-checkpointing recompute of a decoder layer that never reads
-    its output (``_RESIDUAL_MLP_LAYERS``): the layer checkpoints, and autograd's engine is running (the
-    recompute happens in backward, the first forward never does)."""
+    its output (``_RESIDUAL_MLP_LAYERS``)."""
     layer = mlp.__dict__.get(_RECOMPUTE_LAYER)
-    return (layer is not None and layer.training and bool(getattr(layer, "gradient_checkpointing", False))
-            and torch._C._current_graph_task_id() != -1)
+    return layer is not None and _checkpoints(layer) and _in_backward()
 
 
 def _in_first_checkpointed_forward(layer: nn.Module) -> bool:
     """The decoder layer checkpoints and this is its first forward (recording autograd, not inside a
     backward): what the recompute will need may be stashed now (``offload_mlp``). A reentrant checkpoint's
     first forward runs without grad, so it never stashes."""
-    return (layer.training and bool(getattr(layer, "gradient_checkpointing", False))
-            and torch.is_grad_enabled() and torch._C._current_graph_task_id() == -1)
+    return _checkpoints(layer) and torch.is_grad_enabled() and not _in_backward()
 
 
 def _mlp_forward(self, x, *args, **kwargs):
