@@ -810,6 +810,11 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+# options of kernels.patch and GraphedBackward, which only the native backend has: option -> why, if not obvious
+NATIVE_ONLY = {"offload_activations": " (unsloth offloads on its own; hf and liger have no such option here)",
+               "full_recompute": " (the others recompute as they do)", "offload_mlp": "", "cuda_graph": ""}
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     ap = build_parser()
     args = ap.parse_args(argv)
@@ -821,19 +826,14 @@ def parse_args(argv=None) -> argparse.Namespace:
         ap.error("--alpha must be positive")
     if args.mem_cap_gib is not None and args.mem_cap_gib <= 0:
         ap.error("--mem-cap-gib must be positive")
-    if args.offload_activations and args.backend != "native":
-        ap.error("--offload-activations is for --backend native (unsloth offloads on its own; hf and liger "
-                 "have no such option here)")
+    if args.backend != "native":
+        for dest, why in NATIVE_ONLY.items():
+            if getattr(args, dest):
+                ap.error(f"--{dest.replace('_', '-')} is for --backend native{why}")
     if args.sdpa != "auto" and args.backend not in ("native", "hf"):
         ap.error("--sdpa is for --backend native or hf (Unsloth and Liger pick their own attention)")
-    if args.cuda_graph and args.backend != "native":
-        ap.error("--cuda-graph is for --backend native")
-    if args.offload_mlp and args.backend != "native":
-        ap.error("--offload-mlp is for --backend native")
     if not 0.0 <= args.offload_mlp <= 1.0:
         ap.error("--offload-mlp is a fraction of the decoder layers, in [0, 1] (0.5: every other layer)")
-    if args.full_recompute and args.backend != "native":
-        ap.error("--full-recompute is for --backend native (the others recompute as they do)")
     if args.cuda_graph and args.warmup < GRAPH_WARMUP + 1:
         ap.error(f"--cuda-graph needs --warmup {GRAPH_WARMUP + 1} or more ({GRAPH_WARMUP} eager warm-up calls, "
                  "then the capture's step)")
