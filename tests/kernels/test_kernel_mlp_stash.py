@@ -5,7 +5,7 @@ that recomputes them, bit for bit; everything that must not stash does not."""
 import pytest
 import torch
 from kernel_testing import ON_GPU
-from tiny_models import batch, projection_gemms, tiny_lora_model
+from tiny_models import batch, loss_and_grads, projection_gemms, tiny_lora_model, train_steps
 
 from kernels import mlp_stash, monkey_patch, patch, unpatch
 from kernels.offload import POOL
@@ -17,12 +17,12 @@ def _gate_up_gemms(model, ids, labels):
                             model.config.hidden_size)
 
 
-def _grads(model, seed=0):
-    ids, labels = batch(seed)
-    model.zero_grad(set_to_none=True)
-    loss = model(input_ids=ids, labels=labels).loss
-    loss.backward()
-    return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+def _assert_identical_step(model, ref, seed=0):
+    """The same loss and the same adapter gradients, bit for bit, from one step of each."""
+    (out_a, g_a), (out_b, g_b) = loss_and_grads(model, seed), loss_and_grads(ref, seed)
+    assert torch.equal(out_a.loss, out_b.loss)
+    for n in g_b:
+        assert torch.equal(g_a[n], g_b[n]), n
 
 
 @pytest.mark.parametrize("trim", [True, False])
@@ -38,10 +38,7 @@ def test_stashed_layers_skip_gate_and_up_in_the_recompute_with_the_same_gradient
     assert _gate_up_gemms(ref, ids, labels) == (2 * layers, 2 * layers)
     assert _gate_up_gemms(model, ids, labels) == (2 * layers, 2 * (layers - layers // 2))
     for seed in (0, 1):
-        (la, ga), (lb, gb) = _grads(model, seed), _grads(ref, seed)
-        assert torch.equal(la, lb)
-        for n in gb:
-            assert torch.equal(ga[n], gb[n]), n
+        _assert_identical_step(model, ref, seed)
     # every stash was used and let go: no host buffer is held between steps
     assert POOL.stats()["in_use"] == 0
 
@@ -53,19 +50,8 @@ def test_every_layer_stashed_in_a_few_training_steps_matches():
     assert model._kernels_patch_counts["offload_mlp"] == layers
     assert _gate_up_gemms(model, *batch(0)) == (2 * layers, 0)
     model.zero_grad(set_to_none=True)
-    curves = []
-    for m in (model, ref):
-        opt = torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=3e-3)
-        losses = []
-        for step in range(3):
-            ids, labels = batch(step)
-            loss = m(input_ids=ids, labels=labels).loss
-            loss.backward()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            losses.append(loss.item())
-        curves.append(losses)
-    assert curves[0] == curves[1]
+    curves = [torch.stack(train_steps(m, steps=3, batches=3)) for m in (model, ref)]
+    assert torch.equal(curves[0], curves[1])
 
 
 @pytest.mark.parametrize("checkpointing", [False, "reentrant"])
@@ -83,11 +69,10 @@ def test_nothing_is_stashed_where_no_recompute_would_use_it(checkpointing):
 
     mlp_stash.MLPStash.__init__ = spy
     try:
-        (la, ga), (lb, gb) = _grads(model), _grads(ref)
+        _assert_identical_step(model, ref)
     finally:
         mlp_stash.MLPStash.__init__ = orig
     assert made == []
-    assert torch.equal(la, lb) and all(torch.equal(ga[n], gb[n]) for n in gb)
     # and under no_grad (evaluation in training mode) nothing either
     with torch.no_grad():
         model(input_ids=batch(0)[0])
@@ -143,7 +128,4 @@ def test_bf16_stash_on_the_gpu_matches_the_recompute():
     model = patch(tiny_lora_model("llama", dtype=torch.bfloat16, gradient_checkpointing="non_reentrant"),
                   offload_activations=True, offload_mlp=0.5)
     for seed in (0, 1, 2):
-        (la, ga), (lb, gb) = _grads(model, seed), _grads(ref, seed)
-        assert torch.equal(la, lb)
-        for n in gb:
-            assert torch.equal(ga[n], gb[n]), n
+        _assert_identical_step(model, ref, seed)

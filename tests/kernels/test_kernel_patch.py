@@ -7,19 +7,10 @@ import copy
 import pytest
 import torch
 from kernel_testing import DEVICE, TOL
-from tiny_models import batch, projection_gemms, tiny_lora_model
+from tiny_models import batch, loss_and_grads, projection_gemms, tiny_lora_model
 
 from kernels import patch, unpatch
 from kernels import monkey_patch
-
-
-def _loss_and_grads(model, seed=0):
-    ids, labels = batch(seed)
-    model.zero_grad(set_to_none=True)
-    out = model(input_ids=ids, labels=labels)
-    out.loss.backward()
-    grads = {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
-    return out, grads
 
 
 def _assert_same(a, b, dtype, factor=1.0):
@@ -38,9 +29,9 @@ def test_patched_model_gives_the_unpatched_loss_and_gradients(family, checkpoint
     patch(model)
     counts = model._kernels_patch_counts
     assert counts["rms_norm"] == 9 and counts["mlp"] == 4 and counts["lora"] == 28 and counts["causal_lm"] == 1
-    out, grads = _loss_and_grads(model)
+    out, grads = loss_and_grads(model)
     assert out.logits is None, "the fused loss path returns no logits"
-    _assert_same((out, grads), _loss_and_grads(ref_model), torch.float32)
+    _assert_same((out, grads), loss_and_grads(ref_model), torch.float32)
     unpatch(model)
 
 
@@ -49,7 +40,7 @@ def test_patched_half_precision_model_matches(dtype):
     ref_model = tiny_lora_model("llama", dtype=dtype)
     model = patch(copy.deepcopy(ref_model))
     # half-precision base with fp32 adapters: peft runs the adapters in fp32, we in the base dtype
-    _assert_same(_loss_and_grads(model), _loss_and_grads(ref_model), dtype, factor=2.0)
+    _assert_same(loss_and_grads(model), loss_and_grads(ref_model), dtype, factor=2.0)
 
 
 def test_dora_and_dropout_fall_back_to_peft_and_stay_correct():
@@ -59,9 +50,9 @@ def test_dora_and_dropout_fall_back_to_peft_and_stay_correct():
         layer = model.base_model.model.model.layers[0].self_attn.q_proj
         assert monkey_patch.lora_spec(layer) is None, f"{kwargs} must not take the fast path"
         torch.manual_seed(5)
-        a = _loss_and_grads(model)
+        a = loss_and_grads(model)
         torch.manual_seed(5)  # same dropout masks: the fallback draws them in the same order
-        b = _loss_and_grads(ref_model)
+        b = loss_and_grads(ref_model)
         _assert_same(a, b, torch.float32)
 
 
@@ -74,7 +65,7 @@ def test_partitioned_weights_fall_back_to_the_module_forward():
     layers[1].mlp.down_proj.base_layer.weight.ds_id = 2
     assert monkey_patch.lora_spec(layers[0].self_attn.q_proj) is None
     assert monkey_patch._proj_spec(layers[1].mlp.down_proj) is None
-    _assert_same(_loss_and_grads(model), _loss_and_grads(ref_model), torch.float32)
+    _assert_same(loss_and_grads(model), loss_and_grads(ref_model), torch.float32)
 
 
 def test_eval_with_labels_returns_logits_and_the_same_loss():
@@ -142,9 +133,9 @@ def test_partitioned_lm_head_is_gathered_for_the_fused_loss(monkeypatch):
     lm_head = model.base_model.model.lm_head
     lm_head.weight.ds_id = 7
     lm_head.register_forward_pre_hook(lambda m, a: None)  # ZeRO-3 hooks every module
-    out, grads = _loss_and_grads(model)
+    out, grads = loss_and_grads(model)
     assert gathered == [[(512, 64)]] and out.logits is None
-    _assert_same((out, grads), _loss_and_grads(ref_model), torch.float32)
+    _assert_same((out, grads), loss_and_grads(ref_model), torch.float32)
 
 
 def _down_gemms(model, ids, labels):
@@ -166,7 +157,7 @@ def test_trimmed_recompute_skips_the_down_projection_with_the_same_gradients(che
     model.zero_grad(set_to_none=True)
     assert _down_gemms(model, ids, labels) == (layers, 0)
     # the recompute's skipped output is never read: the gradients are the untrimmed ones, bit for bit
-    (out_a, g_a), (out_b, g_b) = _loss_and_grads(model), _loss_and_grads(ref)
+    (out_a, g_a), (out_b, g_b) = loss_and_grads(model), loss_and_grads(ref)
     assert out_a.loss.item() == out_b.loss.item()
     for n in g_b:
         assert torch.equal(g_a[n], g_b[n]), n

@@ -84,6 +84,16 @@ def train_steps(model, steps: int, batches: int, lr: float = 3e-3) -> list[torch
     return losses
 
 
+def loss_and_grads(model, seed: int = 0):
+    """One forward and backward from zeroed gradients on ``batch(seed)``: (the model's output, the
+    trainable parameters' gradients by name, cloned)."""
+    ids, labels = batch(seed)
+    model.zero_grad(set_to_none=True)
+    out = model(input_ids=ids, labels=labels)
+    out.loss.backward()
+    return out, {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
 def projection_gemms(model, ids, labels, suffixes: tuple[str, ...], in_features: int) -> tuple[int, int]:
     """(forward-pass, backward-pass) counts of the GEMMs of one training step that multiply an
     (tokens, ``in_features``) input by the base weight of a projection whose name ends with one of
