@@ -30,6 +30,8 @@
 #   bash bench/gpu_call.sh stash     # one-GPU machine: MLP gate/up outputs in host memory (offload_mlp) at 7B and 13B
 #                                    # against graph+offload and Unsloth in the same run, then the changed GPU tests
 #   bash bench/gpu_call.sh stash2    # the same after the host-pool and held-until-copied fixes, with the legal config
+#   bash bench/gpu_call.sh tail      # one-GPU machine: where the graphed 7B step idles (timeline), the backward's
+#                                    # start without copies out and straight back in, the changed GPU tests
 #   bash bench/gpu_call.sh call3     # training: Unsloth 7B on GPU 0 | ZeRO-3 7B on 1 GPU, then native 7B again, on GPU 1
 # Everything comes back as at most 8 files: rows (*.jsonl), app JSON, the loss plot, summaries and one
 # tarball of the logs.
@@ -121,6 +123,9 @@ case $CALL in
   stash2)  # after the pool fix (two buffer sizes) and the offloaded tensors held until copied (no record_stream,
            # whose blocks a capture cannot reuse): the same rows, 0.67 too, the legal config, the GPU tests
     kernel_lane 0 "native7offg native7offgm5 native7offgm67 unsloth7 legal_native_g native13offg native13offgm5 tests_stash" ;;
+  tail)    # session 7: the backward's first recompute no longer waits behind a stash's copy; the last layer's
+           # input and the last layers' gate/up outputs kept on the GPU; each step profiled with its idle gaps
+    kernel_lane 0 "native7offgm5 native7offgm5ki native7offgm5k1 native7offgm5k2 tests_tail" ;;
   recheck) # after a kernels change: ours and Unsloth again, same run, profiled, and the kernels' GPU tests
     kernel_lanes "native7 unsloth7 tests" "native13 unsloth13" ;;
   call2)

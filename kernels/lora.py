@@ -184,7 +184,7 @@ class LoRAMLPFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, Wg, bg, Ag, Bg, Wu, bu, Au, Bu, Wd, bd, Ad, Bd, sg, su, sd, need_out=True,
-                owner=None, stash=False):
+                owner=None, stash=None):
         dtype = compute_dtype(x)
         shape = x.shape
         out_shape = (*shape[:-1], Wd.shape[0])
@@ -211,7 +211,7 @@ class LoRAMLPFunction(torch.autograd.Function):
                     ha_d = swiglu_forward(e, g) @ Ad.t()
                 y = torch.empty(out_shape, dtype=dtype, device=x.device)
         if stash and owner is not None and any(ctx.needs_input_grad):
-            ctx.stash = mlp_stash.MLPStash(owner, e, g, (xa_g, xa_u, ha_d))
+            ctx.stash = mlp_stash.MLPStash(owner, e, g, (xa_g, xa_u, ha_d), on_device=stash == "device")
         # h is dropped here and recomputed in backward from e and g (one fused elementwise pass)
         ctx.save_for_backward(x2, e, g, xa_g, xa_u, ha_d, Wg, Ag, Bg, Wu, Au, Bu, Wd, Ad, Bd)
         ctx.scales = (sg, su, sd)
@@ -264,13 +264,14 @@ class LoRAMLPFunction(torch.autograd.Function):
                 None, None, None, None, None, None)
 
 
-def lora_mlp(x, gate, up, down, need_out=True, owner=None, stash=False):
+def lora_mlp(x, gate, up, down, need_out=True, owner=None, stash=None):
     """gate, up, down: tuples (W, bias, A, B, scale) with A, B None for a projection without adapter.
 
     ``need_out=False`` returns an unwritten tensor of the output's shape and skips the down projection:
     only for a gradient-checkpointing recompute whose output is never read (the backward is unchanged).
     ``owner`` (the MLP module) lets a recompute use the e and g its first forward kept in host memory;
-    ``stash=True`` (that first forward, checkpointed) keeps them: kernels/mlp_stash.py."""
+    ``stash="host"`` (that first forward, checkpointed) keeps them in host memory, ``"device"`` on the
+    device: kernels/mlp_stash.py."""
     (Wg, bg, Ag, Bg, sg), (Wu, bu, Au, Bu, su), (Wd, bd, Ad, Bd, sd) = gate, up, down
     return LoRAMLPFunction.apply(x, Wg, bg, Ag, Bg, Wu, bu, Au, Bu, Wd, bd, Ad, Bd, sg, su, sd, need_out,
                                  owner, stash)

@@ -40,9 +40,15 @@ import weakref
 
 import torch
 
-from kernels.offload import _Offloaded, device_key
+from kernels.offload import _Offloaded, device_key, prefetch_newest
 
-__all__ = ["MLPStash", "check_fraction", "handing", "layers_to_stash", "prefetch_latest", "take"]
+__all__ = ["KEEP_LAST", "MLPStash", "check_fraction", "handing", "layers_to_stash", "prefetch_latest", "stash_plan",
+           "take"]
+
+# The last KEEP_LAST decoder layers (with offload_mlp > 0) keep e and g on the GPU instead: backward reaches
+# them first, so they are held only through the forward's last layers and the loss, where memory is below the
+# backward's peak, and they spend no PCIe time at the forward's end, where the copies are the bottleneck
+KEEP_LAST = 0
 
 # per device (index, None for CPU): the last stash a forward made that no recompute has used yet
 _latest: dict = {}
@@ -50,15 +56,33 @@ _latest: dict = {}
 _handoff = threading.local()
 
 
+class _OnDevice:
+    """A stashed tensor left on the device (the ``_Offloaded`` interface, nothing to copy)."""
+
+    __slots__ = ("t", "shape", "dtype")
+
+    def __init__(self, t: torch.Tensor):
+        self.t, self.shape, self.dtype = t, t.shape, t.dtype
+
+    def prefetch(self) -> None:
+        pass
+
+    def fetch(self) -> torch.Tensor:
+        t, self.t = self.t, None  # the recompute's saved tensors hold it from here
+        return t
+
+
 class MLPStash:
-    """e and g of one MLP forward in host memory (offloaded as made), the three tiny low-rank inputs on
-    the device; ``owner`` is the MLP module that made it."""
+    """e and g of one MLP forward in host memory (offloaded as made; on the device with ``on_device``), the
+    three tiny low-rank inputs on the device; ``owner`` is the MLP module that made it."""
 
-    __slots__ = ("owner", "e", "g", "small", "key", "prev", "used", "__weakref__")
+    __slots__ = ("owner", "e", "g", "small", "key", "prev", "used", "on_device", "__weakref__")
 
-    def __init__(self, owner, e: torch.Tensor, g: torch.Tensor, small: tuple):
+    def __init__(self, owner, e: torch.Tensor, g: torch.Tensor, small: tuple, on_device: bool = False):
         self.owner = weakref.ref(owner)
-        self.e, self.g = _Offloaded(e, link=False), _Offloaded(g, link=False)
+        kind = _OnDevice if on_device else (lambda t: _Offloaded(t, link=False))
+        self.e, self.g = kind(e), kind(g)
+        self.on_device = on_device
         self.small = small
         self.used = False
         self.key = device_key(e.device)
@@ -80,19 +104,27 @@ class MLPStash:
 
 
 def prefetch_latest(device: torch.device) -> None:
-    """Starts fetching the newest stash on ``device`` that no recompute has used: the next one backward
-    needs, since layers are backwarded in the reverse order of their forwards."""
+    """Starts fetching the newest stash in host memory on ``device`` that no recompute has used: the next one
+    backward needs, since layers are backwarded in the reverse order of their forwards. The newest offloaded
+    layer input goes first (kernels/offload.py): the side stream copies in order, and the recompute about to
+    start needs that input before any layer needs this stash."""
+    prefetch_newest(device)
     key = device_key(device)
-    ref = _latest.get(key)
+    ref, head = _latest.get(key), True
     while ref is not None:
         s = ref()
         if s is None:
-            _latest.pop(key, None)
+            if head:
+                _latest.pop(key, None)
             return
-        if not s.used:
+        if not s.used and not s.on_device:
             s.prefetch()
             return
-        ref = _latest[key] = s.prev
+        if s.used and head:  # spent stashes at the head are dropped from the chain
+            ref = _latest[key] = s.prev
+        else:  # an unused stash on the device has nothing to fetch: look further back
+            head = False
+            ref = s.prev
 
 
 @contextlib.contextmanager
@@ -121,6 +153,18 @@ def check_fraction(fraction: float) -> None:
     if isinstance(fraction, bool) or not isinstance(fraction, (int, float)) or not 0.0 <= fraction <= 1.0:
         raise ValueError(f"offload_mlp is the fraction of decoder layers whose MLP activations go to host "
                          f"memory, a number in [0, 1] (0.5: every other layer); got {fraction!r}")
+
+
+def stash_plan(n_layers: int, fraction: float, keep_last: int | None = None) -> dict[int, str]:
+    """Layer index (0 = first in forward) -> "device" for the last ``keep_last`` layers (``KEEP_LAST`` by
+    default) and "host" for ``fraction`` of the others (``layers_to_stash``); empty when ``fraction`` is 0."""
+    check_fraction(fraction)
+    if not fraction:
+        return {}
+    k = min(KEEP_LAST if keep_last is None else keep_last, n_layers)
+    plan = {i: "host" for i in layers_to_stash(n_layers - k, fraction)}
+    plan.update({i: "device" for i in range(n_layers - k, n_layers)})
+    return plan
 
 
 def layers_to_stash(n_layers: int, fraction: float) -> list[int]:

@@ -52,6 +52,7 @@ _ORIG = "_kernels_original_forward"
 _RECOMPUTE_LAYER = "_kernels_recompute_layer"
 # on an MLP whose layer ``offload_mlp`` picked: that decoder layer (kernels/mlp_stash.py)
 _STASH_LAYER = "_kernels_stash_layer"
+_STASH_WHERE = "_kernels_stash_where"  # "host" or "device" (kernels/mlp_stash.py's stash_plan)
 
 # decoder layers whose forward ends ``hidden_states = residual + self.mlp(hidden_states)``: nothing in the
 # layer saves a tensor computed from the MLP's output, so a checkpoint recompute never reads it. Exact class
@@ -173,9 +174,11 @@ def _mlp_forward(self, x, *args, **kwargs):
         from kernels.lora import lora_mlp
 
         stash_layer = self.__dict__.get(_STASH_LAYER)
+        stash = None
+        if stash_layer is not None and _in_first_checkpointed_forward(stash_layer):
+            stash = self.__dict__.get(_STASH_WHERE, "host")
         return lora_mlp(x, *specs, need_out=not _in_unread_recompute(self),
-                        owner=None if stash_layer is None else self,
-                        stash=stash_layer is not None and _in_first_checkpointed_forward(stash_layer))
+                        owner=None if stash_layer is None else self, stash=stash)
     from kernels.swiglu import swiglu
 
     # some projection is not ours to read (DoRA, dropout, ZeRO-3, hooks): its own forward, our activation
@@ -299,7 +302,7 @@ def patch(model: nn.Module, *, rms_norm: bool = True, rope: bool = True, swiglu:
     if not (torch.cuda.is_available() or INTERPRET):
         log.warning("kernels.patch: no CUDA device and TRITON_INTERPRET unset; model left unpatched")
         return model
-    from kernels.mlp_stash import check_fraction, layers_to_stash
+    from kernels.mlp_stash import check_fraction, stash_plan
 
     check_fraction(offload_mlp)  # before anything is changed
     counts = {"rms_norm": 0, "mlp": 0, "lora": 0, "rope": 0, "causal_lm": 0, "offload": 0, "trim_recompute": 0,
@@ -337,8 +340,9 @@ def patch(model: nn.Module, *, rms_norm: bool = True, rope: bool = True, swiglu:
                 counts["trim_recompute"] += 1
     if offload_mlp:
         # model.modules() visits the layers in forward order
-        for i in layers_to_stash(len(residual_layers), offload_mlp):
+        for i, where in sorted(stash_plan(len(residual_layers), offload_mlp).items()):
             residual_layers[i].mlp.__dict__[_STASH_LAYER] = residual_layers[i]
+            residual_layers[i].mlp.__dict__[_STASH_WHERE] = where
             counts["offload_mlp"] += 1
         if not counts["offload_mlp"]:
             log.warning("kernels.patch: offload_mlp=%s found no Llama/Mistral/Qwen2/Qwen3 decoder layer with a "
@@ -367,6 +371,7 @@ def unpatch(model: nn.Module) -> nn.Module:
     for m in model.modules():
         m.__dict__.pop(_RECOMPUTE_LAYER, None)
         m.__dict__.pop(_STASH_LAYER, None)
+        m.__dict__.pop(_STASH_WHERE, None)
         if _ORIG in m.__dict__:
             m.__dict__.pop("forward", None)
             orig = m.__dict__.pop(_ORIG)

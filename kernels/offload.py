@@ -165,6 +165,9 @@ def _side_stream(device: torch.device):
 # released after the compute stream has waited for its copy's event: its memory goes back to the compute
 # stream's pool in stream order, reusable at once, eagerly and inside a capture alike.
 _HELD_COPIES = 3  # the newest copies may still be running; older ones are waited for (long done in practice)
+# The last layer's input stays on the device: its recompute is the backward's first, so a copy out at the
+# forward's end and straight back in would only delay it (and queue ahead of every later fetch)
+KEEP_LAST_INPUT = False
 _held: dict = {}  # device index -> deque of (event, tensor)
 
 
@@ -196,6 +199,9 @@ def release_copied(device: torch.device) -> None:
 
 # the tensor packed last (per thread: forward runs in the caller's thread), to prefetch in backward
 _last_packed = threading.local()
+# per device (index, None off CUDA): the layer input packed last. Backward needs it first, in autograd's own
+# thread, where ``_last_packed`` is not visible: ``prefetch_newest`` starts its copy before any other
+_newest: dict = {}
 
 
 class _Offloaded:
@@ -230,7 +236,7 @@ class _Offloaded:
         self.prev = None
         if link:
             self.prev = getattr(_last_packed, "ref", None)
-            _last_packed.ref = weakref.ref(self)
+            _last_packed.ref = _newest[device_key(t.device)] = weakref.ref(self)
 
     def _dev_index(self):
         return device_key(self.device)
@@ -280,6 +286,16 @@ class _Offloaded:
             POOL.release(self.buf, self.pinned, self._dev_index())
         except Exception:  # noqa: BLE001 - interpreter shutdown
             pass
+
+
+def prefetch_newest(device: torch.device) -> None:
+    """Starts fetching the newest layer input on ``device`` if nothing has asked for it yet: the input of
+    the first layer a backward recomputes. kernels/mlp_stash.py calls this before it queues the MLP outputs'
+    copy (the side stream runs its copies in order), so that recompute does not wait behind them."""
+    ref = _newest.get(device_key(device))
+    t = ref() if ref is not None else None
+    if t is not None:
+        t.prefetch()
 
 
 def _unpack(packed):
@@ -345,10 +361,11 @@ class OffloadCheckpoint:
     def __init__(self, inner: Callable):
         self.inner = _unwrap_hf_offload(inner)
         self.original = inner  # what unpatch puts back
+        self.last = False  # the stack's last checkpointed layer (set by _install)
 
     def __call__(self, function, *args, **kwargs):
         hidden = args[0] if args and isinstance(args[0], torch.Tensor) and args[0].is_floating_point() else None
-        if hidden is None or not torch.is_grad_enabled():
+        if hidden is None or not torch.is_grad_enabled() or (self.last and KEEP_LAST_INPUT):
             return self.inner(function, *args, **kwargs)
         if not _hooks_enabled():
             _warn_once(self, "hooks-disabled",
@@ -406,7 +423,7 @@ def _stacks(model: nn.Module) -> list[nn.Module]:
 def _install(stack: nn.Module) -> tuple[int, bool]:
     """Wraps the checkpoint function of every checkpointed layer of ``stack`` (once); returns how many
     layers are checkpointed with our wrapper and whether their parameters are ZeRO-3 partitioned."""
-    active, partitioned = 0, False
+    active, partitioned, wrapped = 0, False, []
     for layer in _layers_of(stack):
         if not partitioned:
             p = next(layer.parameters(), None)
@@ -417,8 +434,11 @@ def _install(stack: nn.Module) -> tuple[int, bool]:
         if fn is None:
             continue
         if not isinstance(fn, OffloadCheckpoint):
-            layer._gradient_checkpointing_func = OffloadCheckpoint(fn)
+            fn = layer._gradient_checkpointing_func = OffloadCheckpoint(fn)
+        wrapped.append(fn)
         active += 1
+    for i, fn in enumerate(wrapped):
+        fn.last = i == len(wrapped) - 1
     return active, partitioned
 
 

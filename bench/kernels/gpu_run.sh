@@ -135,6 +135,11 @@ for p in $PHASES; do
     # the gate/up outputs of every other layer (0.67: two layers in three) in host memory, their recompute skipped
     native7offgm5) phase native7offgm5 90 40 $STEP --backend native --model 7b --bs ${BS:-4} --offload-activations --cuda-graph --offload-mlp 0.5 ;;
     native7offgm67) phase native7offgm67 90 40 $STEP --backend native --model 7b --bs ${BS:-4} --offload-activations --cuda-graph --offload-mlp 0.67 ;;
+    # the backward's start: the last layer's input kept on the GPU (ki), and the last 1 or 2 layers' gate/up
+    # outputs kept there too (k1, k2), instead of a copy out at the forward's end and straight back in
+    native7offgm5ki) phase native7offgm5ki 90 40 $STEP --backend native --model 7b --bs ${BS:-4} --offload-activations --cuda-graph --offload-mlp 0.5 --keep-last-input ;;
+    native7offgm5k1) phase native7offgm5k1 90 40 $STEP --backend native --model 7b --bs ${BS:-4} --offload-activations --cuda-graph --offload-mlp 0.5 --keep-last-input --stash-keep 1 ;;
+    native7offgm5k2) phase native7offgm5k2 90 40 $STEP --backend native --model 7b --bs ${BS:-4} --offload-activations --cuda-graph --offload-mlp 0.5 --keep-last-input --stash-keep 2 ;;
     native7gm5)    phase native7gm5 90 40 $STEP --backend native --model 7b --bs ${BS:-4} --cuda-graph --offload-mlp 0.5 ;;
     native7gfull)  phase native7gfull 90 40 $STEP --backend native --model 7b --bs ${BS:-4} --cuda-graph --full-recompute ;;
     # the same with SDPA held to one backend (cuDNN's attention ran 3x slower inside the graph, run 20261128T164850Z-graph)
@@ -179,6 +184,7 @@ for p in $PHASES; do
     # on CPU in Triton's interpreter, which fails in the GPU image, run 20261128T183625Z-solo7)
     tests_changed) phase tests_changed 120 60 python3 -m pytest tests/kernels/test_kernel_rope.py tests/kernels/test_kernel_patch.py tests/kernels/test_kernel_cuda_graph.py tests/kernels/test_kernel_offload.py -q -k "not zero3" -p no:cacheprovider --confcutdir tests/kernels ;;
     tests_stash)   phase tests_stash 150 60 python3 -m pytest tests/kernels/test_kernel_mlp_stash.py tests/kernels/test_kernel_cuda_graph.py tests/kernels/test_kernel_rope.py tests/kernels/test_kernel_patch.py tests/kernels/test_kernel_offload.py -q -k "not zero3" -p no:cacheprovider --confcutdir tests/kernels ;;
+    tests_tail)    phase tests_tail 120 50 python3 -m pytest tests/kernels/test_kernel_mlp_stash.py tests/kernels/test_kernel_offload.py -q -k "not zero3" -p no:cacheprovider --confcutdir tests/kernels ;;
     tests)         phase tests 130 60 python3 -m pytest tests/kernels -q -p no:cacheprovider --confcutdir tests/kernels --durations=10 ;;
     *)             echo "unknown phase $p" | tee -a "$ENVLOG" ;;
   esac

@@ -56,6 +56,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # timeline.py beside it
 
 SHAPES = {
     "7b": dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
@@ -216,10 +217,16 @@ def peft_wrap(model, r: int, alpha: int | None = None, targets: list[str] | None
     return model
 
 
-def patch_native(model, offload_activations: bool = False, trim_recompute: bool = True, offload_mlp: float = 0.0):
-    """``kernels.patch`` with the bench's switches."""
-    from kernels import patch
+def patch_native(model, offload_activations: bool = False, trim_recompute: bool = True, offload_mlp: float = 0.0,
+                 keep_last_input: bool | None = None, stash_keep: int | None = None):
+    """``kernels.patch`` with the bench's switches; ``keep_last_input`` and ``stash_keep`` set the module
+    constants ``kernels.offload.KEEP_LAST_INPUT`` and ``kernels.mlp_stash.KEEP_LAST`` (None: their default)."""
+    from kernels import mlp_stash, offload, patch
 
+    if keep_last_input is not None:
+        offload.KEEP_LAST_INPUT = keep_last_input
+    if stash_keep is not None:
+        mlp_stash.KEEP_LAST = stash_keep
     return patch(model, offload_activations=offload_activations, trim_recompute=trim_recompute,
                  offload_mlp=offload_mlp)
 
@@ -360,7 +367,8 @@ def setup_backend(args):
         if args.backend == "native":
             _stage("patch")
             patch_native(model, args.offload_activations, trim_recompute=not args.full_recompute,
-                         offload_mlp=args.offload_mlp)
+                         offload_mlp=args.offload_mlp, keep_last_input=args.keep_last_input,
+                         stash_keep=args.stash_keep)
             notes["patched"] = getattr(model, "_kernels_patch_counts", None)
             notes["lora_path"] = lora_path_counts(model)
         notes["gc"] = "non-reentrant" + (", preserve_rng_state=False" if args.cuda_graph else "")
@@ -396,6 +404,7 @@ def base_row(args, card: str, run_id: str) -> dict:
                 offload_activations=args.offload_activations, cuda_graph=args.cuda_graph, sdpa_backend=args.sdpa,
                 trim_recompute=(not args.full_recompute) if args.backend == "native" else None,
                 offload_mlp=args.offload_mlp if args.backend == "native" else None,
+                keep_last_input=args.keep_last_input, stash_keep=args.stash_keep,
                 card=card, gpus=1, run_id=run_id,
                 phase=os.environ.get("PHASE"), versions=versions(),
                 command=" ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
@@ -554,11 +563,27 @@ def profile_step(step, path: Path) -> dict:
                 lines.append(f"      {ms:9.2f} {n:6d}  {cat:12s} {chain}")
     except Exception as e:  # noqa: BLE001 - the attribution is a diagnostic; the row must not fail on it
         lines.append(f"launched by: not available ({type(e).__name__}: {e})")
+    # the compute stream's idle time: where in the step, and whether it waited for a copy
+    gaps = None
+    try:
+        import tempfile
+
+        import timeline
+
+        with tempfile.TemporaryDirectory() as tmp:
+            trace = Path(tmp) / "trace.json"
+            prof.export_chrome_trace(str(trace))
+            tl = timeline.analyse_file(trace)
+        lines[1:1] = timeline.report(tl)
+        gaps = {k: tl[k] for k in ("span_ms", "compute_busy_ms", "gap_ms", "gap_ms_forward", "gap_ms_backward",
+                                   "gap_ms_copy_wait") if k in tl}
+    except Exception as e:  # noqa: BLE001 - a diagnostic; the row must not fail on it
+        lines.insert(1, f"timeline: not available ({type(e).__name__}: {e})")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines[:12]), flush=True)
+    print("\n".join(lines[:30]), flush=True)
     return dict(wall_ms=round(wall * 1e3, 1), busy_ms=round(busy, 1), launches=sum(c for _, c in kernels.values()),
-                by_category_ms={c: round(ms, 2) for c, ms in cats.items()}, file=path.name)
+                by_category_ms={c: round(ms, 2) for c, ms in cats.items()}, timeline=gaps, file=path.name)
 
 
 def run(args):
@@ -671,6 +696,8 @@ def _label(r: dict) -> str:
     sdpa = r.get("sdpa_backend")
     return (r.get("backend", "?") + ("+offload" if r.get("offload_activations") and native else "")
             + (f"+mlp{r['offload_mlp']:g}" if native and r.get("offload_mlp") else "")
+            + (f"+keep{r['stash_keep']}" if native and r.get("stash_keep") else "")
+            + ("+keepin" if native and r.get("keep_last_input") else "")
             + ("+graph" if r.get("cuda_graph") and native else "")
             + (f"+{sdpa}" if sdpa and sdpa != "auto" else "")
             + ("+fullrecompute" if native and r.get("trim_recompute") is False else ""))
@@ -786,6 +813,12 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--offload-mlp", type=float, default=0.0, metavar="F",
                     help="native only: kernels.patch(model, offload_mlp=F): the MLP gate and up outputs of a "
                          "fraction F of the layers go to host memory and their recompute skips two GEMMs")
+    ap.add_argument("--keep-last-input", action=argparse.BooleanOptionalAction, default=None,
+                    help="native only: kernels.offload.KEEP_LAST_INPUT: with --offload-activations, the last "
+                         "layer's input stays on the GPU (its recompute comes first in backward)")
+    ap.add_argument("--stash-keep", type=int, default=None, metavar="K",
+                    help="native only: kernels.mlp_stash.KEEP_LAST: with --offload-mlp, the last K layers keep "
+                         "their gate and up outputs on the GPU, the fraction F applies to the others")
     ap.add_argument("--cuda-graph", action="store_true",
                     help="native only: forward and backward replayed as one CUDA graph "
                          "(kernels.cuda_graph.GraphedBackward; the optimizer step stays eager)")
@@ -812,7 +845,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 # options of kernels.patch and GraphedBackward, which only the native backend has: option -> why, if not obvious
 NATIVE_ONLY = {"offload_activations": " (unsloth offloads on its own; hf and liger have no such option here)",
-               "full_recompute": " (the others recompute as they do)", "offload_mlp": "", "cuda_graph": ""}
+               "full_recompute": " (the others recompute as they do)", "offload_mlp": "", "cuda_graph": "",
+               "keep_last_input": "", "stash_keep": ""}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -832,6 +866,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                 ap.error(f"--{dest.replace('_', '-')} is for --backend native{why}")
     if args.sdpa != "auto" and args.backend not in ("native", "hf"):
         ap.error("--sdpa is for --backend native or hf (Unsloth and Liger pick their own attention)")
+    if args.stash_keep is not None and args.stash_keep < 0:
+        ap.error("--stash-keep is a number of layers, 0 or more")
     if not 0.0 <= args.offload_mlp <= 1.0:
         ap.error("--offload-mlp is a fraction of the decoder layers, in [0, 1] (0.5: every other layer)")
     if args.cuda_graph and args.warmup < GRAPH_WARMUP + 1:

@@ -107,6 +107,38 @@ def test_layers_are_picked_evenly_and_never_the_last_one_first():
             mlp_stash.layers_to_stash(4, bad)
 
 
+def test_the_plan_keeps_the_last_layers_on_the_device_and_spreads_the_fraction_over_the_others():
+    assert mlp_stash.stash_plan(32, 0.5, keep_last=0) == {i: "host" for i in range(0, 32, 2)}
+    plan = mlp_stash.stash_plan(32, 0.5, keep_last=2)
+    assert plan == {30: "device", 31: "device", **{i: "host" for i in range(0, 30, 2)}}
+    assert mlp_stash.stash_plan(3, 1.0, keep_last=5) == {0: "device", 1: "device", 2: "device"}
+    assert mlp_stash.stash_plan(32, 0.0, keep_last=2) == {}  # offload_mlp off: nothing kept either
+    with pytest.raises(ValueError, match="offload_mlp"):
+        mlp_stash.stash_plan(4, 1.5, keep_last=1)
+
+
+@pytest.mark.parametrize("keep", [1, 2])
+def test_kept_layers_skip_gate_and_up_without_host_copies(keep, monkeypatch):
+    """KEEP_LAST: the last layers' e and g stay on the device for their recompute (no pool buffer), the
+    fraction goes to host memory from the others, and the gradients are the recomputing model's, bit for bit."""
+    monkeypatch.setattr(mlp_stash, "KEEP_LAST", keep)
+    ref = patch(tiny_lora_model("llama", gradient_checkpointing="non_reentrant"))
+    model = patch(tiny_lora_model("llama", gradient_checkpointing="non_reentrant"), offload_mlp=0.5)
+    layers = ref.config.num_hidden_layers
+    plan = mlp_stash.stash_plan(layers, 0.5)
+    host = sum(w == "host" for w in plan.values())
+    assert sum(w == "device" for w in plan.values()) == keep and model._kernels_patch_counts["offload_mlp"] == len(plan)
+    ids, labels = batch(0)
+    assert _gate_up_gemms(model, ids, labels) == (2 * layers, 2 * (layers - len(plan)))
+    before = POOL.stats()["in_use"]
+    loss = model(input_ids=ids, labels=labels).loss
+    assert POOL.stats()["in_use"] - before == 2 * host  # e and g of each host stash only
+    loss.backward()
+    assert POOL.stats()["in_use"] == before
+    for seed in (0, 1):
+        _assert_identical_step(model, ref, seed)
+
+
 def test_bad_fraction_is_refused_before_the_model_changes():
     model = tiny_lora_model("llama", gradient_checkpointing="non_reentrant")
     with pytest.raises(ValueError, match="fraction of decoder layers"):
@@ -129,3 +161,29 @@ def test_bf16_stash_on_the_gpu_matches_the_recompute():
                   offload_activations=True, offload_mlp=0.5)
     for seed in (0, 1, 2):
         _assert_identical_step(model, ref, seed)
+
+
+@pytest.mark.skipif(not ON_GPU, reason="prefetches are copies on the side stream, which exist on a GPU only")
+def test_the_first_recompute_s_input_is_fetched_before_any_stash(monkeypatch):
+    """The side stream copies in order: when backward starts, the last layer's input must be queued before
+    the next stash (344 MiB at 7B), or the first recompute waits for both."""
+    from kernels import offload
+
+    model = patch(tiny_lora_model("llama", dtype=torch.bfloat16, gradient_checkpointing="non_reentrant"),
+                  offload_activations=True, offload_mlp=0.5)
+    ids, labels = batch(0)
+    loss = model(input_ids=ids, labels=labels).loss
+    newest = offload._newest[offload.device_key(ids.device)]()
+    stash = mlp_stash._latest[offload.device_key(ids.device)]()
+    assert newest is not None and newest.gpu is None and stash is not None and stash.e.gpu is None
+    order = []
+    orig = offload._Offloaded._start_h2d
+
+    def spy(self):
+        order.append(self)
+        orig(self)
+
+    monkeypatch.setattr(offload._Offloaded, "_start_h2d", spy)  # a class with __slots__: patched on the class
+    mlp_stash.prefetch_latest(ids.device)
+    assert order[:2] == [newest, stash.e]
+    loss.backward()

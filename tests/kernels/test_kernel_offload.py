@@ -112,6 +112,21 @@ def test_layer_inputs_are_not_kept_on_the_device():
     assert alive[True, False] == [True] + [False] * 3
 
 
+def test_the_last_layers_input_can_stay_on_the_device(monkeypatch):
+    """KEEP_LAST_INPUT: the last layer's input (recomputed first in backward) is not copied out and back;
+    the other three are, and the gradients are those of the model that offloads all four."""
+    ref = patch(tiny_lora_model("llama", gradient_checkpointing="non_reentrant"), offload_activations=True)
+    model = patch(copy.deepcopy(ref), offload_activations=True)
+    before = offload.POOL.stats()["in_use"]
+    full = _step(ref)
+    monkeypatch.setattr(offload, "KEEP_LAST_INPUT", True)
+    kept = _step(model)
+    assert [layer._gradient_checkpointing_func.last for layer in _layers(model)] == [False] * 3 + [True]
+    assert (full[2] - before, kept[2] - before) == (4, 3)
+    assert offload.POOL.stats()["in_use"] == before
+    _assert_same_step(kept, full)
+
+
 def test_dropout_recompute_draws_the_same_masks():
     # LoRA dropout 0.1 (peft's path): the recompute must replay the forward's random masks (torch's
     # checkpoint stashes the RNG state; the offload must not disturb it)
