@@ -126,6 +126,9 @@ case $CALL in
   tail)    # session 7: the backward's first recompute no longer waits behind a stash's copy; the last layer's
            # input and the last layers' gate/up outputs kept on the GPU; each step profiled with its idle gaps
     kernel_lane 0 "native7offgm5 native7offgm5ki native7offgm5k1 native7offgm5k2 tests_tail" ;;
+  tail2)   # what is alive at the memory peak (allocator history over warm-up and capture), the pending copies let
+           # go before the loss, 2-3 layers kept, Unsloth in the same run
+    export MEMPEAK=1; kernel_lane 0 "native7offgm5k1 native7offgm5k2 native7offgm5k2r native7offgm5k3r unsloth7" ;;
   recheck) # after a kernels change: ours and Unsloth again, same run, profiled, and the kernels' GPU tests
     kernel_lanes "native7 unsloth7 tests" "native13 unsloth13" ;;
   call2)
@@ -141,7 +144,7 @@ cp "$W"/a0/app_review_7b.json "$OUT/" 2>/dev/null
 cp "$W"/t/loss_1v2.png "$OUT/" 2>/dev/null
 for f in "$W"/*.log; do echo "=== $f"; tail -40 "$f"; done > "$OUT/lanes_tail.txt"
 cat "$W"/k*/summary.txt > "$OUT/summary.txt" 2>/dev/null
-for f in "$W"/k*/prof/profile_*.txt; do [ -f "$f" ] && { echo "### ${f#$W/}"; cat "$f"; }; done > "$OUT/profiles.txt"
+for f in "$W"/k*/prof/profile_*.txt "$W"/k*/prof/memory_*.txt; do [ -f "$f" ] && { echo "### ${f#$W/}"; cat "$f"; }; done > "$OUT/profiles.txt"
 tar czf "$OUT/logs.tgz" -C "$W" . 2>/dev/null
 find "$OUT" -maxdepth 1 -type f -empty -delete
 echo "call $CALL done in $((SECONDS - T0))s"; cat "$OUT/summary.txt" 2>/dev/null

@@ -219,6 +219,10 @@ def _causal_lm_forward(self, *args, labels=None, **kwargs):
     num_items = kwargs.get("num_items_in_batch")
     outputs = self.model(**kwargs)
     hidden = outputs.last_hidden_state if hasattr(outputs, "last_hidden_state") else outputs[0]
+    from kernels import offload
+
+    if offload.RELEASE_BEFORE_LOSS:
+        offload.release_copied(hidden.device)
     # Hugging Face's causal-LM loss: predict token t+1 from position t; the last position has no target
     shift = nn.functional.pad(labels, (0, 1), value=-100)[..., 1:].to(hidden.device)
     if partitioned and getattr(getattr(W, "ds_status", None), "name", "") != "AVAILABLE":

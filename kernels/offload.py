@@ -168,6 +168,9 @@ _HELD_COPIES = 3  # the newest copies may still be running; older ones are waite
 # The last layer's input stays on the device: its recompute is the backward's first, so a copy out at the
 # forward's end and straight back in would only delay it (and queue ahead of every later fetch)
 KEEP_LAST_INPUT = False
+# Before the loss, the compute stream waits for the copies still running and lets their device tensors go:
+# the forward's end is where a step's memory peaks, and by then the copies have had the last layers' time
+RELEASE_BEFORE_LOSS = False
 _held: dict = {}  # device index -> deque of (event, tensor)
 
 

@@ -120,7 +120,7 @@ phase() {  # name cap_s min_s cmd...   (skipped when less than min_s is left)
 }
 
 export CARD=$(python3 -c "import torch; print(torch.cuda.get_device_name())" 2>/dev/null)
-STEP="python3 bench/kernels/lora_step.py ${GEMM:+--gemm-flops $GEMM} ${PROFILE:+--profile $OUT/prof} --out $RES"
+STEP="python3 bench/kernels/lora_step.py ${GEMM:+--gemm-flops $GEMM} ${PROFILE:+--profile $OUT/prof} ${MEMPEAK:+--memory-peak} --out $RES"
 LEGAL="--model 7b --bs 4 --r 32 --alpha 64 --targets q_proj,o_proj"
 for p in $PHASES; do
   case $p in
@@ -140,6 +140,9 @@ for p in $PHASES; do
     native7offgm5ki) phase native7offgm5ki 90 40 $STEP --backend native --model 7b --bs ${BS:-4} --offload-activations --cuda-graph --offload-mlp 0.5 --keep-last-input ;;
     native7offgm5k1) phase native7offgm5k1 90 40 $STEP --backend native --model 7b --bs ${BS:-4} --offload-activations --cuda-graph --offload-mlp 0.5 --keep-last-input --stash-keep 1 ;;
     native7offgm5k2) phase native7offgm5k2 90 40 $STEP --backend native --model 7b --bs ${BS:-4} --offload-activations --cuda-graph --offload-mlp 0.5 --keep-last-input --stash-keep 2 ;;
+    # the same with the pending copies let go before the loss (where the step's memory peaks), 2 and 3 kept
+    native7offgm5k2r) phase native7offgm5k2r 90 40 $STEP --backend native --model 7b --bs ${BS:-4} --offload-activations --cuda-graph --offload-mlp 0.5 --keep-last-input --stash-keep 2 --release-before-loss ;;
+    native7offgm5k3r) phase native7offgm5k3r 90 40 $STEP --backend native --model 7b --bs ${BS:-4} --offload-activations --cuda-graph --offload-mlp 0.5 --keep-last-input --stash-keep 3 --release-before-loss ;;
     native7gm5)    phase native7gm5 90 40 $STEP --backend native --model 7b --bs ${BS:-4} --cuda-graph --offload-mlp 0.5 ;;
     native7gfull)  phase native7gfull 90 40 $STEP --backend native --model 7b --bs ${BS:-4} --cuda-graph --full-recompute ;;
     # the same with SDPA held to one backend (cuDNN's attention ran 3x slower inside the graph, run 20261128T164850Z-graph)

@@ -218,13 +218,16 @@ def peft_wrap(model, r: int, alpha: int | None = None, targets: list[str] | None
 
 
 def patch_native(model, offload_activations: bool = False, trim_recompute: bool = True, offload_mlp: float = 0.0,
-                 keep_last_input: bool | None = None, stash_keep: int | None = None):
+                 keep_last_input: bool | None = None, stash_keep: int | None = None,
+                 release_before_loss: bool | None = None):
     """``kernels.patch`` with the bench's switches; ``keep_last_input`` and ``stash_keep`` set the module
     constants ``kernels.offload.KEEP_LAST_INPUT`` and ``kernels.mlp_stash.KEEP_LAST`` (None: their default)."""
     from kernels import mlp_stash, offload, patch
 
     if keep_last_input is not None:
         offload.KEEP_LAST_INPUT = keep_last_input
+    if release_before_loss is not None:
+        offload.RELEASE_BEFORE_LOSS = release_before_loss
     if stash_keep is not None:
         mlp_stash.KEEP_LAST = stash_keep
     return patch(model, offload_activations=offload_activations, trim_recompute=trim_recompute,
@@ -368,7 +371,7 @@ def setup_backend(args):
             _stage("patch")
             patch_native(model, args.offload_activations, trim_recompute=not args.full_recompute,
                          offload_mlp=args.offload_mlp, keep_last_input=args.keep_last_input,
-                         stash_keep=args.stash_keep)
+                         stash_keep=args.stash_keep, release_before_loss=args.release_before_loss)
             notes["patched"] = getattr(model, "_kernels_patch_counts", None)
             notes["lora_path"] = lora_path_counts(model)
         notes["gc"] = "non-reentrant" + (", preserve_rng_state=False" if args.cuda_graph else "")
@@ -405,6 +408,7 @@ def base_row(args, card: str, run_id: str) -> dict:
                 trim_recompute=(not args.full_recompute) if args.backend == "native" else None,
                 offload_mlp=args.offload_mlp if args.backend == "native" else None,
                 keep_last_input=args.keep_last_input, stash_keep=args.stash_keep,
+                release_before_loss=args.release_before_loss,
                 card=card, gpus=1, run_id=run_id,
                 phase=os.environ.get("PHASE"), versions=versions(),
                 command=" ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
@@ -469,12 +473,14 @@ def make_step(model, opt, params, ids, labels, cuda_graph: bool, sdpa: str | Non
     return step, graphed
 
 
-def _timed_steps(step, warmup: int, steps: int, bs: int):
+def _timed_steps(step, warmup: int, steps: int, bs: int, after_warmup=None):
     import torch
 
     times, losses, host = [], [], []
     for i in range(warmup + steps):
         _LIVE["stage"] = f"micro_batch {bs} step {i + 1}/{warmup + steps}"
+        if i == warmup and after_warmup is not None:
+            after_warmup()
         torch.cuda.synchronize()
         t = time.perf_counter()
         loss = step()
@@ -506,6 +512,34 @@ def kernel_category(name: str) -> str:
         if any(k in low for k in keys):
             return cat
     return "other"
+
+
+class _MemoryPeak:
+    """Records the caching allocator's history from construction to ``stop()``, then writes what was alive
+    at the peak (memory_peak.py) to ``path``; ``summary`` is the row's digest of it."""
+
+    def __init__(self, path: Path):
+        import torch
+
+        self.path, self.summary = path, None
+        self.baseline = torch.cuda.memory_allocated()
+        torch.cuda.memory._record_memory_history(max_entries=2_000_000, stacks="python")
+
+    def stop(self) -> None:
+        import torch
+
+        import memory_peak
+
+        snap = torch.cuda.memory._snapshot()
+        torch.cuda.memory._record_memory_history(enabled=None)
+        dev = torch.cuda.current_device()
+        p = memory_peak.peak(snap["device_traces"][dev], self.baseline)
+        lines = memory_peak.report(p)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.path.write_text("\n".join(lines) + "\n")
+        print("\n".join(lines[:12]), flush=True)
+        self.summary = {"peak_gib": round(p["peak_bytes"] / 2**30, 3), "file": self.path.name,
+                        "top": [(site, round(b / 2**20, 1)) for site, b, _ in p["sites"][:5]]}
 
 
 def profile_step(step, path: Path) -> dict:
@@ -574,6 +608,12 @@ def profile_step(step, path: Path) -> dict:
             trace = Path(tmp) / "trace.json"
             prof.export_chrome_trace(str(trace))
             tl = timeline.analyse_file(trace)
+            # kept beside the table (gzip: a graphed 7B step's trace is tens of MB as text) for chrome://tracing
+            import gzip
+
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(trace, "rb") as src, gzip.open(path.with_suffix(".trace.json.gz"), "wb", compresslevel=6) as dst:
+                shutil.copyfileobj(src, dst)
         lines[1:1] = timeline.report(tl)
         gaps = {k: tl[k] for k in ("span_ms", "compute_busy_ms", "gap_ms", "gap_ms_forward", "gap_ms_backward",
                                    "gap_ms_copy_wait") if k in tl}
@@ -638,8 +678,15 @@ def run(args):
             torch.cuda.synchronize()
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
+            tag = os.environ.get("PHASE") or f"{_label(row).replace('+', '_')}_{args.model}"
+            memory = _MemoryPeak(Path(args.profile or Path(args.out).parent) / f"memory_{tag}_mb{bs}.txt") \
+                if args.memory_peak else None
             step, graphed = make_step(model, opt, params, ids, labels, args.cuda_graph, args.sdpa)
-            times, losses, host = _timed_steps(step, args.warmup, args.steps, bs)
+            # recorded over the warm-up (and a graph's capture) only: recording slows the steps it covers
+            times, losses, host = _timed_steps(step, args.warmup, args.steps, bs,
+                                               after_warmup=memory.stop if memory else None)
+            if memory:
+                row["memory_peak"] = memory.summary
             med = statistics.median(times)
             tok_s = bs * args.seq / med
             achieved = base["flops_per_token"] * tok_s
@@ -670,7 +717,6 @@ def run(args):
             if args.profile:
                 _stage(f"profile micro_batch {bs}")
                 # the phase names the configuration (two phases can share backend, model and micro-batch)
-                tag = os.environ.get("PHASE") or f"{_label(row).replace('+', '_')}_{args.model}"
                 path = Path(args.profile) / f"profile_{tag}_mb{bs}.txt"
                 row["profile"] = profile_step(step, path)
         except torch.cuda.OutOfMemoryError as e:
@@ -698,6 +744,7 @@ def _label(r: dict) -> str:
             + (f"+mlp{r['offload_mlp']:g}" if native and r.get("offload_mlp") else "")
             + (f"+keep{r['stash_keep']}" if native and r.get("stash_keep") else "")
             + ("+keepin" if native and r.get("keep_last_input") else "")
+            + ("+rel" if native and r.get("release_before_loss") else "")
             + ("+graph" if r.get("cuda_graph") and native else "")
             + (f"+{sdpa}" if sdpa and sdpa != "auto" else "")
             + ("+fullrecompute" if native and r.get("trim_recompute") is False else ""))
@@ -816,6 +863,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--keep-last-input", action=argparse.BooleanOptionalAction, default=None,
                     help="native only: kernels.offload.KEEP_LAST_INPUT: with --offload-activations, the last "
                          "layer's input stays on the GPU (its recompute comes first in backward)")
+    ap.add_argument("--release-before-loss", action=argparse.BooleanOptionalAction, default=None,
+                    help="native only: kernels.offload.RELEASE_BEFORE_LOSS: the offloaded tensors whose copies "
+                         "still run are waited for and let go before the loss (the forward's end)")
     ap.add_argument("--stash-keep", type=int, default=None, metavar="K",
                     help="native only: kernels.mlp_stash.KEEP_LAST: with --offload-mlp, the last K layers keep "
                          "their gate and up outputs on the GPU, the fraction F applies to the others")
@@ -829,6 +879,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="after the timed steps of each micro-batch, profile one more step and write its CUDA "
                          "kernels, grouped and ranked by time, and the host's busiest ops, to "
                          "DIR/profile_<phase or backend_model>_mb<bs>.txt")
+    ap.add_argument("--memory-peak", action="store_true",
+                    help="record the allocator's history over the warm-up steps (a graph's capture included) and "
+                         "write what is alive at the memory peak, by allocation site, to "
+                         "DIR/memory_<phase>_mb<bs>.txt (DIR: --profile's, else --out's folder)")
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--steps", type=int, default=7)
     ap.add_argument("--gemm", action="store_true", help="only measure the bf16 matmul ceiling and print it")
@@ -846,7 +900,7 @@ def build_parser() -> argparse.ArgumentParser:
 # options of kernels.patch and GraphedBackward, which only the native backend has: option -> why, if not obvious
 NATIVE_ONLY = {"offload_activations": " (unsloth offloads on its own; hf and liger have no such option here)",
                "full_recompute": " (the others recompute as they do)", "offload_mlp": "", "cuda_graph": "",
-               "keep_last_input": "", "stash_keep": ""}
+               "keep_last_input": "", "stash_keep": "", "release_before_loss": ""}
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -3,8 +3,8 @@
 The kernel totals of ``lora_step.profile_step`` say what the GPU spends its time on; they cannot say how
 long it waits. A graphed 7B step with both offloads summed to ~530 ms of kernels in a ~563 ms step
 (run 20261128T212854Z-stash3): ~30 ms of idling with no account of where. This reads the trace's GPU events
-(kernels, memcpys, memsets with their stream), takes the stream with the most kernel time as the compute
-stream, and lists its gaps: where in the step (before the loss kernel = forward, after = backward), between
+(kernels, memcpys, memsets), takes every kernel and memset as the compute chain (on any stream) and the
+memcpys as the copy engines' work beside it, and lists the chain's gaps: where in the step (before the loss kernel = forward, after = backward), between
 which kernels, and whether a copy on another stream ended just as the gap did (the compute stream was
 waiting for that copy's event). Memcpy totals give the achieved PCIe bandwidth per direction.
 """
@@ -45,18 +45,17 @@ def analyse(events: list[dict], loss_kernel: str = "cross_entropy", top: int = 1
     """Gaps of the compute stream and copy totals; times in ms from the step's first GPU event."""
     if not events:
         return {"error": "no GPU events in the trace"}
-    kernel_time: dict = {}
-    for e in events:
-        if e["cat"] == "kernel":
-            kernel_time[e["stream"]] = kernel_time.get(e["stream"], 0.0) + e["end"] - e["start"]
-    if not kernel_time:
+    # The compute chain is every kernel and memset, whatever stream the trace files it under: a replayed CUDA
+    # graph runs its nodes on streams of the driver's choosing (the first version took the busiest stream
+    # and saw half the kernels). Copies run on the copy engines beside it.
+    work = [e for e in events if e["cat"] != "gpu_memcpy"]
+    if not any(e["cat"] == "kernel" for e in work):
         return {"error": "no kernels in the trace"}
-    compute = max(kernel_time, key=kernel_time.get)
     t0 = events[0]["start"]
     t1 = max(e["end"] for e in events)
-    losses = [e for e in events if e["stream"] == compute and loss_kernel in e["name"]]
+    losses = [e for e in work if loss_kernel in e["name"]]
     split = max(e["end"] for e in losses) if losses else None
-    copy_ends = sorted(e["end"] for e in events if e["cat"] == "gpu_memcpy" and e["stream"] != compute)
+    copy_ends = sorted(e["end"] for e in events if e["cat"] == "gpu_memcpy")
 
     def waited_for_copy(gap_end: float) -> bool:
         import bisect
@@ -65,13 +64,14 @@ def analyse(events: list[dict], loss_kernel: str = "cross_entropy", top: int = 1
         return i > 0 and gap_end - copy_ends[i - 1] <= COPY_WAIT_US
 
     gaps, busy, last_end, prev = [], 0.0, None, None
-    for e in (x for x in events if x["stream"] == compute):
+    for e in work:
         if last_end is not None and e["start"] - last_end >= MIN_GAP_US:
             gaps.append({"at_ms": (last_end - t0) / 1e3, "ms": (e["start"] - last_end) / 1e3,
                          "after": prev["name"][:70], "before": e["name"][:70],
                          "phase": "forward" if split is None or e["start"] <= split else "backward",
                          "copy_wait": waited_for_copy(e["start"])})
-        busy += e["end"] - e["start"]
+        # busy: the union of the intervals (a kernel overlapping the one before counts only past its end)
+        busy += max(0.0, e["end"] - max(e["start"], last_end if last_end is not None else e["start"]))
         last_end = e["end"] if last_end is None else max(last_end, e["end"])
         prev = e
     copies: dict = {}
