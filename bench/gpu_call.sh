@@ -126,8 +126,9 @@ case $CALL in
   tail)    # session 7: the backward's first recompute no longer waits behind a stash's copy; the last layer's
            # input and the last layers' gate/up outputs kept on the GPU; each step profiled with its idle gaps
     kernel_lane 0 "native7offgm5 native7offgm5ki native7offgm5k1 native7offgm5k2 tests_tail" ;;
-  tail2)   # what is alive at the memory peak (allocator history over warm-up and capture), the pending copies let
-           # go before the loss, 2-3 layers kept, Unsloth in the same run
+  tail2|tail3)  # where the memory peaks (tail2 recorded the allocator's history: every native row failed on torch
+           # 2.11's issue #179536; tail3 measures each stretch of one eager step), the pending copies let go before
+           # the loss, 2-3 layers kept, Unsloth in the same run
     export MEMPEAK=1; kernel_lane 0 "native7offgm5k1 native7offgm5k2 native7offgm5k2r native7offgm5k3r unsloth7" ;;
   recheck) # after a kernels change: ours and Unsloth again, same run, profiled, and the kernels' GPU tests
     kernel_lanes "native7 unsloth7 tests" "native13 unsloth13" ;;

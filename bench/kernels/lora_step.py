@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import gc
 import json
 import os
@@ -473,14 +474,12 @@ def make_step(model, opt, params, ids, labels, cuda_graph: bool, sdpa: str | Non
     return step, graphed
 
 
-def _timed_steps(step, warmup: int, steps: int, bs: int, after_warmup=None):
+def _timed_steps(step, warmup: int, steps: int, bs: int):
     import torch
 
     times, losses, host = [], [], []
     for i in range(warmup + steps):
         _LIVE["stage"] = f"micro_batch {bs} step {i + 1}/{warmup + steps}"
-        if i == warmup and after_warmup is not None:
-            after_warmup()
         torch.cuda.synchronize()
         t = time.perf_counter()
         loss = step()
@@ -514,32 +513,66 @@ def kernel_category(name: str) -> str:
     return "other"
 
 
-class _MemoryPeak:
-    """Records the caching allocator's history from construction to ``stop()``, then writes what was alive
-    at the peak (memory_peak.py) to ``path``; ``summary`` is the row's digest of it."""
+class _MemorySegments:
+    """Peak allocated memory in each stretch of one eager training step: every decoder layer's forward, the
+    final norm and loss, every layer's backward (recompute included; it ends when the gradient of the layer's
+    input is made, which a hook on that tensor sees), to the step's end. It says where a step's memory peaks,
+    hence which tensors can raise or lower it. (The allocator's recorded history would say what is alive too, but torch
+    2.11 breaks non-reentrant checkpointing's early stop while it records: pytorch issue #179536.)"""
 
-    def __init__(self, path: Path):
+    def __init__(self, model):
         import torch
 
-        self.path, self.summary = path, None
-        self.baseline = torch.cuda.memory_allocated()
-        torch.cuda.memory._record_memory_history(max_entries=2_000_000, stacks="python")
+        self.rows: list[tuple[str, float]] = []
+        self.cur = "step start"
+        layers = [m for m in model.modules() if type(m).__name__.endswith("DecoderLayer")]
+        self.hooks = [layer.register_forward_pre_hook(functools.partial(self._layer, i))
+                      for i, layer in enumerate(layers)]
+        self.n = len(layers)
+        norm = next((m for n, m in model.named_modules() if n.endswith("model.norm")), None)
+        if norm is not None:
+            self.hooks.append(norm.register_forward_pre_hook(self._norm))
+        self._torch = torch
 
-    def stop(self) -> None:
-        import torch
+    def _layer(self, i, module, args):  # noqa: ARG002
+        if self._torch._C._current_graph_task_id() != -1:
+            return  # a checkpoint's recompute (transformers 5.17 reruns the module call): inside "backward i"
+        self.mark(f"forward layer {i}")
+        x = args[0] if args and isinstance(args[0], self._torch.Tensor) else None
+        if x is not None and x.requires_grad:  # its gradient ends layer i's backward
+            x.register_hook(lambda g: self.mark(f"backward layer {i - 1}" if i else "after the layers' backward"))
 
-        import memory_peak
+    def _norm(self, module, args):  # noqa: ARG002
+        self.mark("final norm + loss (forward and backward)")
+        x = args[0] if args and isinstance(args[0], self._torch.Tensor) else None
+        if x is not None and x.requires_grad:
+            x.register_hook(lambda g: self.mark(f"backward layer {self.n - 1}"))
 
-        snap = torch.cuda.memory._snapshot()
-        torch.cuda.memory._record_memory_history(enabled=None)
-        dev = torch.cuda.current_device()
-        p = memory_peak.peak(snap["device_traces"][dev], self.baseline)
-        lines = memory_peak.report(p)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text("\n".join(lines) + "\n")
-        print("\n".join(lines[:12]), flush=True)
-        self.summary = {"peak_gib": round(p["peak_bytes"] / 2**30, 3), "file": self.path.name,
-                        "top": [(site, round(b / 2**20, 1)) for site, b, _ in p["sites"][:5]]}
+    def mark(self, name: str) -> None:
+        torch = self._torch
+        self.rows.append((self.cur, torch.cuda.max_memory_allocated() / 2**30))
+        torch.cuda.reset_peak_memory_stats()
+        self.cur = name
+
+    def run(self, model, batch, path: Path) -> dict:
+        torch = self._torch
+        try:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+            model(**batch).loss.backward()
+            self.mark("end")
+        finally:
+            for h in self.hooks:
+                h.remove()
+        peak = max(self.rows, key=lambda r: r[1])
+        lines = [f"memory by stretch of one eager step: peak {peak[1]:.3f} GiB in '{peak[0]}'",
+                 *(f"  {gib:7.3f}  {name}" for name, gib in self.rows)]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join(lines) + "\n")
+        print("\n".join(lines[:1] + [f"  {g:7.3f}  {n}" for n, g in sorted(self.rows, key=lambda r: -r[1])[:8]]),
+              flush=True)
+        return {"peak_gib": round(peak[1], 3), "where": peak[0], "file": path.name,
+                "top": [(n, round(g, 3)) for n, g in sorted(self.rows, key=lambda r: -r[1])[:6]]}
 
 
 def profile_step(step, path: Path) -> dict:
@@ -679,14 +712,8 @@ def run(args):
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
             tag = os.environ.get("PHASE") or f"{_label(row).replace('+', '_')}_{args.model}"
-            memory = _MemoryPeak(Path(args.profile or Path(args.out).parent) / f"memory_{tag}_mb{bs}.txt") \
-                if args.memory_peak else None
             step, graphed = make_step(model, opt, params, ids, labels, args.cuda_graph, args.sdpa)
-            # recorded over the warm-up (and a graph's capture) only: recording slows the steps it covers
-            times, losses, host = _timed_steps(step, args.warmup, args.steps, bs,
-                                               after_warmup=memory.stop if memory else None)
-            if memory:
-                row["memory_peak"] = memory.summary
+            times, losses, host = _timed_steps(step, args.warmup, args.steps, bs)
             med = statistics.median(times)
             tok_s = bs * args.seq / med
             achieved = base["flops_per_token"] * tok_s
@@ -714,6 +741,13 @@ def run(args):
                 row["fits_cap"] = row["peak_reserved_gib"] <= args.mem_cap_gib
             if any(x != x for x in losses):
                 row["warning"] = "NaN loss"
+            if args.memory_peak:
+                _stage(f"memory by stretch, micro_batch {bs}")
+                opt.zero_grad(set_to_none=True)
+                row["memory_segments"] = _MemorySegments(model).run(
+                    model, {"input_ids": ids, "labels": labels},
+                    Path(args.profile or Path(args.out).parent) / f"memory_{tag}_mb{bs}.txt")
+                opt.zero_grad(set_to_none=True)
             if args.profile:
                 _stage(f"profile micro_batch {bs}")
                 # the phase names the configuration (two phases can share backend, model and micro-batch)
@@ -880,8 +914,8 @@ def build_parser() -> argparse.ArgumentParser:
                          "kernels, grouped and ranked by time, and the host's busiest ops, to "
                          "DIR/profile_<phase or backend_model>_mb<bs>.txt")
     ap.add_argument("--memory-peak", action="store_true",
-                    help="record the allocator's history over the warm-up steps (a graph's capture included) and "
-                         "write what is alive at the memory peak, by allocation site, to "
+                    help="after the timed steps, one more step run eagerly with the peak allocated memory of each "
+                         "stretch (every layer's forward, the loss, every layer's backward) written to "
                          "DIR/memory_<phase>_mb<bs>.txt (DIR: --profile's, else --out's folder)")
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--steps", type=int, default=7)

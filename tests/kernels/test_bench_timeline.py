@@ -57,31 +57,3 @@ def test_a_trace_without_gpu_events_says_so():
     assert s == {"error": "no GPU events in the trace"}
     assert tl.report(s) == ["timeline: no GPU events in the trace"]
 
-
-_mp_spec = importlib.util.spec_from_file_location("bench_memory_peak", SCRIPT.parent / "memory_peak.py")
-mp = importlib.util.module_from_spec(_mp_spec)
-_mp_spec.loader.exec_module(mp)
-
-
-def _frames(*sites):
-    torch_frame = {"filename": "/x/site-packages/torch/nn/modules/module.py", "line": 1, "name": "_call_impl"}
-    return [torch_frame] + [{"filename": f"/repo/{f}", "line": ln, "name": n} for f, ln, n in sites]
-
-
-def test_memory_peak_names_what_is_alive_at_the_peak():
-    lora = _frames(("kernels/lora.py", 205, "projection_forward"), ("kernels/lora.py", 199, "forward"))
-    ce = _frames(("kernels/fused_linear_cross_entropy.py", 120, "forward"))
-    trace = [
-        {"action": "alloc", "addr": 1, "size": 100, "frames": lora},
-        {"action": "alloc", "addr": 2, "size": 50, "frames": ce},
-        {"action": "free_requested", "addr": 2, "size": 50},
-        {"action": "free_completed", "addr": 2, "size": 50},
-        {"action": "alloc", "addr": 3, "size": 300, "frames": ce},  # peak: 100 + 300
-        {"action": "free_completed", "addr": 3, "size": 300},
-        {"action": "alloc", "addr": 4, "size": 200, "frames": lora},  # 300: below the peak
-    ]
-    p = mp.peak(trace, baseline=1000)
-    assert p["peak_bytes"] == 1400 and p["entry"] == 4
-    assert p["sites"] == [("kernels/fused_linear_cross_entropy.py:120 forward", 300, 1),
-                          ("kernels/lora.py:205 projection_forward < kernels/lora.py:199 forward", 100, 1)]
-    assert "memory peak: 0.000 GiB" in mp.report(p)[0] and len(mp.report(p)) == 4
