@@ -130,6 +130,9 @@ case $CALL in
            # 2.11's issue #179536; tail3 measures each stretch of one eager step), the pending copies let go before
            # the loss, 2-3 layers kept, Unsloth in the same run
     export MEMPEAK=1; kernel_lane 0 "native7offgm5k1 native7offgm5k2 native7offgm5k2r native7offgm5k3r unsloth7" ;;
+  qkv)     # q, k and v in one node, against its ablation and Unsloth in the same run, 7B mb4 (k1: the last layer's
+           # input and gate/up outputs kept on the GPU), the legal config, 13B mb1, then the changed GPU tests
+    kernel_lane 0 "native7offgm5k1 native7offgm5k1q3 unsloth7 legal_native_g native13offg unsloth13 tests_qkv" ;;
   recheck) # after a kernels change: ours and Unsloth again, same run, profiled, and the kernels' GPU tests
     kernel_lanes "native7 unsloth7 tests" "native13 unsloth13" ;;
   call2)

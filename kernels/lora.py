@@ -2,8 +2,9 @@
 
     y = x W^T + s * (x A^T) B^T (+ bias)       W: (out, in) frozen, A: (r, in), B: (out, r), s = alpha / r
 
-Layout: the projection helpers (forward and backward of one projection), then two autograd Functions:
-``LoRALinearFunction`` (one projection: q, k, v, o) and ``LoRAMLPFunction`` (gate, up, SwiGLU, down).
+Layout: the projection helpers (forward and backward of one projection), then three autograd Functions:
+``LoRALinearFunction`` (one projection: o, or q, k, v apart), ``LoRASharedInputFunction`` (q, k and v of
+one input together) and ``LoRAMLPFunction`` (gate, up, SwiGLU, down).
 
 Why this is faster than peft's module stack (dropout 0):
 - peft casts x to the adapters' fp32 dtype (a full copy of x per projection) and runs the low-rank
@@ -43,8 +44,9 @@ def _cast(t, dtype):
     return None if t is None else (t if t.dtype == dtype else t.to(dtype))
 
 
-def projection_forward(x2, W, bias, A, B, scale, out_shape=None):
-    """x2: (N, in) in the compute dtype. Returns (y, xa) with xa = x2 A^T (None without an adapter).
+def projection_forward(x2, W, bias, A, B, scale, out_shape=None, xa=None):
+    """x2: (N, in) in the compute dtype. Returns (y, xa) with xa = x2 A^T (None without an adapter; passed
+    in when the caller made it, as a slice of one GEMM over several projections' concatenated ranks).
 
     With ``out_shape`` y is allocated in that shape and written through a 2-D view, so the caller can
     return it as a base tensor: autograd forbids in-place edits (RoPE) of views made inside a Function.
@@ -53,9 +55,9 @@ def projection_forward(x2, W, bias, A, B, scale, out_shape=None):
     Wc = _cast(W, dtype)
     y = torch.empty(out_shape or (x2.shape[0], W.shape[0]), dtype=dtype, device=x2.device)
     y2 = y.view(-1, W.shape[0])
-    xa = None
     if A is not None:
-        xa = x2 @ _cast(A, dtype).t()
+        if xa is None:
+            xa = x2 @ _cast(A, dtype).t()
         # the low-rank product first (K = r: one write of y, beta=0 never reads the empty buffer), then
         # the base GEMM adds into it through its beta=1 epilogue, where reading y hides under the
         # compute-bound main loop; the other order costs a separate read-modify-write pass over y
@@ -177,6 +179,81 @@ class LoRALinearFunction(torch.autograd.Function):
 def lora_linear(x, W, bias=None, A=None, B=None, scale=1.0):
     """``x W^T + scale (x A^T) B^T + bias``; W frozen (no gradient is formed for it)."""
     return LoRALinearFunction.apply(x, W, bias, A, B, scale)
+
+
+class LoRASharedInputFunction(torch.autograd.Function):
+    """Several LoRA projections of one input (an attention's q, k and v) in one autograd node.
+
+    Apart, each projection reads x for its own x A^T in forward and for its own dA in backward, writes its
+    own dx, and autograd adds the three dx with two more (tokens x hidden) passes. Together:
+    - forward: x A^T for all of them is one GEMM over the concatenated ranks;
+    - backward: dA for all of them is one GEMM ([dy_1 B_1 | dy_2 B_2 | ...]^T x, when the scales and
+      adapter dtypes agree), and dx is one buffer: the low-rank terms as one GEMM (``input_grad_lora``),
+      then each base GEMM accumulating into it (beta=1); no separate adds.
+    ``flat``: (W, bias, A, B, scale) of each projection, one after another; every one has an adapter."""
+
+    @staticmethod
+    def forward(ctx, x, *flat):
+        specs = [flat[i:i + 5] for i in range(0, len(flat), 5)]
+        dtype = compute_dtype(x)
+        shape = x.shape
+        x2 = _cast(x.reshape(-1, shape[-1]), dtype)
+        As = _adapters(dtype, *(s[2] for s in specs))
+        Bs = _adapters(dtype, *(s[3] for s in specs))
+        ranks = [A.shape[0] for A in As]
+        ctx.grad_dtypes = [_dtypes(s[2], s[3]) for s in specs]
+        outs = []
+        with torch.autocast(x.device.type, enabled=False):
+            xa = x2 @ torch.cat(As).t()  # (N, sum of ranks)
+            off = 0
+            for (W, bias, _, _, scale), A, B, r in zip(specs, As, Bs, ranks):
+                y, _ = projection_forward(x2, W, bias, A, B, scale, out_shape=(*shape[:-1], W.shape[0]),
+                                          xa=xa[:, off:off + r])
+                outs.append(y)
+                off += r
+        ctx.save_for_backward(x2, xa, *(s[0] for s in specs), *As, *Bs)
+        ctx.scales, ctx.ranks, ctx.x_dtype = [s[4] for s in specs], ranks, x.dtype
+        ctx.has_bias = [s[1] is not None for s in specs]
+        return tuple(outs)
+
+    @staticmethod
+    def backward(ctx, *dys):
+        n = len(ctx.scales)
+        x2, xa, *rest = ctx.saved_tensors
+        Ws, As, Bs = rest[:n], rest[n:2 * n], rest[2 * n:]
+        scales, gdt = ctx.scales, ctx.grad_dtypes
+        dy2s = [dy.reshape(-1, dy.shape[-1]).to(x2.dtype) for dy in dys]
+        dyBs = [dy2 @ B for dy2, B in zip(dy2s, Bs)]  # (N, r) each
+        if all(s == scales[0] for s in scales) and all(g[0] == gdt[0][0] for g in gdt):
+            # one reduction over the tokens for every dA: x is read once, not once per projection
+            dA_all = lowrank_grad(torch.cat(dyBs, dim=1).t(), x2, scales[0], gdt[0][0])
+            bounds = [0]
+            for r in ctx.ranks:
+                bounds.append(bounds[-1] + r)
+            dAs = [dA_all[a:b] for a, b in zip(bounds, bounds[1:])]
+        else:
+            dAs = [lowrank_grad(dyB.t(), x2, s, g[0]) for dyB, s, g in zip(dyBs, scales, gdt)]
+        dBs, off = [], 0
+        for dy2, s, g, r in zip(dy2s, scales, gdt, ctx.ranks):
+            dBs.append(lowrank_grad(dy2.t(), xa[:, off:off + r], s, g[1]))
+            off += r
+        dx = None
+        if ctx.needs_input_grad[0]:
+            dx = input_grad_lora(dyBs, As, scales, x2.shape[1], x2)
+            for dy2, W in zip(dy2s, Ws):
+                dx.addmm_(dy2, _cast(W, dy2.dtype))
+            dx = dx.view(*dys[0].shape[:-1], dx.shape[-1]).to(ctx.x_dtype)
+        grads = [dx]
+        for j in range(n):
+            dbias = dy2s[j].sum(0) if ctx.has_bias[j] and ctx.needs_input_grad[2 + 5 * j] else None
+            grads += [None, dbias, dAs[j], dBs[j], None]
+        return tuple(grads)
+
+
+def lora_shared_input(x, specs):
+    """The projections ``specs`` ((W, bias, A, B, scale) each, every one with an adapter) of one input x, as
+    one autograd node: a tuple of their outputs."""
+    return LoRASharedInputFunction.apply(x, *(t for spec in specs for t in spec))
 
 
 class LoRAMLPFunction(torch.autograd.Function):

@@ -53,6 +53,10 @@ _RECOMPUTE_LAYER = "_kernels_recompute_layer"
 # on an MLP whose layer ``offload_mlp`` picked: that decoder layer (kernels/mlp_stash.py)
 _STASH_LAYER = "_kernels_stash_layer"
 _STASH_WHERE = "_kernels_stash_where"  # "host" or "device" (kernels/mlp_stash.py's stash_plan)
+# on an attention's q_proj: its (k_proj, v_proj), computed with it in one node (patch(fuse_qkv=True));
+# on k_proj and v_proj: (input, output) that node made for them, handed over at their own call
+_QKV = "_kernels_qkv"
+_PENDING = "_kernels_pending"
 
 # decoder layers whose forward ends ``hidden_states = residual + self.mlp(hidden_states)``: nothing in the
 # layer saves a tensor computed from the MLP's output, so a checkpoint recompute never reads it. Exact class
@@ -134,9 +138,23 @@ def _rms_norm_forward(self, hidden_states):
 
 
 def _lora_linear_forward(self, x, *args, **kwargs):
+    # k_proj / v_proj whose output q_proj's fused node already made from this very input
+    pending = self.__dict__.pop(_PENDING, None)
+    if pending is not None and pending[0] is x and not args and not kwargs:
+        return pending[1]
     spec = None if args or not triton_usable(x) else lora_spec(self, kwargs)
     if spec is None:
         return getattr(self, _ORIG)(x, *args, **kwargs)
+    group = self.__dict__.get(_QKV)
+    if group is not None and spec[2] is not None:
+        specs = [spec, *(lora_spec(m) for m in group)]
+        if all(s is not None and s[2] is not None and s[0].shape[1] == spec[0].shape[1] for s in specs):
+            from kernels.lora import lora_shared_input
+
+            outs = lora_shared_input(x, specs)
+            for m, y in zip(group, outs[1:]):
+                m.__dict__[_PENDING] = (x, y)
+            return outs[0]
     from kernels.lora import lora_linear
 
     return lora_linear(x, *spec)
@@ -278,7 +296,7 @@ def _is_causal_lm(m: nn.Module) -> bool:
 def patch(model: nn.Module, *, rms_norm: bool = True, rope: bool = True, swiglu: bool = True,
           lora: bool = True, fused_linear_cross_entropy: bool = True,
           offload_activations: bool = False, trim_recompute: bool = True,
-          skip_embedding_grad: bool = True, offload_mlp: float = 0.0) -> nn.Module:
+          skip_embedding_grad: bool = True, offload_mlp: float = 0.0, fuse_qkv: bool = True) -> nn.Module:
     """Patches ``model`` (a transformers model or a peft model around one) in place and returns it.
 
     Call it after ``get_peft_model`` (the LoRA layers must exist to be patched); calling it before
@@ -299,6 +317,11 @@ def patch(model: nn.Module, *, rms_norm: bool = True, rope: bool = True, swiglu:
     GEMMs (same gradients). Costs PCIe bandwidth (f = 0.5 is what a 7B forward hides on an H200 host),
     pinned host memory, and one layer's e and g of GPU memory fetched ahead; see kernels/mlp_stash.py.
 
+    ``fuse_qkv=True``: an attention whose q_proj, k_proj and v_proj are all LoRA layers on the fast path
+    computes them in one autograd node (kernels/lora.py ``LoRASharedInputFunction``): one x A^T GEMM in
+    forward, one dA GEMM and one dx buffer the base GEMMs accumulate into in backward, no dx additions.
+    k_proj and v_proj are still called by the attention's own code and hand back what the node made.
+
     ``skip_embedding_grad=True``: the decoder layers get the frozen embedding's output detached when no
     reentrant checkpoint needs its gradient (peft's hook makes it require grad for that case only): no
     input gradient for the first layer, and the embedding output is not held to the end of the backward.
@@ -310,7 +333,7 @@ def patch(model: nn.Module, *, rms_norm: bool = True, rope: bool = True, swiglu:
 
     check_fraction(offload_mlp)  # before anything is changed
     counts = {"rms_norm": 0, "mlp": 0, "lora": 0, "rope": 0, "causal_lm": 0, "offload": 0, "trim_recompute": 0,
-              "embedding_grad": 0, "offload_mlp": 0}
+              "embedding_grad": 0, "offload_mlp": 0, "fused_qkv": 0}
     residual_layers = []
     if offload_activations:
         from kernels import offload
@@ -342,6 +365,12 @@ def patch(model: nn.Module, *, rms_norm: bool = True, rope: bool = True, swiglu:
             if trim_recompute:
                 mlp.__dict__[_RECOMPUTE_LAYER] = m
                 counts["trim_recompute"] += 1
+    if lora and fuse_qkv:
+        for m in model.modules():
+            projs = [getattr(m, n, None) for n in ("q_proj", "k_proj", "v_proj")]
+            if all(isinstance(p, nn.Module) and _is_lora_linear(p) and _ORIG in p.__dict__ for p in projs):
+                projs[0].__dict__[_QKV] = (projs[1], projs[2])
+                counts["fused_qkv"] += 1
     if offload_mlp:
         # model.modules() visits the layers in forward order
         for i, where in sorted(stash_plan(len(residual_layers), offload_mlp).items()):
@@ -376,6 +405,8 @@ def unpatch(model: nn.Module) -> nn.Module:
         m.__dict__.pop(_RECOMPUTE_LAYER, None)
         m.__dict__.pop(_STASH_LAYER, None)
         m.__dict__.pop(_STASH_WHERE, None)
+        m.__dict__.pop(_QKV, None)
+        m.__dict__.pop(_PENDING, None)
         if _ORIG in m.__dict__:
             m.__dict__.pop("forward", None)
             orig = m.__dict__.pop(_ORIG)

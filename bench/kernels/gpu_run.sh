@@ -143,6 +143,9 @@ for p in $PHASES; do
     # the same with the pending copies let go before the loss (where the step's memory peaks), 2 and 3 kept
     native7offgm5k2r) phase native7offgm5k2r 90 40 $STEP --backend native --model 7b --bs ${BS:-4} --offload-activations --cuda-graph --offload-mlp 0.5 --keep-last-input --stash-keep 2 --release-before-loss ;;
     native7offgm5k3r) phase native7offgm5k3r 90 40 $STEP --backend native --model 7b --bs ${BS:-4} --offload-activations --cuda-graph --offload-mlp 0.5 --keep-last-input --stash-keep 3 --release-before-loss ;;
+    # q, k and v as one node (patch(fuse_qkv=True), the default since session 7) and its ablation
+    native7offgm5k1q3) phase native7offgm5k1q3 90 40 $STEP --backend native --model 7b --bs ${BS:-4} --offload-activations --cuda-graph --offload-mlp 0.5 --keep-last-input --stash-keep 1 --no-fuse-qkv ;;
+    native13offgq3) phase native13offgq3 90 40 $STEP --backend native --model 13b --bs 1 --offload-activations --cuda-graph --no-fuse-qkv ;;
     native7gm5)    phase native7gm5 90 40 $STEP --backend native --model 7b --bs ${BS:-4} --cuda-graph --offload-mlp 0.5 ;;
     native7gfull)  phase native7gfull 90 40 $STEP --backend native --model 7b --bs ${BS:-4} --cuda-graph --full-recompute ;;
     # the same with SDPA held to one backend (cuDNN's attention ran 3x slower inside the graph, run 20261128T164850Z-graph)
@@ -188,6 +191,7 @@ for p in $PHASES; do
     tests_changed) phase tests_changed 120 60 python3 -m pytest tests/kernels/test_kernel_rope.py tests/kernels/test_kernel_patch.py tests/kernels/test_kernel_cuda_graph.py tests/kernels/test_kernel_offload.py -q -k "not zero3" -p no:cacheprovider --confcutdir tests/kernels ;;
     tests_stash)   phase tests_stash 150 60 python3 -m pytest tests/kernels/test_kernel_mlp_stash.py tests/kernels/test_kernel_cuda_graph.py tests/kernels/test_kernel_rope.py tests/kernels/test_kernel_patch.py tests/kernels/test_kernel_offload.py -q -k "not zero3" -p no:cacheprovider --confcutdir tests/kernels ;;
     tests_tail)    phase tests_tail 120 50 python3 -m pytest tests/kernels/test_kernel_mlp_stash.py tests/kernels/test_kernel_offload.py -q -k "not zero3" -p no:cacheprovider --confcutdir tests/kernels ;;
+    tests_qkv)     phase tests_qkv 150 50 python3 -m pytest tests/kernels/test_kernel_lora.py tests/kernels/test_kernel_patch.py tests/kernels/test_kernel_mlp_stash.py tests/kernels/test_kernel_offload.py tests/kernels/test_kernel_cuda_graph.py -q -k "not zero3" -p no:cacheprovider --confcutdir tests/kernels ;;
     tests)         phase tests 130 60 python3 -m pytest tests/kernels -q -p no:cacheprovider --confcutdir tests/kernels --durations=10 ;;
     *)             echo "unknown phase $p" | tee -a "$ENVLOG" ;;
   esac

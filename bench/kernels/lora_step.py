@@ -220,7 +220,7 @@ def peft_wrap(model, r: int, alpha: int | None = None, targets: list[str] | None
 
 def patch_native(model, offload_activations: bool = False, trim_recompute: bool = True, offload_mlp: float = 0.0,
                  keep_last_input: bool | None = None, stash_keep: int | None = None,
-                 release_before_loss: bool | None = None):
+                 release_before_loss: bool | None = None, fuse_qkv: bool = True):
     """``kernels.patch`` with the bench's switches; ``keep_last_input`` and ``stash_keep`` set the module
     constants ``kernels.offload.KEEP_LAST_INPUT`` and ``kernels.mlp_stash.KEEP_LAST`` (None: their default)."""
     from kernels import mlp_stash, offload, patch
@@ -232,7 +232,7 @@ def patch_native(model, offload_activations: bool = False, trim_recompute: bool 
     if stash_keep is not None:
         mlp_stash.KEEP_LAST = stash_keep
     return patch(model, offload_activations=offload_activations, trim_recompute=trim_recompute,
-                 offload_mlp=offload_mlp)
+                 offload_mlp=offload_mlp, fuse_qkv=fuse_qkv)
 
 
 def lora_path_counts(model) -> dict:
@@ -372,7 +372,8 @@ def setup_backend(args):
             _stage("patch")
             patch_native(model, args.offload_activations, trim_recompute=not args.full_recompute,
                          offload_mlp=args.offload_mlp, keep_last_input=args.keep_last_input,
-                         stash_keep=args.stash_keep, release_before_loss=args.release_before_loss)
+                         stash_keep=args.stash_keep, release_before_loss=args.release_before_loss,
+                         fuse_qkv=not args.no_fuse_qkv)
             notes["patched"] = getattr(model, "_kernels_patch_counts", None)
             notes["lora_path"] = lora_path_counts(model)
         notes["gc"] = "non-reentrant" + (", preserve_rng_state=False" if args.cuda_graph else "")
@@ -410,6 +411,7 @@ def base_row(args, card: str, run_id: str) -> dict:
                 offload_mlp=args.offload_mlp if args.backend == "native" else None,
                 keep_last_input=args.keep_last_input, stash_keep=args.stash_keep,
                 release_before_loss=args.release_before_loss,
+                fuse_qkv=(not args.no_fuse_qkv) if args.backend == "native" else None,
                 card=card, gpus=1, run_id=run_id,
                 phase=os.environ.get("PHASE"), versions=versions(),
                 command=" ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
@@ -779,6 +781,7 @@ def _label(r: dict) -> str:
             + (f"+keep{r['stash_keep']}" if native and r.get("stash_keep") else "")
             + ("+keepin" if native and r.get("keep_last_input") else "")
             + ("+rel" if native and r.get("release_before_loss") else "")
+            + ("+qkv3" if native and r.get("fuse_qkv") is False else "")
             + ("+graph" if r.get("cuda_graph") and native else "")
             + (f"+{sdpa}" if sdpa and sdpa != "auto" else "")
             + ("+fullrecompute" if native and r.get("trim_recompute") is False else ""))
@@ -897,6 +900,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--keep-last-input", action=argparse.BooleanOptionalAction, default=None,
                     help="native only: kernels.offload.KEEP_LAST_INPUT: with --offload-activations, the last "
                          "layer's input stays on the GPU (its recompute comes first in backward)")
+    ap.add_argument("--no-fuse-qkv", action="store_true",
+                    help="native only: kernels.patch(model, fuse_qkv=False): q, k and v as three nodes (the "
+                         "ablation of the fused q/k/v node)")
     ap.add_argument("--release-before-loss", action=argparse.BooleanOptionalAction, default=None,
                     help="native only: kernels.offload.RELEASE_BEFORE_LOSS: the offloaded tensors whose copies "
                          "still run are waited for and let go before the loss (the forward's end)")
@@ -934,7 +940,7 @@ def build_parser() -> argparse.ArgumentParser:
 # options of kernels.patch and GraphedBackward, which only the native backend has: option -> why, if not obvious
 NATIVE_ONLY = {"offload_activations": " (unsloth offloads on its own; hf and liger have no such option here)",
                "full_recompute": " (the others recompute as they do)", "offload_mlp": "", "cuda_graph": "",
-               "keep_last_input": "", "stash_keep": "", "release_before_loss": ""}
+               "keep_last_input": "", "stash_keep": "", "release_before_loss": "", "no_fuse_qkv": ""}
 
 
 def parse_args(argv=None) -> argparse.Namespace:

@@ -4,7 +4,7 @@ import pytest
 import torch
 from kernel_testing import DEVICE, DTYPES, check, shapes
 
-from kernels.lora import lora_linear, lora_mlp
+from kernels.lora import lora_linear, lora_mlp, lora_shared_input
 
 # (tokens, in, out, rank)
 LINEAR = shapes(
@@ -66,6 +66,41 @@ def test_lora_linear_matches_float64_reference(shape, dtype, bias):
     for name, t, tr in zip(("db", "dA", "dB") if bias else ("dA", "dB"), _leaves(p), _leaves(pr)):
         assert t.grad.dtype == t.dtype
         check(name, t.grad, tr.grad, dtype)
+
+
+# (tokens, in, q out, k/v out, rank): an attention's q, k and v, with grouped-query k/v widths
+QKV = shapes(
+    small=[(1, 8, 8, 8, 1), (19, 33, 45, 15, 4), (64, 64, 64, 16, 8)],
+    full=[(8192, 4096, 4096, 4096, 16), (8192, 4096, 4096, 1024, 16), (615, 123, 123, 41, 16)],
+)
+
+
+@pytest.mark.parametrize("shape", QKV, ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+# mixed: biases (Qwen2's q/k/v), a different rank and scale for v (peft's rank/alpha patterns), which
+# takes the per-projection dA path instead of one GEMM over the concatenated ranks
+@pytest.mark.parametrize("variant", ["plain", "mixed"])
+def test_shared_input_projections_match_float64_reference(shape, dtype, variant):
+    n, i, oq, okv, r = shape
+    mixed = variant == "mixed"
+    x = torch.randn(2, n, i, device=DEVICE, dtype=dtype, requires_grad=True)
+    ps = [_lora_params(oq, i, r, dtype, bias=mixed), _lora_params(okv, i, r, dtype, bias=mixed),
+          _lora_params(okv, i, 2 * r if mixed else r, dtype, bias=mixed)]
+    if mixed:
+        ps[2] = (*ps[2][:4], 0.5)
+    ys = lora_shared_input(x, ps)
+    dys = [torch.randn_like(y) for y in ys]
+    torch.autograd.backward(ys, dys)
+    xr, prs = x.detach().double().requires_grad_(), [_ref_leaves(p) for p in ps]
+    yrs = [_ref_linear(xr, pr) for pr in prs]
+    torch.autograd.backward(yrs, [dy.double() for dy in dys])
+    for j, (y, yr, p, pr) in enumerate(zip(ys, yrs, ps, prs)):
+        assert y.dtype == dtype and y.shape == yr.shape and p[0].grad is None
+        check(f"y{j}", y, yr, dtype)
+        for name, t, tr in zip(("db", "dA", "dB") if mixed else ("dA", "dB"), _leaves(p), _leaves(pr)):
+            assert t.grad.dtype == t.dtype
+            check(f"{name}{j}", t.grad, tr.grad, dtype)
+    check("dx", x.grad, xr.grad, dtype)
 
 
 @pytest.mark.parametrize("shape", MLP, ids=lambda s: "x".join(map(str, s)))

@@ -103,8 +103,10 @@ def test_save_pretrained_writes_the_same_adapter(tmp_path):
 
 def test_unpatch_restores_the_original_forwards():
     model = patch(tiny_lora_model("llama"))
+    assert any(monkey_patch._QKV in m.__dict__ for m in model.modules())
     unpatch(model)
     assert not any(monkey_patch._ORIG in m.__dict__ or "forward" in m.__dict__ for m in model.modules())
+    assert not any(monkey_patch._QKV in m.__dict__ for m in model.modules())
     import transformers.models.llama.modeling_llama as ml
 
     assert not hasattr(ml.apply_rotary_pos_emb, "_kernels_original")
@@ -227,5 +229,59 @@ def test_a_deep_copy_of_a_patched_model_refers_to_its_own_layers():
     stack = model.base_model.model.model
     for layer in stack.layers:
         assert layer.mlp.__dict__[monkey_patch._RECOMPUTE_LAYER] is layer
+        att = layer.self_attn
+        assert att.q_proj.__dict__[monkey_patch._QKV] == (att.k_proj, att.v_proj)
     assert stack.forward.__self__ is stack
     assert patch(model)._kernels_patch_counts["embedding_grad"] == 0  # already there: not bound twice
+
+
+def _node_names(loss) -> list[str]:
+    seen, todo, names = set(), [loss.grad_fn], []
+    while todo:
+        fn = todo.pop()
+        if fn is None or fn in seen:
+            continue
+        seen.add(fn)
+        names.append(type(fn).__name__)
+        todo.extend(f for f, _ in fn.next_functions)
+    return names
+
+
+@pytest.mark.parametrize("family", ["llama", "mistral"])
+def test_q_k_and_v_are_one_node_with_the_gradients_of_three(family):
+    """fuse_qkv: each attention's q, k and v come from one LoRASharedInputFunction node (Mistral's k and v
+    narrower: grouped-query attention), with the gradients of three separate projections."""
+    ref = patch(tiny_lora_model(family), fuse_qkv=False)
+    model = patch(tiny_lora_model(family))
+    layers = model.config.num_hidden_layers
+    assert model._kernels_patch_counts["fused_qkv"] == layers and ref._kernels_patch_counts["fused_qkv"] == 0
+    ids, labels = batch(0)
+    names = _node_names(model(input_ids=ids, labels=labels).loss)
+    assert names.count("LoRASharedInputFunctionBackward") == layers
+    assert names.count("LoRALinearFunctionBackward") == layers  # o_proj
+    assert _node_names(ref(input_ids=ids, labels=labels).loss).count("LoRALinearFunctionBackward") == 4 * layers
+    # every output the node made was handed over: nothing is left waiting on k_proj or v_proj
+    assert not any(monkey_patch._PENDING in m.__dict__ for m in model.modules())
+    _assert_same(loss_and_grads(model), loss_and_grads(ref), torch.float32)
+
+
+def test_q_k_and_v_fused_under_checkpointing_offload_and_stash_match():
+    kw = dict(offload_activations=True, offload_mlp=0.5)
+    ref = patch(tiny_lora_model("llama", gradient_checkpointing="non_reentrant"), fuse_qkv=False, **kw)
+    model = patch(tiny_lora_model("llama", gradient_checkpointing="non_reentrant"), **kw)
+    for seed in (0, 1):
+        _assert_same(loss_and_grads(model, seed), loss_and_grads(ref, seed), torch.float32)
+
+
+def test_a_watched_projection_is_not_fused_and_its_hook_sees_its_output():
+    ref = patch(tiny_lora_model("llama"), fuse_qkv=False)
+    model = patch(tiny_lora_model("llama"))
+    seen = []
+    model.base_model.model.model.layers[0].self_attn.k_proj.register_forward_hook(lambda m, a, out: seen.append(out))
+    ids, labels = batch(0)
+    names = _node_names(model(input_ids=ids, labels=labels).loss)
+    layers = model.config.num_hidden_layers
+    # layer 0: q, k (peft's own forward, hooked), v apart; the other layers fused
+    assert names.count("LoRASharedInputFunctionBackward") == layers - 1
+    assert len(seen) == 1 and seen[0].shape[-1] == model.config.hidden_size
+    _assert_same(loss_and_grads(model), loss_and_grads(ref), torch.float32)
