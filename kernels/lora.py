@@ -120,6 +120,30 @@ def adapter_grads(dy, x2, xa, B, scale, grad_dtypes):
     return dyB, lowrank_grad(dyB.t(), x2, scale, grad_dtypes[0]), lowrank_grad(dy.t(), xa, scale, grad_dtypes[1])
 
 
+def shared_xa(x2, As):
+    """x2 A_i^T of several adapters of one input as one GEMM over their concatenated ranks (x is read once):
+    the (N, sum r) product and its column slices, one per adapter."""
+    xa = x2 @ torch.cat(As).t()
+    out, off = [], 0
+    for A in As:
+        out.append(xa[:, off:off + A.shape[0]])
+        off += A.shape[0]
+    return xa, out
+
+
+def shared_dA(dyBs, x2, scales, dtypes):
+    """dA_i = s_i (dy_i B_i)^T x for adapters of one input x: one GEMM over the concatenated ranks (x read
+    once) when the scales and adapter dtypes agree, else one each; row slices of one buffer in the first case."""
+    if len(dyBs) > 1 and all(s == scales[0] for s in scales) and all(d == dtypes[0] for d in dtypes):
+        dA = lowrank_grad(torch.cat(dyBs, dim=1).t(), x2, scales[0], dtypes[0])
+        out, off = [], 0
+        for dyB in dyBs:
+            out.append(dA[off:off + dyB.shape[1]])
+            off += dyB.shape[1]
+        return out
+    return [lowrank_grad(dyB.t(), x2, s, d) for dyB, s, d in zip(dyBs, scales, dtypes)]
+
+
 def input_grad(dy, W, dyBs=(), As=(), scales=()):
     """dy W + sum_i s_i (dy_i B_i) A_i: the low-rank terms written first (one GEMM, ``input_grad_lora``),
     then the base GEMM adds into them (beta=1), as in forward."""
@@ -204,13 +228,10 @@ class LoRASharedInputFunction(torch.autograd.Function):
         ctx.grad_dtypes = [_dtypes(s[2], s[3]) for s in specs]
         outs = []
         with torch.autocast(x.device.type, enabled=False):
-            xa = x2 @ torch.cat(As).t()  # (N, sum of ranks)
-            off = 0
-            for (W, bias, _, _, scale), A, B, r in zip(specs, As, Bs, ranks):
-                y, _ = projection_forward(x2, W, bias, A, B, scale, out_shape=(*shape[:-1], W.shape[0]),
-                                          xa=xa[:, off:off + r])
+            xa, xas = shared_xa(x2, As)  # (N, sum of ranks) and its slices
+            for (W, bias, _, _, scale), A, B, xa_j in zip(specs, As, Bs, xas):
+                y, _ = projection_forward(x2, W, bias, A, B, scale, out_shape=(*shape[:-1], W.shape[0]), xa=xa_j)
                 outs.append(y)
-                off += r
         ctx.save_for_backward(x2, xa, *(s[0] for s in specs), *As, *Bs)
         ctx.scales, ctx.ranks, ctx.x_dtype = [s[4] for s in specs], ranks, x.dtype
         ctx.has_bias = [s[1] is not None for s in specs]
@@ -224,15 +245,7 @@ class LoRASharedInputFunction(torch.autograd.Function):
         scales, gdt = ctx.scales, ctx.grad_dtypes
         dy2s = [dy.reshape(-1, dy.shape[-1]).to(x2.dtype) for dy in dys]
         dyBs = [dy2 @ B for dy2, B in zip(dy2s, Bs)]  # (N, r) each
-        if all(s == scales[0] for s in scales) and all(g[0] == gdt[0][0] for g in gdt):
-            # one reduction over the tokens for every dA: x is read once, not once per projection
-            dA_all = lowrank_grad(torch.cat(dyBs, dim=1).t(), x2, scales[0], gdt[0][0])
-            bounds = [0]
-            for r in ctx.ranks:
-                bounds.append(bounds[-1] + r)
-            dAs = [dA_all[a:b] for a, b in zip(bounds, bounds[1:])]
-        else:
-            dAs = [lowrank_grad(dyB.t(), x2, s, g[0]) for dyB, s, g in zip(dyBs, scales, gdt)]
+        dAs = shared_dA(dyBs, x2, scales, [g[0] for g in gdt])
         dBs, off = [], 0
         for dy2, s, g, r in zip(dy2s, scales, gdt, ctx.ranks):
             dBs.append(lowrank_grad(dy2.t(), xa[:, off:off + r], s, g[1]))
@@ -272,10 +285,13 @@ class LoRAMLPFunction(torch.autograd.Function):
         # forward made them, fetched from host memory instead of two GEMMs (kernels/mlp_stash.py)
         stashed = None if owner is None else mlp_stash.take(owner, (x2.shape[0], Wg.shape[0]), dtype)
         with torch.autocast(x.device.type, enabled=False):
-            if stashed is None:
-                e, xa_g = projection_forward(x2, Wg, bg, Ag, Bg, sg)
-                g, xa_u = projection_forward(x2, Wu, bu, Au, Bu, su)
-                ha_d = None
+            if stashed is None or stashed[0] is None:
+                ha_d = None if stashed is None else stashed[4]  # a SmallStash: h A_d^T only
+                xa_g = xa_u = None
+                if Ag is not None and Au is not None:  # gate and up share x: one x A^T GEMM for both
+                    _, (xa_g, xa_u) = shared_xa(x2, (Ag, Au))
+                e, xa_g = projection_forward(x2, Wg, bg, Ag, Bg, sg, xa=xa_g)
+                g, xa_u = projection_forward(x2, Wu, bu, Au, Bu, su, xa=xa_u)
             else:
                 e, g, xa_g, xa_u, ha_d = stashed
             if need_out:
@@ -283,12 +299,16 @@ class LoRAMLPFunction(torch.autograd.Function):
                 y, ha_d = projection_forward(h, Wd, bd, Ad, Bd, sd, out_shape=out_shape)
             else:
                 # a checkpoint recompute whose output nobody reads: only what backward saves is rebuilt
-                # (h A_d^T for dB_d); the output is left unwritten
-                if stashed is None and Ad is not None:
+                # (h A_d^T for dB_d, unless the first forward kept it); the output is left unwritten
+                if ha_d is None and Ad is not None:
                     ha_d = swiglu_forward(e, g) @ Ad.t()
                 y = torch.empty(out_shape, dtype=dtype, device=x.device)
         if stash and owner is not None and any(ctx.needs_input_grad):
-            ctx.stash = mlp_stash.MLPStash(owner, e, g, (xa_g, xa_u, ha_d), on_device=stash == "device")
+            if stash == "small":
+                if ha_d is not None:
+                    ctx.stash = mlp_stash.SmallStash(owner, ha_d)
+            else:
+                ctx.stash = mlp_stash.MLPStash(owner, e, g, (xa_g, xa_u, ha_d), on_device=stash == "device")
         # h is dropped here and recomputed in backward from e and g (one fused elementwise pass)
         ctx.save_for_backward(x2, e, g, xa_g, xa_u, ha_d, Wg, Ag, Bg, Wu, Au, Bu, Wd, Ad, Bd)
         ctx.scales = (sg, su, sd)
@@ -322,10 +342,16 @@ class LoRAMLPFunction(torch.autograd.Function):
         # one GEMM over the concatenated ranks, then the two base GEMMs accumulating into it
         dA_g = dB_g = dA_u = dB_u = None
         dyBs, As, ss = [], [], []
-        if Ag is not None:
+        if Ag is not None and Au is not None:
+            # both dA as one reduction over the tokens (x read once), as their x A^T was one GEMM in forward
+            dyBs, As, ss = [de @ Bg, dg @ Bu], [Ag, Au], [sg, su]
+            dA_g, dA_u = shared_dA(dyBs, x2, ss, (gdt[0], gdt[2]))
+            dB_g = lowrank_grad(de.t(), xa_g, sg, gdt[1])
+            dB_u = lowrank_grad(dg.t(), xa_u, su, gdt[3])
+        elif Ag is not None:
             dyB_g, dA_g, dB_g = adapter_grads(de, x2, xa_g, Bg, sg, gdt[0:2])
             dyBs.append(dyB_g), As.append(Ag), ss.append(sg)
-        if Au is not None:
+        elif Au is not None:
             dyB_u, dA_u, dB_u = adapter_grads(dg, x2, xa_u, Bu, su, gdt[2:4])
             dyBs.append(dyB_u), As.append(Au), ss.append(su)
         dx = None
@@ -348,7 +374,7 @@ def lora_mlp(x, gate, up, down, need_out=True, owner=None, stash=None):
     only for a gradient-checkpointing recompute whose output is never read (the backward is unchanged).
     ``owner`` (the MLP module) lets a recompute use the e and g its first forward kept in host memory;
     ``stash="host"`` (that first forward, checkpointed) keeps them in host memory, ``"device"`` on the
-    device: kernels/mlp_stash.py."""
+    device, ``"small"`` only h A_d^T (on the device) for a trimmed recompute: kernels/mlp_stash.py."""
     (Wg, bg, Ag, Bg, sg), (Wu, bu, Au, Bu, su), (Wd, bd, Ad, Bd, sd) = gate, up, down
     return LoRAMLPFunction.apply(x, Wg, bg, Ag, Bg, Wu, bu, Au, Bu, Wd, bd, Ad, Bd, sg, su, sd, need_out,
                                  owner, stash)

@@ -10,8 +10,11 @@ recompute. So PCIe, not the GPU, is the limit, and only a fraction ``f`` of the 
 every other layer the copies of two layers' forwards (2 x 1.3 ms for the checkpointed inputs with
 ``offload_activations``, 7.8 ms for one layer's e and g) nearly fill those two layers' ~11 ms. Measured
 (kernels/NOTES.md, session 6): f = 0.5 gives +5% at 7B and +6-7% at 13B; f = 0.67 is no faster than none.
-Which layers: spread evenly, counted from the last one, which is never picked while ``f < 1`` (its
-recompute comes first in backward, with no time to fetch).
+Which layers (``stash_plan``): the last ``KEEP_LAST`` layers (1 by default) keep e and g on the GPU, with
+no copy at all: backward reaches them first, so they are held only through the forward's end and the loss,
+where memory is below the backward's peak (measured: 14.82 GiB either way at 7B), and the forward's last
+copies, which would come straight back, leave PCIe free (+0.5%). The fraction ``f`` of the other layers is
+spread evenly over them, counted from their last one, which is left out while ``f < 1`` (no time to fetch).
 
 How, for a picked layer (``MLPStash``):
 - first forward (checkpointing, training, autograd recording, not inside a backward): after the gate and up
@@ -19,8 +22,9 @@ How, for a picked layer (``MLPStash``):
   pool, same stream, same memory-reuse rules); the tiny x A_g^T, x A_u^T and h A_d^T stay on the GPU. The
   stash hangs on the autograd node's ``ctx``, so it lives exactly as long as the graph that may need it.
 - backward: every ``LoRAMLPFunction`` backward first starts the host-to-device copy of the most recent
-  stash not yet used (``prefetch_latest``): the layer backwarded before a picked one fetches its e and g
-  while it runs. Then the node hands its own stash to the recompute its ``ctx.saved_tensors`` triggers
+  stash in host memory not yet used (``prefetch_latest``): the layer backwarded before a picked one fetches
+  its e and g while it runs. The newest offloaded layer input is queued before it (the side stream copies
+  in order): the first recompute of a backward waited behind a 344 MiB stash copy before session 7. Then the node hands its own stash to the recompute its ``ctx.saved_tensors`` triggers
   (``handing``), and the MLP forward inside that recompute takes it (``take``) instead of running the gate
   and up GEMMs: the values are the first forward's, bit for bit, so the gradients are unchanged.
 - the hand-over is exact by construction: a stash is only ever used by the recompute that its own node's
@@ -28,8 +32,12 @@ How, for a picked layer (``MLPStash``):
   reentrant checkpoint, a layer whose earlier node unpacks first), nothing is handed over and the recompute
   computes e and g as before: slower, never wrong.
 
+A layer whose recompute is trimmed (no down projection) and not picked keeps only h A_d^T from its first
+forward (``SmallStash``, tokens x r on the GPU, whatever ``f`` is): it is all the recompute would run
+SwiGLU's forward and a GEMM for.
+
 Cost: GPU memory holds one fetched stash ahead of its use (+0.35 GiB peak at 7B micro-batch 4), and pinned
-host memory one buffer pair per picked layer (16 x 2 x 192 MiB at 7B, f = 0.5). Off by default.
+host memory one buffer pair per picked layer (15 x 2 x 192 MiB at 7B, f = 0.5). Off by default.
 """
 
 from __future__ import annotations
@@ -42,13 +50,13 @@ import torch
 
 from kernels.offload import _Offloaded, device_key, prefetch_newest
 
-__all__ = ["KEEP_LAST", "MLPStash", "check_fraction", "handing", "layers_to_stash", "prefetch_latest", "stash_plan",
+__all__ = ["KEEP_LAST", "MLPStash", "SmallStash", "check_fraction", "handing", "layers_to_stash", "prefetch_latest", "stash_plan",
            "take"]
 
 # The last KEEP_LAST decoder layers (with offload_mlp > 0) keep e and g on the GPU instead: backward reaches
 # them first, so they are held only through the forward's last layers and the loss, where memory is below the
 # backward's peak, and they spend no PCIe time at the forward's end, where the copies are the bottleneck
-KEEP_LAST = 0
+KEEP_LAST = 1
 
 # per device (index, None for CPU): the last stash a forward made that no recompute has used yet
 _latest: dict = {}
@@ -93,6 +101,9 @@ class MLPStash:
         self.e.prefetch()
         self.g.prefetch()
 
+    def matches(self, e_shape: torch.Size, dtype: torch.dtype) -> bool:
+        return self.e.shape == e_shape and self.e.dtype == dtype
+
     def fetch(self):
         """(e, g, *small) on the device; the stash is spent."""
         self.used = True
@@ -101,6 +112,25 @@ class MLPStash:
         out = (self.e.fetch(), self.g.fetch(), *self.small)
         self.small = ()
         return out
+
+
+class SmallStash:
+    """Only h A_d^T (tokens x r, the down adapter's input product) of a layer whose recompute rebuilds e and
+    g: with the recompute trimmed (no down projection), that is all it would run SwiGLU's forward and a GEMM
+    for. Kept on the device (256 KiB a layer at 7B micro-batch 4); nothing to prefetch, so not in ``_latest``."""
+
+    __slots__ = ("owner", "ha_d", "used")
+
+    def __init__(self, owner, ha_d: torch.Tensor):
+        self.owner, self.ha_d, self.used = weakref.ref(owner), ha_d, False
+
+    def matches(self, e_shape: torch.Size, dtype: torch.dtype) -> bool:
+        return self.ha_d.shape[0] == e_shape[0] and self.ha_d.dtype == dtype
+
+    def fetch(self):
+        self.used = True
+        ha_d, self.ha_d = self.ha_d, None
+        return None, None, None, None, ha_d
 
 
 def prefetch_latest(device: torch.device) -> None:
@@ -141,9 +171,10 @@ def handing(stash: MLPStash | None):
 
 def take(owner, e_shape: torch.Size, dtype: torch.dtype):
     """The stash handed over to this recompute if ``owner`` made it and its e has this shape and dtype,
-    as (e, g, x A_g^T, x A_u^T, h A_d^T) on the device; else None (compute them)."""
+    as (e, g, x A_g^T, x A_u^T, h A_d^T) on the device (a ``SmallStash``: only the last, the others None);
+    else None (compute them)."""
     s = getattr(_handoff, "stash", None)
-    if s is None or s.used or s.owner() is not owner or s.e.shape != e_shape or s.e.dtype != dtype:
+    if s is None or s.used or s.owner() is not owner or not s.matches(e_shape, dtype):
         return None
     _handoff.stash = None
     return s.fetch()

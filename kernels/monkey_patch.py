@@ -192,11 +192,14 @@ def _mlp_forward(self, x, *args, **kwargs):
         from kernels.lora import lora_mlp
 
         stash_layer = self.__dict__.get(_STASH_LAYER)
+        trim_layer = self.__dict__.get(_RECOMPUTE_LAYER)
         stash = None
         if stash_layer is not None and _in_first_checkpointed_forward(stash_layer):
             stash = self.__dict__.get(_STASH_WHERE, "host")
+        elif trim_layer is not None and _in_first_checkpointed_forward(trim_layer):
+            stash = "small"  # the trimmed recompute takes h A_d^T from here instead of SwiGLU and a GEMM
         return lora_mlp(x, *specs, need_out=not _in_unread_recompute(self),
-                        owner=None if stash_layer is None else self, stash=stash)
+                        owner=None if stash_layer is None and trim_layer is None else self, stash=stash)
     from kernels.swiglu import swiglu
 
     # some projection is not ours to read (DoRA, dropout, ZeRO-3, hooks): its own forward, our activation
@@ -237,10 +240,6 @@ def _causal_lm_forward(self, *args, labels=None, **kwargs):
     num_items = kwargs.get("num_items_in_batch")
     outputs = self.model(**kwargs)
     hidden = outputs.last_hidden_state if hasattr(outputs, "last_hidden_state") else outputs[0]
-    from kernels import offload
-
-    if offload.RELEASE_BEFORE_LOSS:
-        offload.release_copied(hidden.device)
     # Hugging Face's causal-LM loss: predict token t+1 from position t; the last position has no target
     shift = nn.functional.pad(labels, (0, 1), value=-100)[..., 1:].to(hidden.device)
     if partitioned and getattr(getattr(W, "ds_status", None), "name", "") != "AVAILABLE":
@@ -312,9 +311,9 @@ def patch(model: nn.Module, *, rms_norm: bool = True, rope: bool = True, swiglu:
     MLP's down projection, whose output it never reads (same gradients; ~5% of a 7B step).
 
     ``offload_mlp=f`` (0 by default): in a fraction ``f`` of the Llama, Mistral and Qwen2/3 decoder layers
-    (spread evenly, never the last one unless f = 1), the MLP's gate and up outputs go to pinned host
-    memory in the checkpointed forward and come back for the recompute, which then skips the gate and up
-    GEMMs (same gradients). Costs PCIe bandwidth (f = 0.5 is what a 7B forward hides on an H200 host),
+    (spread evenly), the MLP's gate and up outputs go to pinned host memory in the checkpointed forward and
+    come back for the recompute, which then skips the gate and up GEMMs (same gradients); the last layer
+    keeps them on the GPU instead (``kernels.mlp_stash.KEEP_LAST``). Costs PCIe bandwidth (f = 0.5 is what a 7B forward hides on an H200 host),
     pinned host memory, and one layer's e and g of GPU memory fetched ahead; see kernels/mlp_stash.py.
 
     ``fuse_qkv=True``: an attention whose q_proj, k_proj and v_proj are all LoRA layers on the fast path

@@ -11,8 +11,10 @@ With gradient checkpointing each decoder layer keeps one tensor for its backward
   ``record_stream``, which keeps the memory from being reused inside a CUDA graph capture).
 - backward: when the checkpoint's recompute asks for layer i's input, the host-to-device copy of layer
   i-1's input is started on the side stream (a prefetch, overlapped with layer i's recompute and backward);
-  the compute stream waits on the copy's event before the recompute reads the tensor. Only the first layer
-  of a backward (the last one of the forward) waits for an unprefetched copy.
+  the compute stream waits on the copy's event before the recompute reads the tensor. The last layer's
+  input is not offloaded at all (``KEEP_LAST_INPUT``): its recompute is the backward's first, right after the
+  loss, so its copy would come straight back; the newest offloaded input (the next layer's) is fetched as
+  soon as the gradient reaches the last layer's output (``prefetch_newest``).
 - pinned buffers are reused across steps (``POOL``: flat byte buffers, best fit by size, so changing
   sequence lengths reuse the larger buffers instead of pinning more memory every step).
 
@@ -166,11 +168,9 @@ def _side_stream(device: torch.device):
 # stream's pool in stream order, reusable at once, eagerly and inside a capture alike.
 _HELD_COPIES = 3  # the newest copies may still be running; older ones are waited for (long done in practice)
 # The last layer's input stays on the device: its recompute is the backward's first, so a copy out at the
-# forward's end and straight back in would only delay it (and queue ahead of every later fetch)
-KEEP_LAST_INPUT = False
-# Before the loss, the compute stream waits for the copies still running and lets their device tensors go:
-# the forward's end is where a step's memory peaks, and by then the copies have had the last layers' time
-RELEASE_BEFORE_LOSS = False
+# forward's end and straight back in would only delay it. Costs one layer input (64 MiB at 7B micro-batch 4)
+# through the last layer's forward and the loss, below the backward's peak (kernels/NOTES.md, session 7)
+KEEP_LAST_INPUT = True
 _held: dict = {}  # device index -> deque of (event, tensor)
 
 
@@ -368,8 +368,17 @@ class OffloadCheckpoint:
 
     def __call__(self, function, *args, **kwargs):
         hidden = args[0] if args and isinstance(args[0], torch.Tensor) and args[0].is_floating_point() else None
-        if hidden is None or not torch.is_grad_enabled() or (self.last and KEEP_LAST_INPUT):
+        if hidden is None or not torch.is_grad_enabled():
             return self.inner(function, *args, **kwargs)
+        if self.last and KEEP_LAST_INPUT:
+            out = self.inner(function, *args, **kwargs)
+            first = out[0] if isinstance(out, (tuple, list)) and out else out
+            if isinstance(first, torch.Tensor) and first.requires_grad:
+                # the gradient reaching this layer's output starts the backward's layers: fetch the next
+                # layer's input now, overlapped with this layer's recompute and backward
+                device = hidden.device
+                first.register_hook(lambda grad: prefetch_newest(device))
+            return out
         if not _hooks_enabled():
             _warn_once(self, "hooks-disabled",
                        "kernels offload_activations: autograd's saved-tensor hooks are disabled here (a "

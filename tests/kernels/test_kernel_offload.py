@@ -78,7 +78,8 @@ def test_offload_gives_the_same_loss_and_gradients(checkpointing):
     before = offload.POOL.stats()["in_use"]
     ours = _step(model)
     assert "<embedding output>" in ours[1]
-    assert ours[2] - before == 4, "each of the 4 layer inputs is held in a pool buffer between forward and backward"
+    # the last layer's input stays on the device (KEEP_LAST_INPUT, tested below), the other three go to the host
+    assert ours[2] - before == 3, "each of the first 3 layer inputs is held in a pool buffer between forward and backward"
     assert offload.POOL.stats()["in_use"] == before, "backward hands every buffer back"
     _assert_same_step(ours, _step(ref))
 
@@ -103,21 +104,24 @@ def test_layer_inputs_are_not_kept_on_the_device():
             # on a GPU the newest copies may still be running when the forward ends: their device tensors
             # are held until the compute stream has waited for them, at the latest when backward fetches
             held = [not r.expired() for r in refs]
-            assert held == [i >= 4 - offload._HELD_COPIES or (i == 0 and not skip) for i in range(4)]
+            assert held == [i >= 3 - offload._HELD_COPIES or (i == 0 and not skip) for i in range(4)]
             offload.release_copied(DEVICE)
         alive[off, skip] = [not r.expired() for r in refs]
         loss.backward()
+    # the last layer's input is not offloaded (KEEP_LAST_INPUT): its recompute comes first in backward
     assert alive[False, True] == [True] * 4
-    assert alive[True, True] == [False] * 4
-    assert alive[True, False] == [True] + [False] * 3
+    assert alive[True, True] == [False] * 3 + [True]
+    assert alive[True, False] == [True] + [False] * 2 + [True]
 
 
-def test_the_last_layers_input_can_stay_on_the_device(monkeypatch):
-    """KEEP_LAST_INPUT: the last layer's input (recomputed first in backward) is not copied out and back;
-    the other three are, and the gradients are those of the model that offloads all four."""
+def test_the_last_layers_input_stays_on_the_device(monkeypatch):
+    """KEEP_LAST_INPUT (the default): the last layer's input (recomputed first in backward) is not copied out
+    and back; the other three are, and the gradients are those of the model that offloads all four."""
+    assert offload.KEEP_LAST_INPUT
     ref = patch(tiny_lora_model("llama", gradient_checkpointing="non_reentrant"), offload_activations=True)
     model = patch(copy.deepcopy(ref), offload_activations=True)
     before = offload.POOL.stats()["in_use"]
+    monkeypatch.setattr(offload, "KEEP_LAST_INPUT", False)
     full = _step(ref)
     monkeypatch.setattr(offload, "KEEP_LAST_INPUT", True)
     kept = _step(model)
@@ -125,6 +129,20 @@ def test_the_last_layers_input_can_stay_on_the_device(monkeypatch):
     assert (full[2] - before, kept[2] - before) == (4, 3)
     assert offload.POOL.stats()["in_use"] == before
     _assert_same_step(kept, full)
+
+
+def test_the_next_input_is_fetched_when_the_gradient_reaches_the_last_layer(monkeypatch):
+    """With the last layer's input kept, the first offloaded input backward needs is the one before it: its
+    fetch starts when the gradient reaches the last layer's output (a hook), ahead of that layer's recompute."""
+    model = patch(tiny_lora_model("llama", gradient_checkpointing="non_reentrant"), offload_activations=True)
+    calls = []
+    orig = offload.prefetch_newest
+    monkeypatch.setattr(offload, "prefetch_newest", lambda device: (calls.append(device), orig(device))[1])
+    ids, labels = batch(0)
+    loss = model(input_ids=ids, labels=labels).loss
+    assert calls == []
+    loss.backward()
+    assert calls == [ids.device]
 
 
 def test_dropout_recompute_draws_the_same_masks():
@@ -144,7 +162,8 @@ def test_training_follows_the_same_loss_curve_and_reuses_buffers():
     offload.POOL.clear()
     ours = train_steps(model, 4, batches=2)
     stats = offload.POOL.stats()
-    assert stats["buffers"] == stats["free"] == 4 and stats["in_use"] == 0, f"buffers reused across steps: {stats}"
+    # three layer inputs a step (the last stays on the device), the same three buffers every step
+    assert stats["buffers"] == stats["free"] == 3 and stats["in_use"] == 0, f"buffers reused across steps: {stats}"
     theirs = train_steps(ref, 4, batches=2)
     for i, (a, b) in enumerate(zip(ours, theirs)):
         _same(a, b, f"loss at step {i}")
@@ -163,7 +182,7 @@ def test_patch_before_gradient_checkpointing_enable():
     with warnings.catch_warnings():
         warnings.simplefilter("error", OffloadWarning)
         ours = _step(model)
-    assert ours[2] - before == 4, "installed at the first training forward after gradient_checkpointing_enable"
+    assert ours[2] - before == 3, "installed at the first training forward after gradient_checkpointing_enable"
     assert all(isinstance(layer._gradient_checkpointing_func, offload.OffloadCheckpoint) for layer in _layers(model))
     _assert_same_step(ours, _step(ref))
 
@@ -305,7 +324,7 @@ def test_zero3_offload_trains_like_zero3_without_it():
     assert proc.returncode == 0 and lines, proc.stdout[-2000:] + proc.stderr[-4000:]
     res = json.loads(lines[-1][len("ZERO3 "):])
     (ref, _, _), (ours, held, warned) = res["ref"], res["ours"]
-    assert held == [4, 4, 4], "ZeRO-3 partitioned layers still offload their inputs"
+    assert held == [3, 3, 3], "ZeRO-3 partitioned layers still offload their inputs (all but the last layer's)"
     assert any("ZeRO-3" in m for m in warned), "and say that this combination is verified on CPU only"
     for a, b in zip(ours, ref):
         assert abs(a - b) <= 1e-6 * abs(b), res

@@ -165,6 +165,29 @@ def test_trimmed_recompute_skips_the_down_projection_with_the_same_gradients(che
         assert torch.equal(g_a[n], g_b[n]), n
 
 
+def test_trimmed_recompute_takes_h_a_d_from_the_first_forward(monkeypatch):
+    """A trimmed recompute needs h only for h A_d^T, which the first forward kept (mlp_stash.SmallStash): no
+    SwiGLU forward runs in the backward, and the gradients are those of the recompute that runs it."""
+    from kernels import lora
+
+    calls = {"fwd": 0, "bwd": 0}
+    orig = lora.swiglu_forward
+
+    def counting(e, g):
+        calls["bwd" if torch._C._current_graph_task_id() != -1 else "fwd"] += 1
+        return orig(e, g)
+
+    ref = patch(tiny_lora_model("llama", gradient_checkpointing="non_reentrant"), trim_recompute=False)
+    model = patch(tiny_lora_model("llama", gradient_checkpointing="non_reentrant"))
+    monkeypatch.setattr(lora, "swiglu_forward", counting)
+    (out_a, g_a) = loss_and_grads(model)
+    assert calls == {"fwd": model.config.num_hidden_layers, "bwd": 0}
+    (out_b, g_b) = loss_and_grads(ref)
+    assert torch.equal(out_a.loss, out_b.loss)
+    for n in g_b:
+        assert torch.equal(g_a[n], g_b[n]), n
+
+
 def test_trim_recompute_only_where_the_mlp_output_goes_to_the_residual(monkeypatch):
     layers = tiny_lora_model("llama").config.num_hidden_layers
     # without checkpointing there is no recompute: the first forward never skips anything
