@@ -127,12 +127,16 @@ case $CALL in
            # input and the last layers' gate/up outputs kept on the GPU; each step profiled with its idle gaps
     kernel_lane 0 "native7offgm5 native7offgm5ki native7offgm5k1 native7offgm5k2 tests_tail" ;;
   tail2|tail3)  # where the memory peaks (tail2 recorded the allocator's history: every native row failed on torch
-           # 2.11's issue #179536; tail3 measures each stretch of one eager step), the pending copies let go before
-           # the loss, 2-3 layers kept, Unsloth in the same run
-    export MEMPEAK=1; kernel_lane 0 "native7offgm5k1 native7offgm5k2 native7offgm5k2r native7offgm5k3r unsloth7" ;;
+           # 2.11's issue #179536; tail3 measures each stretch of one eager step), 1-2 layers kept, Unsloth in the
+           # same run. Both calls also ran k2r and k3r (the pending copies let go before the loss, removed since:
+           # no faster, and the peak is in the backward)
+    export MEMPEAK=1; kernel_lane 0 "native7offgm5k1 native7offgm5k2 unsloth7" ;;
   qkv)     # q, k and v in one node, against its ablation and Unsloth in the same run, 7B mb4 (k1: the last layer's
            # input and gate/up outputs kept on the GPU), the legal config, 13B mb1, then the changed GPU tests
     kernel_lane 0 "native7offgm5k1 native7offgm5k1q3 unsloth7 legal_native_g native13offg unsloth13 tests_qkv" ;;
+  final7)  # session 7's last call: the defaults (k1, q/k/v node, gate/up x A^T and dA as one GEMM each, h A_d^T
+           # kept for the trimmed recompute) against Unsloth at 7B mb4 in the same run, 13B mb1, the GPU tests
+    kernel_lane 0 "native7offgm5k1 unsloth7 native13offg tests_qkv" ;;
   recheck) # after a kernels change: ours and Unsloth again, same run, profiled, and the kernels' GPU tests
     kernel_lanes "native7 unsloth7 tests" "native13 unsloth13" ;;
   call2)

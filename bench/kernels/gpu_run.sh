@@ -133,16 +133,14 @@ for p in $PHASES; do
     native7offg)   phase native7offg 90 40 $STEP --backend native --model 7b --bs ${BS:-4} --offload-activations --cuda-graph ;;
     # the ablation of the trimmed recompute (kernels.patch(trim_recompute=False)), graphed like native7g
     # the gate/up outputs of every other layer (0.67: two layers in three) in host memory, their recompute skipped
-    native7offgm5) phase native7offgm5 90 40 $STEP --backend native --model 7b --bs ${BS:-4} --offload-activations --cuda-graph --offload-mlp 0.5 ;;
+    native7offgm5) phase native7offgm5 90 40 $STEP --backend native --model 7b --bs ${BS:-4} --offload-activations --cuda-graph --offload-mlp 0.5 --stash-keep 0 --no-keep-last-input ;;
     native7offgm67) phase native7offgm67 90 40 $STEP --backend native --model 7b --bs ${BS:-4} --offload-activations --cuda-graph --offload-mlp 0.67 ;;
     # the backward's start: the last layer's input kept on the GPU (ki), and the last 1 or 2 layers' gate/up
-    # outputs kept there too (k1, k2), instead of a copy out at the forward's end and straight back in
-    native7offgm5ki) phase native7offgm5ki 90 40 $STEP --backend native --model 7b --bs ${BS:-4} --offload-activations --cuda-graph --offload-mlp 0.5 --keep-last-input ;;
+    # outputs kept there too (k1, k2), instead of a copy out at the forward's end and straight back in; k1 is
+    # kernels' default since session 7 (native7offgm5 spells out the earlier one)
+    native7offgm5ki) phase native7offgm5ki 90 40 $STEP --backend native --model 7b --bs ${BS:-4} --offload-activations --cuda-graph --offload-mlp 0.5 --stash-keep 0 --keep-last-input ;;
     native7offgm5k1) phase native7offgm5k1 90 40 $STEP --backend native --model 7b --bs ${BS:-4} --offload-activations --cuda-graph --offload-mlp 0.5 --keep-last-input --stash-keep 1 ;;
     native7offgm5k2) phase native7offgm5k2 90 40 $STEP --backend native --model 7b --bs ${BS:-4} --offload-activations --cuda-graph --offload-mlp 0.5 --keep-last-input --stash-keep 2 ;;
-    # the same with the pending copies let go before the loss (where the step's memory peaks), 2 and 3 kept
-    native7offgm5k2r) phase native7offgm5k2r 90 40 $STEP --backend native --model 7b --bs ${BS:-4} --offload-activations --cuda-graph --offload-mlp 0.5 --keep-last-input --stash-keep 2 --release-before-loss ;;
-    native7offgm5k3r) phase native7offgm5k3r 90 40 $STEP --backend native --model 7b --bs ${BS:-4} --offload-activations --cuda-graph --offload-mlp 0.5 --keep-last-input --stash-keep 3 --release-before-loss ;;
     # q, k and v as one node (patch(fuse_qkv=True), the default since session 7) and its ablation
     native7offgm5k1q3) phase native7offgm5k1q3 90 40 $STEP --backend native --model 7b --bs ${BS:-4} --offload-activations --cuda-graph --offload-mlp 0.5 --keep-last-input --stash-keep 1 --no-fuse-qkv ;;
     native13offgq3) phase native13offgq3 90 40 $STEP --backend native --model 13b --bs 1 --offload-activations --cuda-graph --no-fuse-qkv ;;

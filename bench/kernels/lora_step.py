@@ -220,15 +220,13 @@ def peft_wrap(model, r: int, alpha: int | None = None, targets: list[str] | None
 
 def patch_native(model, offload_activations: bool = False, trim_recompute: bool = True, offload_mlp: float = 0.0,
                  keep_last_input: bool | None = None, stash_keep: int | None = None,
-                 release_before_loss: bool | None = None, fuse_qkv: bool = True):
+                 fuse_qkv: bool = True):
     """``kernels.patch`` with the bench's switches; ``keep_last_input`` and ``stash_keep`` set the module
     constants ``kernels.offload.KEEP_LAST_INPUT`` and ``kernels.mlp_stash.KEEP_LAST`` (None: their default)."""
     from kernels import mlp_stash, offload, patch
 
     if keep_last_input is not None:
         offload.KEEP_LAST_INPUT = keep_last_input
-    if release_before_loss is not None:
-        offload.RELEASE_BEFORE_LOSS = release_before_loss
     if stash_keep is not None:
         mlp_stash.KEEP_LAST = stash_keep
     return patch(model, offload_activations=offload_activations, trim_recompute=trim_recompute,
@@ -372,7 +370,7 @@ def setup_backend(args):
             _stage("patch")
             patch_native(model, args.offload_activations, trim_recompute=not args.full_recompute,
                          offload_mlp=args.offload_mlp, keep_last_input=args.keep_last_input,
-                         stash_keep=args.stash_keep, release_before_loss=args.release_before_loss,
+                         stash_keep=args.stash_keep,
                          fuse_qkv=not args.no_fuse_qkv)
             notes["patched"] = getattr(model, "_kernels_patch_counts", None)
             notes["lora_path"] = lora_path_counts(model)
@@ -410,7 +408,6 @@ def base_row(args, card: str, run_id: str) -> dict:
                 trim_recompute=(not args.full_recompute) if args.backend == "native" else None,
                 offload_mlp=args.offload_mlp if args.backend == "native" else None,
                 keep_last_input=args.keep_last_input, stash_keep=args.stash_keep,
-                release_before_loss=args.release_before_loss,
                 fuse_qkv=(not args.no_fuse_qkv) if args.backend == "native" else None,
                 card=card, gpus=1, run_id=run_id,
                 phase=os.environ.get("PHASE"), versions=versions(),
@@ -780,7 +777,6 @@ def _label(r: dict) -> str:
             + (f"+mlp{r['offload_mlp']:g}" if native and r.get("offload_mlp") else "")
             + (f"+keep{r['stash_keep']}" if native and r.get("stash_keep") else "")
             + ("+keepin" if native and r.get("keep_last_input") else "")
-            + ("+rel" if native and r.get("release_before_loss") else "")
             + ("+qkv3" if native and r.get("fuse_qkv") is False else "")
             + ("+graph" if r.get("cuda_graph") and native else "")
             + (f"+{sdpa}" if sdpa and sdpa != "auto" else "")
@@ -903,9 +899,6 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--no-fuse-qkv", action="store_true",
                     help="native only: kernels.patch(model, fuse_qkv=False): q, k and v as three nodes (the "
                          "ablation of the fused q/k/v node)")
-    ap.add_argument("--release-before-loss", action=argparse.BooleanOptionalAction, default=None,
-                    help="native only: kernels.offload.RELEASE_BEFORE_LOSS: the offloaded tensors whose copies "
-                         "still run are waited for and let go before the loss (the forward's end)")
     ap.add_argument("--stash-keep", type=int, default=None, metavar="K",
                     help="native only: kernels.mlp_stash.KEEP_LAST: with --offload-mlp, the last K layers keep "
                          "their gate and up outputs on the GPU, the fraction F applies to the others")
@@ -940,7 +933,7 @@ def build_parser() -> argparse.ArgumentParser:
 # options of kernels.patch and GraphedBackward, which only the native backend has: option -> why, if not obvious
 NATIVE_ONLY = {"offload_activations": " (unsloth offloads on its own; hf and liger have no such option here)",
                "full_recompute": " (the others recompute as they do)", "offload_mlp": "", "cuda_graph": "",
-               "keep_last_input": "", "stash_keep": "", "release_before_loss": "", "no_fuse_qkv": ""}
+               "keep_last_input": "", "stash_keep": "", "no_fuse_qkv": ""}
 
 
 def parse_args(argv=None) -> argparse.Namespace:
