@@ -136,7 +136,7 @@ case $CALL in
     kernel_lane 0 "native7offgm5k1 native7offgm5k1q3 unsloth7 legal_native_g native13offg unsloth13 tests_qkv" ;;
   final7)  # session 7's last call: the defaults (k1, q/k/v node, gate/up x A^T and dA as one GEMM each, h A_d^T
            # kept for the trimmed recompute) against Unsloth at 7B mb4 in the same run, 13B mb1, the GPU tests
-    kernel_lane 0 "native7offgm5k1 unsloth7 native13offg tests_qkv" ;;
+    kernel_lane 0 "native7offgm5k1 unsloth7 tests_qkv native13offg" ;;
   recheck) # after a kernels change: ours and Unsloth again, same run, profiled, and the kernels' GPU tests
     kernel_lanes "native7 unsloth7 tests" "native13 unsloth13" ;;
   call2)
