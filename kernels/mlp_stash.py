@@ -24,9 +24,10 @@ How, for a picked layer (``MLPStash``):
 - backward: every ``LoRAMLPFunction`` backward first starts the host-to-device copy of the most recent
   stash in host memory not yet used (``prefetch_latest``): the layer backwarded before a picked one fetches
   its e and g while it runs. The newest offloaded layer input is queued before it (the side stream copies
-  in order): the first recompute of a backward waited behind a 344 MiB stash copy before session 7. Then the node hands its own stash to the recompute its ``ctx.saved_tensors`` triggers
-  (``handing``), and the MLP forward inside that recompute takes it (``take``) instead of running the gate
-  and up GEMMs: the values are the first forward's, bit for bit, so the gradients are unchanged.
+  in order): the first recompute of a backward waited behind a 344 MiB stash copy before session 7. Then
+  the node hands its own stash to the recompute its ``ctx.saved_tensors`` triggers (``handing``), and the
+  MLP forward inside that recompute takes it (``take``) instead of running the gate and up GEMMs: the values
+  are the first forward's, bit for bit, so the gradients are unchanged.
 - the hand-over is exact by construction: a stash is only ever used by the recompute that its own node's
   unpack starts, and only by the MLP module that made it. If anything else starts the recompute (a
   reentrant checkpoint, a layer whose earlier node unpacks first), nothing is handed over and the recompute
@@ -50,8 +51,8 @@ import torch
 
 from kernels.offload import _Offloaded, device_key, prefetch_newest
 
-__all__ = ["KEEP_LAST", "MLPStash", "SmallStash", "check_fraction", "handing", "layers_to_stash", "prefetch_latest", "stash_plan",
-           "take"]
+__all__ = ["KEEP_LAST", "MLPStash", "SmallStash", "check_fraction", "handing", "layers_to_stash",
+           "prefetch_latest", "stash_plan", "take"]
 
 # The last KEEP_LAST decoder layers (with offload_mlp > 0) keep e and g on the GPU instead: backward reaches
 # them first, so they are held only through the forward's last layers and the loss, where memory is below the

@@ -313,8 +313,9 @@ def patch(model: nn.Module, *, rms_norm: bool = True, rope: bool = True, swiglu:
     ``offload_mlp=f`` (0 by default): in a fraction ``f`` of the Llama, Mistral and Qwen2/3 decoder layers
     (spread evenly), the MLP's gate and up outputs go to pinned host memory in the checkpointed forward and
     come back for the recompute, which then skips the gate and up GEMMs (same gradients); the last layer
-    keeps them on the GPU instead (``kernels.mlp_stash.KEEP_LAST``). Costs PCIe bandwidth (f = 0.5 is what a 7B forward hides on an H200 host),
-    pinned host memory, and one layer's e and g of GPU memory fetched ahead; see kernels/mlp_stash.py.
+    keeps them on the GPU instead (``kernels.mlp_stash.KEEP_LAST``). Costs PCIe bandwidth (f = 0.5 is what a
+    7B forward hides on an H200 host), pinned host memory, and one layer's e and g of GPU memory fetched
+    ahead; see kernels/mlp_stash.py.
 
     ``fuse_qkv=True``: an attention whose q_proj, k_proj and v_proj are all LoRA layers on the fast path
     computes them in one autograd node (kernels/lora.py ``LoRASharedInputFunction``): one x A^T GEMM in

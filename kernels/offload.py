@@ -293,8 +293,9 @@ class _Offloaded:
 
 def prefetch_newest(device: torch.device) -> None:
     """Starts fetching the newest layer input on ``device`` if nothing has asked for it yet: the input of
-    the first layer a backward recomputes. kernels/mlp_stash.py calls this before it queues the MLP outputs'
-    copy (the side stream runs its copies in order), so that recompute does not wait behind them."""
+    the first layer a backward recomputes that was offloaded. Called when the gradient reaches the kept last
+    layer's output, and by kernels/mlp_stash.py before it queues the MLP outputs' copy (the side stream runs
+    its copies in order), so that recompute does not wait behind them."""
     ref = _newest.get(device_key(device))
     t = ref() if ref is not None else None
     if t is not None:

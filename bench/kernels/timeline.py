@@ -4,9 +4,9 @@ The kernel totals of ``lora_step.profile_step`` say what the GPU spends its time
 long it waits. A graphed 7B step with both offloads summed to ~530 ms of kernels in a ~563 ms step
 (run 20261128T212854Z-stash3): ~30 ms of idling with no account of where. This reads the trace's GPU events
 (kernels, memcpys, memsets), takes every kernel and memset as the compute chain (on any stream) and the
-memcpys as the copy engines' work beside it, and lists the chain's gaps: where in the step (before the loss kernel = forward, after = backward), between
-which kernels, and whether a copy on another stream ended just as the gap did (the compute stream was
-waiting for that copy's event). Memcpy totals give the achieved PCIe bandwidth per direction.
+memcpys as the copy engines' work beside it, and lists the chain's gaps: where in the step (before the loss
+kernel = forward, after = backward), between which kernels, and whether a copy ended just as the gap did
+(the chain was waiting for that copy's event). Memcpy totals give the achieved PCIe bandwidth per direction.
 """
 
 from __future__ import annotations

@@ -20,8 +20,9 @@ def _ev(name, cat, stream, ts, dur, nbytes=None):
 
 
 def _trace():
-    # compute stream 7 (and 9, as a replayed graph files some kernels): gemm, a 500 us gap that ends as the copy on stream 20 ends (a wait), the loss kernel,
-    # then a 100 us gap with no copy near its end, then a backward gemm; a CPU op that must be ignored
+    # compute stream 7 (and 9, as a replayed graph files some kernels): gemm, a 500 us gap that ends as the
+    # copy on stream 20 ends (a wait), the loss kernel, then a 100 us gap with no copy near its end, then a
+    # backward gemm; a CPU op that must be ignored
     return {"traceEvents": [
         {"ph": "X", "cat": "cpu_op", "name": "aten::mm", "ts": 0, "dur": 5000, "args": {}},
         _ev("nvjet_gemm_a", "kernel", 7, 1000, 1000),

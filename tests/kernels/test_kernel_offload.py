@@ -79,7 +79,7 @@ def test_offload_gives_the_same_loss_and_gradients(checkpointing):
     ours = _step(model)
     assert "<embedding output>" in ours[1]
     # the last layer's input stays on the device (KEEP_LAST_INPUT, tested below), the other three go to the host
-    assert ours[2] - before == 3, "each of the first 3 layer inputs is held in a pool buffer between forward and backward"
+    assert ours[2] - before == 3, "each of the first 3 layer inputs is held in a pool buffer until backward"
     assert offload.POOL.stats()["in_use"] == before, "backward hands every buffer back"
     _assert_same_step(ours, _step(ref))
 
