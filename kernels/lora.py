@@ -124,11 +124,7 @@ def shared_xa(x2, As):
     """x2 A_i^T of several adapters of one input as one GEMM over their concatenated ranks (x is read once):
     the (N, sum r) product and its column slices, one per adapter."""
     xa = x2 @ torch.cat(As).t()
-    out, off = [], 0
-    for A in As:
-        out.append(xa[:, off:off + A.shape[0]])
-        off += A.shape[0]
-    return xa, out
+    return xa, xa.split([A.shape[0] for A in As], dim=1)
 
 
 def shared_dA(dyBs, x2, scales, dtypes):
@@ -136,11 +132,7 @@ def shared_dA(dyBs, x2, scales, dtypes):
     once) when the scales and adapter dtypes agree, else one each; row slices of one buffer in the first case."""
     if len(dyBs) > 1 and all(s == scales[0] for s in scales) and all(d == dtypes[0] for d in dtypes):
         dA = lowrank_grad(torch.cat(dyBs, dim=1).t(), x2, scales[0], dtypes[0])
-        out, off = [], 0
-        for dyB in dyBs:
-            out.append(dA[off:off + dyB.shape[1]])
-            off += dyB.shape[1]
-        return out
+        return list(dA.split([dyB.shape[1] for dyB in dyBs]))
     return [lowrank_grad(dyB.t(), x2, s, d) for dyB, s, d in zip(dyBs, scales, dtypes)]
 
 
@@ -224,7 +216,6 @@ class LoRASharedInputFunction(torch.autograd.Function):
         x2 = _cast(x.reshape(-1, shape[-1]), dtype)
         As = _adapters(dtype, *(s[2] for s in specs))
         Bs = _adapters(dtype, *(s[3] for s in specs))
-        ranks = [A.shape[0] for A in As]
         ctx.grad_dtypes = [_dtypes(s[2], s[3]) for s in specs]
         outs = []
         with torch.autocast(x.device.type, enabled=False):
@@ -233,7 +224,7 @@ class LoRASharedInputFunction(torch.autograd.Function):
                 y, _ = projection_forward(x2, W, bias, A, B, scale, out_shape=(*shape[:-1], W.shape[0]), xa=xa_j)
                 outs.append(y)
         ctx.save_for_backward(x2, xa, *(s[0] for s in specs), *As, *Bs)
-        ctx.scales, ctx.ranks, ctx.x_dtype = [s[4] for s in specs], ranks, x.dtype
+        ctx.scales, ctx.x_dtype = [s[4] for s in specs], x.dtype
         ctx.has_bias = [s[1] is not None for s in specs]
         return tuple(outs)
 
@@ -246,10 +237,8 @@ class LoRASharedInputFunction(torch.autograd.Function):
         dy2s = [dy.reshape(-1, dy.shape[-1]).to(x2.dtype) for dy in dys]
         dyBs = [dy2 @ B for dy2, B in zip(dy2s, Bs)]  # (N, r) each
         dAs = shared_dA(dyBs, x2, scales, [g[0] for g in gdt])
-        dBs, off = [], 0
-        for dy2, s, g, r in zip(dy2s, scales, gdt, ctx.ranks):
-            dBs.append(lowrank_grad(dy2.t(), xa[:, off:off + r], s, g[1]))
-            off += r
+        xas = xa.split([A.shape[0] for A in As], dim=1)  # as forward sliced it
+        dBs = [lowrank_grad(dy2.t(), xa_j, s, g[1]) for dy2, xa_j, s, g in zip(dy2s, xas, scales, gdt)]
         dx = None
         if ctx.needs_input_grad[0]:
             dx = input_grad_lora(dyBs, As, scales, x2.shape[1], x2)

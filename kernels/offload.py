@@ -436,7 +436,7 @@ def _stacks(model: nn.Module) -> list[nn.Module]:
 def _install(stack: nn.Module) -> tuple[int, bool]:
     """Wraps the checkpoint function of every checkpointed layer of ``stack`` (once); returns how many
     layers are checkpointed with our wrapper and whether their parameters are ZeRO-3 partitioned."""
-    active, partitioned, wrapped = 0, False, []
+    partitioned, wrapped = False, []
     for layer in _layers_of(stack):
         if not partitioned:
             p = next(layer.parameters(), None)
@@ -449,10 +449,9 @@ def _install(stack: nn.Module) -> tuple[int, bool]:
         if not isinstance(fn, OffloadCheckpoint):
             fn = layer._gradient_checkpointing_func = OffloadCheckpoint(fn)
         wrapped.append(fn)
-        active += 1
     for i, fn in enumerate(wrapped):
         fn.last = i == len(wrapped) - 1
-    return active, partitioned
+    return len(wrapped), partitioned
 
 
 _ZERO3_MESSAGE = (
