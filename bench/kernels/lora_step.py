@@ -563,15 +563,15 @@ class _MemorySegments:
         finally:
             for h in self.hooks:
                 h.remove()
-        peak = max(self.rows, key=lambda r: r[1])
+        ranked = sorted(self.rows, key=lambda r: -r[1])
+        peak = ranked[0]
         lines = [f"memory by stretch of one eager step: peak {peak[1]:.3f} GiB in '{peak[0]}'",
                  *(f"  {gib:7.3f}  {name}" for name, gib in self.rows)]
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("\n".join(lines) + "\n")
-        print("\n".join(lines[:1] + [f"  {g:7.3f}  {n}" for n, g in sorted(self.rows, key=lambda r: -r[1])[:8]]),
-              flush=True)
+        print("\n".join(lines[:1] + [f"  {g:7.3f}  {n}" for n, g in ranked[:8]]), flush=True)
         return {"peak_gib": round(peak[1], 3), "where": peak[0], "file": path.name,
-                "top": [(n, round(g, 3)) for n, g in sorted(self.rows, key=lambda r: -r[1])[:6]]}
+                "top": [(n, round(g, 3)) for n, g in ranked[:6]]}
 
 
 def profile_step(step, path: Path) -> dict:
@@ -631,6 +631,7 @@ def profile_step(step, path: Path) -> dict:
         lines.append(f"launched by: not available ({type(e).__name__}: {e})")
     # the compute stream's idle time: where in the step, and whether it waited for a copy
     gaps = None
+    path.parent.mkdir(parents=True, exist_ok=True)
     try:
         import tempfile
 
@@ -643,7 +644,6 @@ def profile_step(step, path: Path) -> dict:
             # kept beside the table (gzip: a graphed 7B step's trace is tens of MB as text) for chrome://tracing
             import gzip
 
-            path.parent.mkdir(parents=True, exist_ok=True)
             with open(trace, "rb") as src, gzip.open(path.with_suffix(".trace.json.gz"), "wb", compresslevel=6) as dst:
                 shutil.copyfileobj(src, dst)
         lines[1:1] = timeline.report(tl)
@@ -651,7 +651,6 @@ def profile_step(step, path: Path) -> dict:
                                    "gap_ms_copy_wait") if k in tl}
     except Exception as e:  # noqa: BLE001 - a diagnostic; the row must not fail on it
         lines.insert(1, f"timeline: not available ({type(e).__name__}: {e})")
-    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
     print("\n".join(lines[:30]), flush=True)
     return dict(wall_ms=round(wall * 1e3, 1), busy_ms=round(busy, 1), launches=sum(c for _, c in kernels.values()),
