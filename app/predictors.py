@@ -22,7 +22,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from eval.predict import Predictor
+from contract_review.eval.predict import Predictor
 
 GET_REVIEWER = ("train it with `contract-review train --config configs/smollm2-135m_reviewer_cpu.yaml` "
                 "(or restore data/model/reviewer/ from the repository), or review with `--model rules` meanwhile")
@@ -69,7 +69,7 @@ class ModelChoice:
         if self.adapter:
             return Path(self.adapter)
         try:
-            from training.reviewer_model import DEFAULT_ADAPTER_DIR
+            from contract_review.training.reviewer_model import DEFAULT_ADAPTER_DIR
         except ImportError:
             return None
         return Path(DEFAULT_ADAPTER_DIR)
@@ -78,7 +78,7 @@ class ModelChoice:
         """The default on the default base mixes in TF-IDF when the adapter folder has an ensemble.json."""
         if self.model != "default":
             return False
-        from eval.ensemble import ENSEMBLE_FILE
+        from contract_review.eval.ensemble import ENSEMBLE_FILE
 
         folder = self.adapter_dir()
         return folder is not None and (folder / ENSEMBLE_FILE).exists()
@@ -98,15 +98,15 @@ def load_predictor(choice: ModelChoice) -> Predictor:
 
 def _load(choice: ModelChoice) -> Predictor:
     if choice.model == "rules":
-        from annotation.rule_predictor import RulePredictor
+        from contract_review.annotation.rule_predictor import RulePredictor
 
         return RulePredictor()
     try:
-        from training import reviewer_model
+        from contract_review.training import reviewer_model
     except ImportError as exc:
         raise ModelUnavailable(f"the reviewer model code is not installed ({exc}); {GET_REVIEWER}") from None
     if choice.uses_ensemble():
-        from eval.ensemble import EnsembleError, load_ensemble_predictor
+        from contract_review.eval.ensemble import EnsembleError, load_ensemble_predictor
 
         try:
             return load_ensemble_predictor(choice.adapter)
@@ -128,7 +128,7 @@ def _load(choice: ModelChoice) -> Predictor:
 def default_available() -> bool:
     """Whether the shipped reviewer adapter is present (loading it may still fetch the base model)."""
     try:
-        from training.reviewer_model import DEFAULT_ADAPTER_DIR, META_FILE
+        from contract_review.training.reviewer_model import DEFAULT_ADAPTER_DIR, META_FILE
     except ImportError:
         return False
     return (Path(DEFAULT_ADAPTER_DIR) / META_FILE).exists()

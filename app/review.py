@@ -22,11 +22,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
-from annotation.parties import Parties, extract_parties
-from annotation.segment import segment
+from contract_review.annotation.parties import Parties, extract_parties
+from contract_review.annotation.segment import segment
 from contract_review.prompt import Answer
 from contract_review.taxonomy import Taxonomy, load_taxonomy
-from eval.predict import ClauseInput, ClausePrediction, Predictor
+from contract_review.eval.predict import ClauseInput, ClausePrediction, Predictor
 
 from .ingest import Contract
 

@@ -312,7 +312,7 @@ def build_app(default: ModelChoice = ModelChoice(), max_bytes: int = DEFAULT_MAX
                 context_html(review, f.index), contract_html(review, f.index))
 
     def on_send():
-        from annotation.label_studio import ClientSettings, LabelStudioClient, LabelStudioError
+        from contract_review.annotation.label_studio import ClientSettings, LabelStudioClient, LabelStudioError
 
         if not store.unsent():
             return "No corrections waiting to be sent."

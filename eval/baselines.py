@@ -202,7 +202,7 @@ class UnfairTosTfidfPredictor:
 
 def fit_unfair_tos_tfidf(root: str | Path, progress: bool = True) -> dict:
     """Fit on the sentences of LexGLUE's train companies found in a CLAUDETTE layout folder."""
-    from annotation import claudette
+    from contract_review.annotation import claudette
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.svm import LinearSVC
 

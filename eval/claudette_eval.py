@@ -16,9 +16,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from annotation import claudette
-from annotation.build import BuildReport, claudette_records
-from annotation.cuad import CorpusError
+from contract_review.annotation import claudette
+from contract_review.annotation.build import BuildReport, claudette_records
+from contract_review.annotation.cuad import CorpusError
 from contract_review.records import ClauseRecord
 from contract_review.taxonomy import load_taxonomy
 

@@ -22,7 +22,7 @@ intervals and a report.
 --model: `default` (the shipped reviewer adapter on SmolLM2-135M-Instruct; the default),
 `tfidf` (TF-IDF + linear classifiers fit on the shipped train split), `ensemble` (the
 reviewer, or the reviewer adapter --adapter DIR, mixed per clause type with `tfidf` by the
-ensemble.json in its folder; tuned on validation with `python -m eval.ensemble tune`),
+ensemble.json in its folder; tuned on validation with `python -m contract_review.eval.ensemble tune`),
 `zero-shot` (the base model without adapter: it scores every allowed label; `--decode
 generate` makes it write the JSON instead, invalid answers counted), a model folder or hub
 name (zero-shot, or with --adapter DIR that adapter on it), or a reviewer adapter folder.
@@ -111,7 +111,7 @@ def _eval(args: argparse.Namespace) -> int:
 
         root = args.claudette
         if root == "shipped":
-            from annotation.corpora import shipped_corpus
+            from contract_review.annotation.corpora import shipped_corpus
 
             root = shipped_corpus("unfair-tos")
         items = take(load_claudette_items(root, args.split), args.limit)

@@ -28,8 +28,8 @@ why that is more than any type has now). The choices are a small JSON file
 (`data/model/reviewer/ensemble.json`) that names the reviewer heads and the TF-IDF fits it
 was tuned with; a mismatch is an error, never a silent mix of other models' scores.
 
-    python -m eval.ensemble tune --probs PROBS.pt --out data/model/reviewer/ensemble.json
-    python -m eval.ensemble report --probs PROBS.pt --config data/model/reviewer/ensemble.json
+    python -m contract_review.eval.ensemble tune --probs PROBS.pt --out data/model/reviewer/ensemble.json
+    python -m contract_review.eval.ensemble report --probs PROBS.pt --config data/model/reviewer/ensemble.json
     contract-review eval --data data/dataset/test.jsonl.gz --model ensemble
 """
 
@@ -56,7 +56,7 @@ from .predict import ClauseInput, ClausePrediction
 FORMAT = "contract-review-ensemble/1"
 ENSEMBLE_FILE = "ensemble.json"
 SPEC = "ensemble"
-RETUNE = "re-tune it: python -m eval.ensemble tune --probs PROBS.pt --adapter ADAPTER_DIR --out FILE"
+RETUNE = "re-tune it: python -m contract_review.eval.ensemble tune --probs PROBS.pt --adapter ADAPTER_DIR --out FILE"
 
 
 class EnsembleError(ValueError):
@@ -186,7 +186,7 @@ def _plain(settings: dict) -> dict:
 
 
 def reviewer_fingerprint(adapter_dir: str | Path) -> Fingerprint:
-    from training.reviewer_model import HEADS_FILE, read_meta
+    from contract_review.training.reviewer_model import HEADS_FILE, read_meta
 
     meta = read_meta(adapter_dir)
     sha = hashlib.sha256((Path(adapter_dir) / HEADS_FILE).read_bytes()).hexdigest()[:16]
@@ -281,7 +281,7 @@ def mix(cfg: EnsembleConfig, labels, scores: Scores) -> dict[str, torch.Tensor]:
 
 def decide(cfg: EnsembleConfig, labels, scores: Scores, tax: Taxonomy | None = None) -> list[ClausePrediction]:
     """Predictions from component scores: the reviewer's decision on the mixed probabilities."""
-    from training.reviewer_model import answers_from_probs
+    from contract_review.training.reviewer_model import answers_from_probs
 
     thresholds = [cfg.types[t].threshold for t in labels.clause_type]
     return [ClausePrediction(answer=a, confidence=round(c, 4), scores=s)
@@ -304,7 +304,7 @@ class EnsemblePredictor:
 
     def predict(self, clauses: Sequence[ClauseInput], progress: bool = False) -> list[ClausePrediction]:
         from contract_review.prompt import build_input
-        from training.reviewer_model import predict_probs
+        from contract_review.training.reviewer_model import predict_probs
 
         if not clauses:
             return []
@@ -321,7 +321,7 @@ def load_ensemble_predictor(adapter_dir: str | Path | None = None, config: str |
     """The ensemble of a reviewer adapter folder (default: the shipped one) and its `ensemble.json`
     (or `config`), with the cached TF-IDF fit of `tfidf_train` (default: the shipped train split)
     and LexGLUE's SVM fit on the train companies of `claudette_root` (default: the shipped corpus)."""
-    from training.reviewer_model import DEFAULT_ADAPTER_DIR, FIELDS, Labels, load_reviewer_predictor, read_meta
+    from contract_review.training.reviewer_model import DEFAULT_ADAPTER_DIR, FIELDS, Labels, load_reviewer_predictor, read_meta
 
     from .baselines import load_tfidf, load_unfair_tos_tfidf
 
@@ -332,7 +332,7 @@ def load_ensemble_predictor(adapter_dir: str | Path | None = None, config: str |
     unfair = None
     if cfg.unfair_tos is not None:
         if claudette_root is None:
-            from annotation.corpora import shipped_corpus
+            from contract_review.annotation.corpora import shipped_corpus
 
             claudette_root = shipped_corpus("unfair-tos")
         unfair = load_unfair_tos_tfidf(claudette_root, progress=progress)
@@ -375,7 +375,7 @@ class TuneSettings:
             raise ValueError(f"min_positives must be at least 1, got {self.min_positives}")
         if not 0 < self.weight_step <= 1 or abs(round(1 / self.weight_step) * self.weight_step - 1) > 1e-9:
             raise ValueError(f"weight_step must divide 1 (0.1, 0.25, 0.5), got {self.weight_step}")
-        from training.reviewer_model import RISK_RULES
+        from contract_review.training.reviewer_model import RISK_RULES
 
         unknown = set(self.risk_rules) - set(RISK_RULES)
         if unknown or not self.risk_rules:
@@ -440,7 +440,7 @@ def _calibrated(scores: Scores, y: np.ndarray, min_positives: int) -> dict[str, 
 
 def tune_types(scores: Scores, y: np.ndarray, labels, settings: TuneSettings) -> dict[str, TypeRule]:
     """Per type: Platt calibration, mixing weights and threshold maximising the type's F1 on `y`."""
-    from training.reviewer_model import best_threshold, f1_by_threshold
+    from contract_review.training.reviewer_model import best_threshold, f1_by_threshold
 
     grid = np.asarray(settings.thresholds)
     p_rev = scores.reviewer["clause_type"].double().numpy()
@@ -604,7 +604,7 @@ def split_scores(probs: dict, items: Sequence[EvalItem], labels, tfidf, unfair, 
 def _setup(args) -> tuple:
     from contract_review.paths import DATASET_DIR
     from contract_review.records import find_split_file
-    from training.reviewer_model import DEFAULT_ADAPTER_DIR, Labels, read_meta
+    from contract_review.training.reviewer_model import DEFAULT_ADAPTER_DIR, Labels, read_meta
 
     from .baselines import load_tfidf, load_unfair_tos_tfidf
     from .items import load_items
@@ -615,7 +615,7 @@ def _setup(args) -> tuple:
     labels = Labels(**{f: tuple(meta["labels"][f]) for f in ("clause_type", "party", "risk")})
     probs = read_probs(args.probs, args.name)
     tfidf = load_tfidf(args.tfidf_train)
-    from annotation.corpora import shipped_corpus
+    from contract_review.annotation.corpora import shipped_corpus
 
     unfair = None if args.no_unfair_tos else load_unfair_tos_tfidf(args.claudette or shipped_corpus("unfair-tos"))
     data = Path(args.data or DATASET_DIR)
@@ -648,7 +648,7 @@ def _report(args) -> int:
     """Reviewer alone, TF-IDF alone and the ensemble on every split and source, by `eval.runner.score`
     (the code path of `contract-review eval`, bootstrap intervals by document included), and the
     ensemble's paired difference from the reviewer (`eval compare`'s bootstrap)."""
-    from training.reviewer_model import answers_from_probs
+    from contract_review.training.reviewer_model import answers_from_probs
 
     from .bootstrap import paired_intervals
     from .metrics import count_tables, decisions
@@ -715,7 +715,7 @@ def format_report(rows: list[dict]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m eval.ensemble", description=__doc__,
+    ap = argparse.ArgumentParser(prog="python -m contract_review.eval.ensemble", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
     for cmd, help_ in (("tune", "choose the ensemble on the validation split; write the ensemble file"),

@@ -66,7 +66,7 @@ def load_predictor(spec: str | None = DEFAULT, adapter: str | None = None, decod
     - "zero-shot": the default base model (SmolLM2-135M-Instruct) without any adapter;
     - "ensemble": the shipped reviewer (or the reviewer adapter `adapter`) mixed per clause type
       with the "tfidf" model (and "tfidf-unfair-tos" where the file gives it weight) by the
-      `ensemble.json` in its folder (tuned on validation: `python -m eval.ensemble tune`);
+      `ensemble.json` in its folder (tuned on validation: `python -m contract_review.eval.ensemble tune`);
     - None / "default": the shipped reviewer adapter on the default base model
       (`training.reviewer_model`), or the adapter folder given as `adapter`;
     - a model folder or hub name: with `adapter`, that adapter on this base; a reviewer adapter
@@ -140,12 +140,12 @@ def _adapter(base: str | None, adapter_dir: str | None, decode: str, batch_size:
         raise PredictorError(f"{folder}: adapter folder does not exist")
     if (folder / "reviewer.json").exists():
         try:
-            from training.reviewer_model import load_reviewer_predictor
+            from contract_review.training.reviewer_model import load_reviewer_predictor
         except ImportError as exc:
             raise PredictorError(f"{folder} is a reviewer adapter but training.reviewer_model cannot be "
                                  f"imported ({exc})") from None
         if base is not None:
-            from training.reviewer_model import ReviewerPredictor, load_reviewer
+            from contract_review.training.reviewer_model import ReviewerPredictor, load_reviewer
 
             model, tokenizer, meta = load_reviewer(folder, base_model=base)
             return ReviewerPredictor(model, tokenizer, meta)

@@ -53,7 +53,7 @@ def load_causal_lm(spec: str | None, adapter: str | None = None):
     adapter merged in; float32, eval mode, SDPA attention (needed for the packed masks)."""
     from transformers import AutoModelForCausalLM
 
-    from training.models import ModelError, hub_offline, load_tokenizer, resolve_model
+    from contract_review.training.models import ModelError, hub_offline, load_tokenizer, resolve_model
 
     src = resolve_model(spec)
     try:

@@ -54,7 +54,7 @@ from dataclasses import dataclass
 
 import torch
 
-from kernels._utils import is_partitioned
+from contract_review.kernels._utils import is_partitioned
 
 Batch = Mapping[str, torch.Tensor]
 

@@ -31,7 +31,7 @@ import inspect
 import torch
 from torch import nn
 
-from kernels.monkey_patch import _ORIG  # the forward _bind keeps, which unpatch restores
+from contract_review.kernels.monkey_patch import _ORIG  # the forward _bind keeps, which unpatch restores
 
 
 def _checkpoint_is_non_reentrant(layer: nn.Module) -> bool:

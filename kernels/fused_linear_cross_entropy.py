@@ -21,7 +21,7 @@ import torch
 import triton
 import triton.language as tl
 
-from kernels._utils import next_power_of_2, rows_per_block
+from contract_review.kernels._utils import next_power_of_2, rows_per_block
 
 
 @triton.jit

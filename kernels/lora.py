@@ -35,9 +35,9 @@ from __future__ import annotations
 
 import torch
 
-from kernels import mlp_stash
-from kernels._utils import compute_dtype
-from kernels.swiglu import swiglu_backward, swiglu_forward
+from contract_review.kernels import mlp_stash
+from contract_review.kernels._utils import compute_dtype
+from contract_review.kernels.swiglu import swiglu_backward, swiglu_forward
 
 
 def _cast(t, dtype):

@@ -49,7 +49,7 @@ import weakref
 
 import torch
 
-from kernels.offload import _Offloaded, device_key, prefetch_newest
+from contract_review.kernels.offload import _Offloaded, device_key, prefetch_newest
 
 __all__ = ["KEEP_LAST", "MLPStash", "SmallStash", "check_fraction", "handing", "layers_to_stash",
            "prefetch_latest", "stash_plan", "take"]

@@ -42,7 +42,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from kernels._utils import INTERPRET, is_partitioned, triton_usable
+from contract_review.kernels._utils import INTERPRET, is_partitioned, triton_usable
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ def _is_silu(act) -> bool:
 def _rms_norm_forward(self, hidden_states):
     if not triton_usable(hidden_states):
         return getattr(self, _ORIG)(hidden_states)
-    from kernels.rms_norm import rms_norm
+    from contract_review.kernels.rms_norm import rms_norm
 
     return rms_norm(hidden_states, self.weight, self.variance_epsilon)
 
@@ -149,13 +149,13 @@ def _lora_linear_forward(self, x, *args, **kwargs):
     if group is not None and spec[2] is not None:
         specs = [spec, *(lora_spec(m) for m in group)]
         if all(s is not None and s[2] is not None and s[0].shape[1] == spec[0].shape[1] for s in specs):
-            from kernels.lora import lora_shared_input
+            from contract_review.kernels.lora import lora_shared_input
 
             outs = lora_shared_input(x, specs)
             for m, y in zip(group, outs[1:]):
                 m.__dict__[_PENDING] = (x, y)
             return outs[0]
-    from kernels.lora import lora_linear
+    from contract_review.kernels.lora import lora_linear
 
     return lora_linear(x, *spec)
 
@@ -189,7 +189,7 @@ def _mlp_forward(self, x, *args, **kwargs):
         return getattr(self, _ORIG)(x, *args, **kwargs)
     specs = [_proj_spec(self.gate_proj), _proj_spec(self.up_proj), _proj_spec(self.down_proj)]
     if all(s is not None for s in specs):
-        from kernels.lora import lora_mlp
+        from contract_review.kernels.lora import lora_mlp
 
         stash_layer = self.__dict__.get(_STASH_LAYER)
         trim_layer = self.__dict__.get(_RECOMPUTE_LAYER)
@@ -200,7 +200,7 @@ def _mlp_forward(self, x, *args, **kwargs):
             stash = "small"  # the trimmed recompute takes h A_d^T from here instead of SwiGLU and a GEMM
         return lora_mlp(x, *specs, need_out=not _in_unread_recompute(self),
                         owner=None if stash_layer is None and trim_layer is None else self, stash=stash)
-    from kernels.swiglu import swiglu
+    from contract_review.kernels.swiglu import swiglu
 
     # some projection is not ours to read (DoRA, dropout, ZeRO-3, hooks): its own forward, our activation
     return self.down_proj(swiglu(self.gate_proj(x), self.up_proj(x)))
@@ -212,7 +212,7 @@ def _make_rope(orig):
         if (unsqueeze_dim != 1 or q.dim() != 4 or cos.shape[-1] != q.shape[-1] or q.shape[-1] % 2
                 or not triton_usable(q, k, cos) or q.dtype not in (torch.float32, torch.float16, torch.bfloat16)):
             return orig(q, k, cos, sin, *args, **kwargs)
-        from kernels.rope import rope
+        from contract_review.kernels.rope import rope
 
         return rope(q, k, cos, sin)
 
@@ -234,7 +234,7 @@ def _causal_lm_forward(self, *args, labels=None, **kwargs):
             or kwargs.get("return_dict") is False or W is None or not triton_usable(W)
             or (partitioned and (W.requires_grad or lm_head.bias is not None))):
         return orig(*args, labels=labels, **kwargs)
-    from kernels.fused_linear_cross_entropy import fused_linear_cross_entropy
+    from contract_review.kernels.fused_linear_cross_entropy import fused_linear_cross_entropy
 
     kwargs.pop("logits_to_keep", None)
     num_items = kwargs.get("num_items_in_batch")
@@ -329,14 +329,14 @@ def patch(model: nn.Module, *, rms_norm: bool = True, rope: bool = True, swiglu:
     if not (torch.cuda.is_available() or INTERPRET):
         log.warning("kernels.patch: no CUDA device and TRITON_INTERPRET unset; model left unpatched")
         return model
-    from kernels.mlp_stash import check_fraction, stash_plan
+    from contract_review.kernels.mlp_stash import check_fraction, stash_plan
 
     check_fraction(offload_mlp)  # before anything is changed
     counts = {"rms_norm": 0, "mlp": 0, "lora": 0, "rope": 0, "causal_lm": 0, "offload": 0, "trim_recompute": 0,
               "embedding_grad": 0, "offload_mlp": 0, "fused_qkv": 0}
     residual_layers = []
     if offload_activations:
-        from kernels import offload
+        from contract_review.kernels import offload
 
         counts["offload"] = offload.enable(model)["active"]
     for m in model.modules():
@@ -381,7 +381,7 @@ def patch(model: nn.Module, *, rms_norm: bool = True, rope: bool = True, swiglu:
             log.warning("kernels.patch: offload_mlp=%s found no Llama/Mistral/Qwen2/Qwen3 decoder layer with a "
                         "gated MLP to apply to", offload_mlp)
     if skip_embedding_grad:
-        from kernels import embedding_grad
+        from contract_review.kernels import embedding_grad
 
         counts["embedding_grad"] = embedding_grad.install(model, _bind)
     log.info("kernels.patch: %s", counts)
@@ -395,7 +395,7 @@ def patch(model: nn.Module, *, rms_norm: bool = True, rope: bool = True, swiglu:
 def unpatch(model: nn.Module) -> nn.Module:
     """Restores every forward ``patch`` replaced (the rotary function of the modeling modules too) and
     the decoder layers' original checkpoint function (offload_activations)."""
-    from kernels import offload
+    from contract_review.kernels import offload
 
     try:
         offload.disable(model)

@@ -50,7 +50,7 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from kernels._utils import is_partitioned
+from contract_review.kernels._utils import is_partitioned
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ import torch
 import triton
 import triton.language as tl
 
-from kernels._utils import program_count, row_settings, rows_per_block
+from contract_review.kernels._utils import program_count, row_settings, rows_per_block
 
 
 @triton.jit

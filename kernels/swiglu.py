@@ -12,7 +12,7 @@ import torch
 import triton
 import triton.language as tl
 
-from kernels._utils import INTERPRET
+from contract_review.kernels._utils import INTERPRET
 
 # 1024 elements a program: elementwise work is bandwidth-bound, and this gives every thread of 4 warps
 # eight elements, i.e. one 16-byte bf16 load per input. The interpreter runs each program as Python:

@@ -42,13 +42,13 @@ def all_records(dataset) -> list:
 
 @pytest.fixture(scope="session")
 def cuad_dir() -> Path:
-    from annotation.corpora import shipped_corpus
+    from contract_review.annotation.corpora import shipped_corpus
 
     return shipped_corpus("cuad")
 
 
 @pytest.fixture(scope="session")
 def claudette_dir() -> Path:
-    from annotation.corpora import shipped_corpus
+    from contract_review.annotation.corpora import shipped_corpus
 
     return shipped_corpus("unfair-tos")

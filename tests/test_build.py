@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from annotation.cuad import CorpusError
+from contract_review.annotation.cuad import CorpusError
 from contract_review.cli import main
 from contract_review.paths import DATASET_DIR
 

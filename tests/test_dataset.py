@@ -4,8 +4,8 @@ import hashlib
 import re
 from collections import Counter, defaultdict
 
-from annotation.claudette import LEXGLUE_TRAIN, LEXGLUE_VALIDATION, strip_tags
-from annotation.segment import normalize
+from contract_review.annotation.claudette import LEXGLUE_TRAIN, LEXGLUE_VALIDATION, strip_tags
+from contract_review.annotation.segment import normalize
 from contract_review.records import SPLITS
 from contract_review.taxonomy import load_taxonomy
 
@@ -122,7 +122,7 @@ def test_output_is_the_json_of_the_label_fields(dataset):
 
 
 def test_dataset_card_numbers_match_the_shipped_dataset(tmp_path):
-    from annotation.card import BEGIN, END, update_card
+    from contract_review.annotation.card import BEGIN, END, update_card
     from contract_review.paths import DATA_DIR, DATASET_DIR, VERIFIED_PARTY_FILE
 
     card = tmp_path / "README.md"

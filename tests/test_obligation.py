@@ -2,8 +2,8 @@
 
 import pytest
 
-from annotation.obligation import label_obligation
-from annotation.parties import Parties, extract_parties, from_cuad, terms_of_service
+from contract_review.annotation.obligation import label_obligation
+from contract_review.annotation.parties import Parties, extract_parties, from_cuad, terms_of_service
 
 CONTRACT = Parties(
     first_party="Acme Corp.",

@@ -1,4 +1,4 @@
-from annotation.segment import normalize, segment
+from contract_review.annotation.segment import normalize, segment
 
 
 def _texts(text):

@@ -88,8 +88,8 @@ def evaluate_reviewer(adapter_dir: str | Path, dataset_dir: str | Path = "data/d
     import time
 
     from contract_review.records import find_split_file
-    from eval.items import load_items
-    from eval.metrics import decisions, point_metrics
+    from contract_review.eval.items import load_items
+    from contract_review.eval.metrics import decisions, point_metrics
 
     from .reviewer_model import load_reviewer_predictor
 
@@ -156,7 +156,7 @@ def write_reviewer_card(adapter_dir: str | Path, numbers: dict, provenance: str,
         "## Use",
         "",
         "```python",
-        "from training.reviewer_model import load_reviewer_predictor",
+        "from contract_review.training.reviewer_model import load_reviewer_predictor",
         "predictor = load_reviewer_predictor()          # this folder",
         "predictor.predict([ClauseInput(text, party_names)])",
         "```",
@@ -169,7 +169,7 @@ def write_reviewer_card(adapter_dir: str | Path, numbers: dict, provenance: str,
     return adapter_dir / "README.md"
 
 
-if __name__ == "__main__":  # python -m training.card ADAPTER_DIR "provenance"
+if __name__ == "__main__":  # python -m contract_review.training.card ADAPTER_DIR "provenance"
     import sys
 
     adapter = sys.argv[1] if len(sys.argv) > 1 else "data/model/reviewer"

@@ -411,7 +411,7 @@ class ReviewerPredictor:
         self.last_seconds: float | None = None
 
     def predict(self, clauses, progress: bool = False):
-        from eval.predict import ClausePrediction
+        from contract_review.eval.predict import ClausePrediction
 
         inputs = [build_input(c.text, c.party_names) for c in clauses]
         if not inputs:

@@ -35,7 +35,7 @@ TARGET_CHARS = 33_000
 
 
 def nearest_cuad_contract(chars: int = TARGET_CHARS) -> Path:
-    from annotation.corpora import shipped_corpus
+    from contract_review.annotation.corpora import shipped_corpus
 
     files = sorted((shipped_corpus("cuad") / "full_contract_txt").glob("*.txt"))
     return min(files, key=lambda f: (abs(len(f.read_text(encoding="utf-8", errors="replace")) - chars), f.name))
@@ -45,8 +45,8 @@ def stand_in_predictor():
     import torch
     from transformers import AutoModelForCausalLM
 
-    from training.models import load_tokenizer, resolve_model
-    from training.reviewer_model import Labels, ReviewerModel, ReviewerPredictor
+    from contract_review.training.models import load_tokenizer, resolve_model
+    from contract_review.training.reviewer_model import Labels, ReviewerModel, ReviewerPredictor
 
     lm = AutoModelForCausalLM.from_pretrained(resolve_model("default"), dtype=torch.float32)
     model = ReviewerModel(lm, lm.config.hidden_size, Labels.from_taxonomy()).eval()
@@ -70,10 +70,10 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    from app.export import write_exports
-    from app.ingest import read_contract
-    from app.predictors import ModelChoice, load_predictor
-    from app.review import review_contract
+    from contract_review.app.export import write_exports
+    from contract_review.app.ingest import read_contract
+    from contract_review.app.predictors import ModelChoice, load_predictor
+    from contract_review.app.review import review_contract
 
     path = args.file or nearest_cuad_contract()
     t = time.perf_counter()

@@ -37,8 +37,8 @@ def build(preset: str, tokenizer: str, out: Path, seed: int = 0) -> dict:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from training.models import architecture_config, load_tokenizer, resolve_model
-    from training.reviewer_model import Labels, ReviewerModel, save_reviewer
+    from contract_review.training.models import architecture_config, load_tokenizer, resolve_model
+    from contract_review.training.reviewer_model import Labels, ReviewerModel, save_reviewer
 
     tok = load_tokenizer(tokenizer)
     cfg = architecture_config(preset, vocab_size=len(tok))

@@ -95,7 +95,7 @@ def flops_per_token(model_key: str, seq: int) -> float:
     """
     from types import SimpleNamespace
 
-    from training.logging import flops_per_token as training_flops  # the one formula, also the train log's
+    from contract_review.training.logging import flops_per_token as training_flops  # the one formula, also the train log's
 
     return training_flops(SimpleNamespace(**SHAPES[model_key], vocab_size=VOCAB), seq)
 
@@ -223,7 +223,8 @@ def patch_native(model, offload_activations: bool = False, trim_recompute: bool 
                  fuse_qkv: bool = True):
     """``kernels.patch`` with the bench's switches; ``keep_last_input`` and ``stash_keep`` set the module
     constants ``kernels.offload.KEEP_LAST_INPUT`` and ``kernels.mlp_stash.KEEP_LAST`` (None: their default)."""
-    from kernels import mlp_stash, offload, patch
+    from contract_review.kernels import mlp_stash, offload
+    from contract_review.kernels.monkey_patch import patch
 
     if keep_last_input is not None:
         offload.KEEP_LAST_INPUT = keep_last_input
@@ -236,7 +237,7 @@ def patch_native(model, offload_activations: bool = False, trim_recompute: bool 
 def lora_path_counts(model) -> dict:
     """How many peft LoRA layers take our fast path and how many fall back to peft's forward (those
     whose base is not a plain frozen nn.Linear: bitsandbytes Linear4bit under --qlora)."""
-    from kernels.monkey_patch import lora_spec
+    from contract_review.kernels.monkey_patch import lora_spec
 
     fast = fallback = 0
     for m in model.modules():
@@ -454,7 +455,7 @@ def make_step(model, opt, params, ids, labels, cuda_graph: bool, sdpa: str | Non
     batch = {"input_ids": ids, "labels": labels}
     graphed = None
     if cuda_graph:
-        from kernels.cuda_graph import GraphedBackward
+        from contract_review.kernels.cuda_graph import GraphedBackward
 
         # rows of random tokens, no position ids or mask: one sequence per row
         graphed = GraphedBackward(lambda b: model(**b).loss, params, warmup=GRAPH_WARMUP, enabled=True,

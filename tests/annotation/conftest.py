@@ -44,7 +44,7 @@ class Server:
 
     def command(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
         # the users' command (`contract-review annotate ...` runs the same code)
-        return subprocess.run([sys.executable, "-m", "annotation.label_studio_cli", *args], env=self.env,
+        return subprocess.run([sys.executable, "-m", "contract_review.annotation.label_studio_cli", *args], env=self.env,
                               cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout)
 
     def stop(self) -> None:

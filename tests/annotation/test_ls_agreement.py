@@ -1,7 +1,7 @@
 import pytest
 from sklearn.metrics import cohen_kappa_score
 
-from annotation.agreement import agreement_report, cohen_kappa, format_report, krippendorff_alpha
+from contract_review.annotation.agreement import agreement_report, cohen_kappa, format_report, krippendorff_alpha
 
 
 def test_kappa_matches_scikit_learn():

@@ -1,12 +1,12 @@
 """A lawyer's correction in the reviewer app reaches a real Label Studio as an annotation
 over the model's pre-annotation (the app sends it with the `annotate push` code)."""
 
-from annotation.label_studio import ClientSettings, LabelStudioClient
-from annotation.labeling_config import labels_from_result
-from app.ingest import read_text
-from app.corrections import CorrectionStore, correction_from, send_to_label_studio
-from app.predictors import ModelChoice, load_predictor
-from app.review import apply_correction, review_contract
+from contract_review.annotation.label_studio import ClientSettings, LabelStudioClient
+from contract_review.annotation.labeling_config import labels_from_result
+from contract_review.app.ingest import read_text
+from contract_review.app.corrections import CorrectionStore, correction_from, send_to_label_studio
+from contract_review.app.predictors import ModelChoice, load_predictor
+from contract_review.app.review import apply_correction, review_contract
 
 CONTRACT = (
     'This Distribution Agreement is made by and between Acme Corp., a Delaware corporation ("Acme"), and '

@@ -4,9 +4,9 @@ import re
 import pytest
 from annotation_records import make_record
 
-from annotation.augment import (AugmentationRefused, TranslatorUnavailable, _augmented, augment_records,
+from contract_review.annotation.augment import (AugmentationRefused, TranslatorUnavailable, _augmented, augment_records,
                                 check_augmentation, load_synonyms, protected_terms, synonym_variant)
-from annotation.label_studio_cli import main as annotate_main
+from contract_review.annotation.label_studio_cli import main as annotate_main
 from contract_review.records import read_records, write_records
 
 CLAUSE = ("Prior to the Effective Date, Beta LLC shall not utilize the Licensed Marks and must obtain the "
@@ -114,7 +114,7 @@ class _Echo:
 
 
 def test_back_translation_goes_through_the_translator_interface_and_the_check():
-    from annotation.augment import BackTranslator
+    from contract_review.annotation.augment import BackTranslator
 
     ok = make_record("cuad/d/0-1", "d", "train", "Beta LLC shall pay prior to delivery.", "second_party")
     out, report = augment_records([ok], ["backtranslate"], translator=BackTranslator(_Echo(), _Echo()))

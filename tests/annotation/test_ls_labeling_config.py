@@ -1,6 +1,6 @@
 import pytest
 
-from annotation.labeling_config import labeling_config, labels_from_result, result_from_labels
+from contract_review.annotation.labeling_config import labeling_config, labels_from_result, result_from_labels
 from contract_review.prompt import Answer
 from contract_review.taxonomy import TaxonomyError, load_taxonomy
 

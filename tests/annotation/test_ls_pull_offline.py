@@ -6,11 +6,11 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from annotation.build import _hash_split
-from annotation.journal import Journal
-from annotation.label_studio import ClientSettings, LabelStudioClient, ServerUnavailable
-from annotation.labeling_config import result_from_labels
-from annotation.pull import pull
+from contract_review.annotation.build import _hash_split
+from contract_review.annotation.journal import Journal
+from contract_review.annotation.label_studio import ClientSettings, LabelStudioClient, ServerUnavailable
+from contract_review.annotation.labeling_config import result_from_labels
+from contract_review.annotation.pull import pull
 from contract_review.prompt import Answer
 from contract_review.records import read_records
 

@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 from annotation_records import make_record
 
-from annotation.journal import Journal
-from annotation.label_studio import ClientSettings, LabelStudioClient
-from annotation.labeling_config import result_from_labels
+from contract_review.annotation.journal import Journal
+from contract_review.annotation.label_studio import ClientSettings, LabelStudioClient
+from contract_review.annotation.labeling_config import result_from_labels
 from contract_review.prompt import Answer
 from contract_review.records import read_records, write_records
 

@@ -1,7 +1,7 @@
 import pytest
 from pydantic import ValidationError
 
-from annotation.tasks import Candidate, SelectionConfig, select_batch
+from contract_review.annotation.tasks import Candidate, SelectionConfig, select_batch
 
 
 def _candidates(n=100):

@@ -42,7 +42,7 @@ def cuad_test_doc_ids() -> list[str]:
 def make_pdf(text: str, encrypt_password: str | None = None) -> bytes:
     from fpdf import FPDF
 
-    from app.export import _dejavu
+    from contract_review.app.export import _dejavu
 
     pdf = FPDF()
     fonts = _dejavu()

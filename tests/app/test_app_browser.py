@@ -21,7 +21,7 @@ import httpx
 import pytest
 from app_files import SAMPLE, free_port
 
-from app.predictors import default_available
+from contract_review.app.predictors import default_available
 from contract_review.paths import REPO_ROOT
 
 pytestmark = pytest.mark.browser

@@ -14,12 +14,12 @@ import httpx
 import pytest
 from app_files import SAMPLE
 
-from annotation.label_studio import ClientSettings, LabelStudioClient
-from annotation.labeling_config import labels_from_result
-from app.corrections import CorrectionStore, correction_from, send_to_label_studio
-from app.ingest import read_text
-from app.predictors import ModelChoice, load_predictor
-from app.review import apply_correction, review_contract
+from contract_review.annotation.label_studio import ClientSettings, LabelStudioClient
+from contract_review.annotation.labeling_config import labels_from_result
+from contract_review.app.corrections import CorrectionStore, correction_from, send_to_label_studio
+from contract_review.app.ingest import read_text
+from contract_review.app.predictors import ModelChoice, load_predictor
+from contract_review.app.review import apply_correction, review_contract
 
 
 class FakeLabelStudio:
@@ -115,7 +115,7 @@ def test_send_pushes_task_with_model_labels_and_adds_the_fix_as_annotation(corre
 
 
 def test_send_to_a_down_server_keeps_corrections(corrected):
-    from annotation.label_studio import LabelStudioError
+    from contract_review.annotation.label_studio import LabelStudioError
 
     _, store, _ = corrected
     down = httpx.MockTransport(lambda r: httpx.Response(503))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from app_files import SAMPLE, make_docx, make_pdf
 
-from app.ingest import IngestError, read_bytes, read_contract, read_text
+from contract_review.app.ingest import IngestError, read_bytes, read_contract, read_text
 
 # what each refused file must say (lower-cased substrings), so a lawyer knows what to do
 EXPECTED = {

@@ -11,11 +11,11 @@ import sys
 import pytest
 from app_files import SAMPLE
 
-from annotation.segment import segment
-from app.export import FORMATS, report_findings, to_csv, to_docx, to_json, to_pdf, write_exports
-from app.ingest import read_contract, read_text
-from app.predictors import ModelChoice, ModelUnavailable, load_predictor
-from app.review import Review, apply_correction, review_contract
+from contract_review.annotation.segment import segment
+from contract_review.app.export import FORMATS, report_findings, to_csv, to_docx, to_json, to_pdf, write_exports
+from contract_review.app.ingest import read_contract, read_text
+from contract_review.app.predictors import ModelChoice, ModelUnavailable, load_predictor
+from contract_review.app.review import Review, apply_correction, review_contract
 from contract_review.paths import REPO_ROOT
 
 
@@ -116,7 +116,7 @@ def test_default_mixes_in_tfidf_and_a_broken_ensemble_file_names_the_fallback(tm
     `--model reviewer`."""
     import shutil
 
-    from training.reviewer_model import DEFAULT_ADAPTER_DIR
+    from contract_review.training.reviewer_model import DEFAULT_ADAPTER_DIR
 
     default, reviewer = ModelChoice.parse("default"), ModelChoice.parse("reviewer")
     assert default.uses_ensemble() and "TF-IDF" in default.describe()

@@ -12,8 +12,8 @@ import torch
 from eval_testing import item
 
 from contract_review.taxonomy import load_taxonomy
-from eval import ensemble as E
-from training.reviewer_model import DEFAULT_ADAPTER_DIR, Labels
+from contract_review.eval import ensemble as E
+from contract_review.training.reviewer_model import DEFAULT_ADAPTER_DIR, Labels
 
 TAX = load_taxonomy()
 LABELS = Labels.from_taxonomy(TAX)
@@ -82,7 +82,7 @@ def test_highest_risk_rule_keeps_a_chosen_unfair_type_risky_unless_only_the_head
     """Under `highest` a CLAUDETTE-only type (default medium/high) stays a risk when the head says
     low, governing law (default low) takes the head's level, and CUAD-only types keep their default;
     `mixed` lets the head veto the CLAUDETTE type, as before."""
-    from training.reviewer_model import _risk_of
+    from contract_review.training.reviewer_model import _risk_of
 
     assert _risk_of(["jurisdiction"], "low", "highest", TAX) == "medium"
     assert _risk_of(["jurisdiction"], "low", "mixed", TAX) == "low"
@@ -181,7 +181,7 @@ def test_a_bad_file_names_the_problem_and_the_fix(tmp_path, edit, message):
     path.write_text(bad if isinstance(bad, str) else json.dumps(bad))
     with pytest.raises(E.EnsembleError) as exc:
         E.read_config(path)
-    assert message in str(exc.value) and "python -m eval.ensemble tune" in str(exc.value)
+    assert message in str(exc.value) and "python -m contract_review.eval.ensemble tune" in str(exc.value)
     with pytest.raises(E.EnsembleError, match="no ensemble file"):
         E.read_config(tmp_path / "missing.json")
 
@@ -214,7 +214,7 @@ def test_the_shipped_file_was_tuned_with_the_shipped_reviewer_and_train_split():
 
 @pytest.fixture()
 def tfidf_cache(tmp_path, monkeypatch):
-    import eval.baselines as baselines
+    import contract_review.eval.baselines as baselines
 
     monkeypatch.setattr(baselines, "cache_dir", lambda: tmp_path / "cache")
 
@@ -225,9 +225,9 @@ def test_real_ensemble_tuned_and_run_through_the_eval_command(small_records, dat
     write the file into an adapter folder, evaluate with `--model ensemble`; the live predictor gives
     the same answers as the tuning path."""
     from contract_review.cli import main
-    from eval.baselines import load_tfidf, load_unfair_tos_tfidf
-    from eval.items import from_record
-    from training.reviewer_model import load_reviewer_predictor, predict_probs
+    from contract_review.eval.baselines import load_tfidf, load_unfair_tos_tfidf
+    from contract_review.eval.items import from_record
+    from contract_review.training.reviewer_model import load_reviewer_predictor, predict_probs
 
     adapter = tmp_path / "adapter"
     shutil.copytree(DEFAULT_ADAPTER_DIR, adapter, ignore=shutil.ignore_patterns(E.ENSEMBLE_FILE, "*.png", "*.gz"))
@@ -270,4 +270,4 @@ def test_the_ensemble_spec_refuses_a_tfidf_fit_it_was_not_tuned_with(tmp_path, t
                "--baselines", "none", "--out", str(tmp_path / "x"), "-q"])
     err = capsys.readouterr().err
     assert rc == 2 and "does not match the models it would mix" in err and "tfidf: tuned with" in err
-    assert "python -m eval.ensemble tune" in err and not (tmp_path / "x").exists()
+    assert "python -m contract_review.eval.ensemble tune" in err and not (tmp_path / "x").exists()

@@ -9,14 +9,14 @@ from eval_testing import TablePredictor, invalid, item, pred
 from test_eval_predictors import needs_model
 
 from contract_review.cli import main
-from eval.compare import CompareError, compare_runs
-from eval.metrics import STABLE_KEYS
-from eval.runner import evaluate
+from contract_review.eval.compare import CompareError, compare_runs
+from contract_review.eval.metrics import STABLE_KEYS
+from contract_review.eval.runner import evaluate
 
 
 @pytest.fixture()
 def tfidf_cache(tmp_path, monkeypatch):
-    import eval.baselines as baselines
+    import contract_review.eval.baselines as baselines
 
     monkeypatch.setattr(baselines, "cache_dir", lambda: tmp_path / "cache")
 
@@ -113,8 +113,8 @@ def test_compare_gives_paired_differences_and_refuses_unpaired_runs(tmp_path, ca
 
 
 def test_claudette_layout_gives_lexglue_labels_and_splits(claudette_dir):
-    from annotation.cuad import CorpusError
-    from eval.claudette_eval import load_claudette_items
+    from contract_review.annotation.cuad import CorpusError
+    from contract_review.eval.claudette_eval import load_claudette_items
 
     items = load_claudette_items(claudette_dir, "validation")
     assert len({it.doc_id for it in items}) == 10

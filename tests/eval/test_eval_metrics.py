@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from eval_testing import invalid, item, pred
 
-from eval.bootstrap import document_weights, intervals, paired_intervals
-from eval.metrics import count_tables, decisions, error_counts, metric_values, point_metrics
+from contract_review.eval.bootstrap import document_weights, intervals, paired_intervals
+from contract_review.eval.metrics import count_tables, decisions, error_counts, metric_values, point_metrics
 
 
 def test_risk_f1_precision_recall_match_hand_count():
@@ -82,7 +82,7 @@ def test_clause_type_macro_over_types_that_occur():
 
 def test_counts_reproduce_scikit_learn_on_random_predictions():
     rng = np.random.default_rng(0)
-    from eval.items import unfair_codes
+    from contract_review.eval.items import unfair_codes
     from contract_review.taxonomy import load_taxonomy
 
     tax = load_taxonomy()

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from eval.predict import ClauseInput, PredictorError, load_predictor
-from eval.zero_shot import parse_prediction
-from training.models import default_model_dir
+from contract_review.eval.predict import ClauseInput, PredictorError, load_predictor
+from contract_review.eval.zero_shot import parse_prediction
+from contract_review.training.models import default_model_dir
 
 GOOD = ('{"clause_types": ["cap_on_liability"], "party": "none", "risk": "medium", '
         '"risk_category": "liability", "reason": "caps damages"}')
@@ -37,7 +37,7 @@ def test_valid_output_inside_chatter_is_parsed():
 
 
 def test_tfidf_baseline_gives_valid_answers_with_scores(tiny_train, small_records, tmp_path, monkeypatch):
-    import eval.baselines as baselines
+    import contract_review.eval.baselines as baselines
 
     monkeypatch.setattr(baselines, "cache_dir", lambda: tmp_path)
     p = load_predictor("tfidf", tfidf_train=str(tiny_train), progress=False)
@@ -50,7 +50,7 @@ def test_tfidf_baseline_gives_valid_answers_with_scores(tiny_train, small_record
 
 
 def test_missing_model_or_adapter_is_named(tmp_path):
-    from training.models import ModelError
+    from contract_review.training.models import ModelError
 
     with pytest.raises(ModelError, match="does not exist"):
         load_predictor(str(tmp_path / "no-such-model"))
@@ -67,14 +67,14 @@ needs_model = pytest.mark.skipif(not (default_model_dir() / "model.safetensors")
 
 @pytest.fixture(scope="module")
 def small_lm():
-    from eval.zero_shot import load_causal_lm
+    from contract_review.eval.zero_shot import load_causal_lm
 
     return load_causal_lm("default")
 
 
 @needs_model
 def test_packed_option_scores_equal_one_forward_per_option(small_lm):
-    from eval.zero_shot import ScoringPredictor, _render
+    from contract_review.eval.zero_shot import ScoringPredictor, _render
 
     model, tok = small_lm
     sp = ScoringPredictor(model, tok, "test", autocast=False)
@@ -95,7 +95,7 @@ def test_packed_option_scores_equal_one_forward_per_option(small_lm):
 
 @needs_model
 def test_free_generation_counts_truncated_json_as_invalid(small_lm):
-    from eval.zero_shot import GenerativePredictor
+    from contract_review.eval.zero_shot import GenerativePredictor
 
     model, tok = small_lm
     gen = GenerativePredictor(model, tok, "test", batch_size=2, max_new_tokens=8)  # too short for the JSON

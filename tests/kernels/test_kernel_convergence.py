@@ -13,7 +13,7 @@ import torch
 from kernel_testing import DEVICE, ON_GPU
 from tiny_models import tiny_lora_model, train_steps
 
-from kernels import patch
+from contract_review.kernels.monkey_patch import patch
 
 STEPS = 30 if ON_GPU else 12
 

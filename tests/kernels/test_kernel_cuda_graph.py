@@ -12,8 +12,9 @@ import torch
 from kernel_testing import ON_GPU
 from tiny_models import batch, tiny_lora_model, train_steps
 
-from kernels import GraphedBackward, patch
-from kernels.cuda_graph import _mask_decisions_as_eager
+from contract_review.kernels.cuda_graph import GraphedBackward
+from contract_review.kernels.monkey_patch import patch
+from contract_review.kernels.cuda_graph import _mask_decisions_as_eager
 
 
 def _params(model):
@@ -147,7 +148,7 @@ sys.path[:0] = {paths!r}
 import kernel_testing, torch
 from test_kernel_cuda_graph import _model, _params
 from tiny_models import batch
-from kernels import GraphCaptureError, GraphedBackward
+from contract_review.kernels.cuda_graph import GraphCaptureError, GraphedBackward
 
 model = _model(gc=False)
 

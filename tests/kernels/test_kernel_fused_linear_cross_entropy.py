@@ -4,7 +4,7 @@ import pytest
 import torch
 from kernel_testing import DEVICE, DTYPES, check, shapes
 
-from kernels.fused_linear_cross_entropy import fused_linear_cross_entropy, fused_linear_cross_entropy_forward
+from contract_review.kernels.fused_linear_cross_entropy import fused_linear_cross_entropy, fused_linear_cross_entropy_forward
 
 # (tokens, hidden, vocab)
 SHAPES = shapes(

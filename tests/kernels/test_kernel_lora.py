@@ -4,7 +4,7 @@ import pytest
 import torch
 from kernel_testing import DEVICE, DTYPES, check, shapes
 
-from kernels.lora import lora_linear, lora_mlp, lora_shared_input
+from contract_review.kernels.lora import lora_linear, lora_mlp, lora_shared_input
 
 # (tokens, in, out, rank)
 LINEAR = shapes(

@@ -7,8 +7,9 @@ import torch
 from kernel_testing import ON_GPU
 from tiny_models import batch, loss_and_grads, projection_gemms, tiny_lora_model, train_steps
 
-from kernels import mlp_stash, monkey_patch, patch, unpatch
-from kernels.offload import POOL
+from contract_review.kernels import mlp_stash, monkey_patch
+from contract_review.kernels.monkey_patch import patch, unpatch
+from contract_review.kernels.offload import POOL
 
 
 def _gate_up_gemms(model, ids, labels):
@@ -167,7 +168,7 @@ def test_bf16_stash_on_the_gpu_matches_the_recompute():
 def test_the_first_recompute_s_input_is_fetched_before_any_stash(monkeypatch):
     """The side stream copies in order: when backward starts, the last layer's input must be queued before
     the next stash (344 MiB at 7B), or the first recompute waits for both."""
-    from kernels import offload
+    from contract_review.kernels import offload
 
     model = patch(tiny_lora_model("llama", dtype=torch.bfloat16, gradient_checkpointing="non_reentrant"),
                   offload_activations=True, offload_mlp=0.5)

@@ -22,8 +22,9 @@ from torch.multiprocessing.reductions import StorageWeakRef
 from kernel_testing import DEVICE, ON_GPU
 from tiny_models import batch, tiny_lora_model, train_steps
 
-from kernels import OffloadWarning, patch, unpatch
-from kernels import offload
+from contract_review.kernels.monkey_patch import patch, unpatch
+from contract_review.kernels.offload import OffloadWarning
+from contract_review.kernels import offload
 
 
 def _layers(model):
@@ -283,7 +284,8 @@ import kernel_testing, torch, warnings
 torch.set_num_threads(1)
 import deepspeed
 from tiny_models import batch, tiny_lora_model
-from kernels import offload, patch
+from contract_review.kernels import offload
+from contract_review.kernels.monkey_patch import patch
 
 def run(off):
     model = tiny_lora_model("llama", gradient_checkpointing="non_reentrant")

@@ -9,8 +9,8 @@ import torch
 from kernel_testing import DEVICE, TOL
 from tiny_models import batch, loss_and_grads, projection_gemms, tiny_lora_model
 
-from kernels import patch, unpatch
-from kernels import monkey_patch
+from contract_review.kernels.monkey_patch import patch, unpatch
+from contract_review.kernels import monkey_patch
 
 
 def _assert_same(a, b, dtype, factor=1.0):
@@ -168,7 +168,7 @@ def test_trimmed_recompute_skips_the_down_projection_with_the_same_gradients(che
 def test_trimmed_recompute_takes_h_a_d_from_the_first_forward(monkeypatch):
     """A trimmed recompute needs h only for h A_d^T, which the first forward kept (mlp_stash.SmallStash): no
     SwiGLU forward runs in the backward, and the gradients are those of the recompute that runs it."""
-    from kernels import lora
+    from contract_review.kernels import lora
 
     calls = {"fwd": 0, "bwd": 0}
     orig = lora.swiglu_forward

@@ -4,7 +4,7 @@ import pytest
 import torch
 from kernel_testing import DEVICE, DTYPES, check, shapes
 
-from kernels.rms_norm import rms_norm
+from contract_review.kernels.rms_norm import rms_norm
 
 SHAPES = shapes(
     small=[(1, 1, 8), (2, 7, 64), (3, 5, 123), (5, 123, 123)],

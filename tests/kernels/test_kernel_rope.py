@@ -4,7 +4,7 @@ import pytest
 import torch
 from kernel_testing import DEVICE, DTYPES, check, shapes
 
-from kernels.rope import rope
+from contract_review.kernels.rope import rope
 
 # (batch, q_heads, kv_heads, seq, head_dim): GQA (Mistral) and odd sizes included
 SHAPES = shapes(

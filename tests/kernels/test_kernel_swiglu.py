@@ -4,7 +4,7 @@ import pytest
 import torch
 from kernel_testing import DEVICE, DTYPES, check, shapes
 
-from kernels.swiglu import swiglu, swiglu_backward
+from contract_review.kernels.swiglu import swiglu, swiglu_backward
 
 SHAPES = shapes(
     small=[(1, 1, 1), (2, 7, 64), (5, 123, 123), (3, 1, 1031)],

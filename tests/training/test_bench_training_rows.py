@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from training.config import dump_config, load_config
+from contract_review.training.config import dump_config, load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "bench" / "training"))
@@ -136,7 +136,7 @@ def test_rows_scaling_mfu_curves_and_error_rows_from_logs(tmp_path, monkeypatch)
 @pytest.fixture(scope="module")
 def tokenizer_dir(tmp_path_factory) -> Path:
     """The default model's tokenizer files without its weights: what .gpuassets/smollm2-tok holds."""
-    from training.models import default_model_dir
+    from contract_review.training.models import default_model_dir
 
     src = default_model_dir()
     if not (src / "tokenizer.json").exists():

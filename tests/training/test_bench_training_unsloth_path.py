@@ -10,9 +10,9 @@ import sys
 import types
 from pathlib import Path
 
-from training.cli import run_training
-from training.config import load_config
-from training.logging import read_log
+from contract_review.training.cli import run_training
+from contract_review.training.config import load_config
+from contract_review.training.logging import read_log
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 

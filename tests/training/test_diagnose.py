@@ -4,7 +4,7 @@ import json
 import math
 
 from contract_review.cli import main
-from training.diagnose import diagnose_run
+from contract_review.training.diagnose import diagnose_run
 
 
 def _write(tmp_path, events):

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from training.checkpoint import latest
-from training.cli import run_training
-from training.config import load_config
-from training.logging import read_log
-from training.recipe.lora import LoRARecipe, TrainingError
+from contract_review.training.checkpoint import latest
+from contract_review.training.cli import run_training
+from contract_review.training.config import load_config
+from contract_review.training.logging import read_log
+from contract_review.training.recipe.lora import LoRARecipe, TrainingError
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 

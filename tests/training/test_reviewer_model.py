@@ -8,8 +8,8 @@ import torch
 
 from contract_review.prompt import Answer
 from contract_review.taxonomy import load_taxonomy
-from eval.predict import ClauseInput, ClausePrediction, Predictor
-from training.reviewer_model import (DEFAULT_ADAPTER_DIR, Labels, ReviewerError, answers_from_probs,
+from contract_review.eval.predict import ClauseInput, ClausePrediction, Predictor
+from contract_review.training.reviewer_model import (DEFAULT_ADAPTER_DIR, Labels, ReviewerError, answers_from_probs,
                                      load_reviewer_predictor, tune_thresholds)
 
 LABELS = Labels.from_taxonomy()

@@ -2,9 +2,9 @@ import pytest
 import torch
 
 from contract_review.records import read_records
-from training.config import DataConfig
-from training.data import IGNORE, BatchPlan, collate_packed, encode_sft, load_split, pack
-from training.models import load_causal_lm, load_tokenizer
+from contract_review.training.config import DataConfig
+from contract_review.training.data import IGNORE, BatchPlan, collate_packed, encode_sft, load_split, pack
+from contract_review.training.models import load_causal_lm, load_tokenizer
 
 
 def test_sft_loss_is_on_the_answer_tokens_only(small_dataset):

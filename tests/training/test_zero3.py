@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from training.logging import read_log
+from contract_review.training.logging import read_log
 
 pytest.importorskip("deepspeed", reason="DeepSpeed is an optional extra: pip install 'contract-review[deepspeed]'")
 

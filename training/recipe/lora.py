@@ -223,15 +223,13 @@ class LoRARecipe:
     def _patch_native(self, lm):
         reason = None
         try:
-            import kernels
+            from contract_review.kernels import monkey_patch
 
-            if not getattr(kernels, "IS_CONTRACT_REVIEW_KERNELS", False):
-                reason = "the importable `kernels` is not this project's package"
-            elif self.device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
+            if self.device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
                 reason = "the Triton kernels need a CUDA device (or TRITON_INTERPRET=1, very slow)"
             else:
                 k = self.cfg.kernels
-                kernels.patch(lm, offload_activations=k.offload_activations, offload_mlp=k.offload_mlp,
+                monkey_patch.patch(lm, offload_activations=k.offload_activations, offload_mlp=k.offload_mlp,
                               trim_recompute=k.trim_recompute)
                 self.kernels_patched = getattr(lm, "_kernels_patch_counts", None)
         except Exception as exc:  # a kernel package that fails to import must not stop a run

@@ -1,1 +1,0 @@
-"""The reviewer app: a lawyer uploads a contract and reviews it clause by clause (Gradio)."""

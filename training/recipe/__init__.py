@@ -1,1 +1,0 @@
-"""Training recipes, one file per method (torchtune style): `lora.py` (LoRA / QLoRA / DoRA)."""
