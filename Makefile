@@ -1,25 +1,29 @@
 # Everything a fresh machine needs, from the project's own files.
-#   make serve   start the reviewer app on http://127.0.0.1:7860 with the default model
-#   make test    install everything the tests need, then run them
-# Both create .venv on first use and reuse it after; `make clean` removes it.
+#   make serve        start the reviewer app on http://127.0.0.1:7860 with the default model
+#   make test         install everything the tests need, then run them all (what CI runs)
+#   make test-latest  the fast tests against the newest releases the pyproject allows (.venv-latest)
+#   make lock         regenerate requirements/*.lock (exact versions with hashes)
+# The environments are created on first use from requirements/*.lock and reused after; `make clean`
+# removes them.
+
+SHELL := /bin/bash
 
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-# The CPU build of torch (the machines here keep it on disk; plain `torch` would pull a
-# multi-GB CUDA build). GPU machines bring their own torch.
-TORCH  ?= torch==2.13.0
+PIP    := $(PY) -m pip install -q --no-deps --require-hashes --no-build-isolation
+LOCKS  := requirements/bootstrap.lock requirements/cpu.lock
 
-.PHONY: install serve test clean label-studio model browser
+.PHONY: install serve test test-latest lock clean label-studio model browser
 
-$(STAMP): pyproject.toml
+# Three passes, all from the locks: the build tools and torch first (the locked sdists build against
+# them, without an isolated build that would fetch unpinned tools, and DeepSpeed's build imports torch);
+# then everything else (DeepSpeed's ops compile on first use, not here); then the project itself.
+$(STAMP): $(LOCKS) pyproject.toml
 	python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q "$(TORCH)"
-	$(PY) -m pip install -q -e '.[dev]'
-	# DeepSpeed builds against the torch above (no isolated build env, which would fetch a
-	# CUDA torch); its ops compile on first use
-	DS_BUILD_OPS=0 $(PY) -m pip install -q --no-build-isolation deepspeed==0.19.8
+	$(PIP) -r requirements/bootstrap.lock
+	DS_BUILD_OPS=0 $(PIP) -r requirements/cpu.lock
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
 install: $(STAMP)
@@ -37,12 +41,30 @@ browser:
 serve: install model
 	$(VENV)/bin/contract-review serve
 
-# Label Studio lives in its own venv (.venv-ls): its pins (numpy<2.3) fight ours
+# Label Studio lives in its own venv (.venv-ls, from requirements/label-studio.lock): its pins fight ours
 label-studio: install
-	$(PY) -m contract_review.annotation.label_studio_cli server install
+	$(VENV)/bin/contract-review annotate server install
 
 test: install model label-studio browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# The early warning: the newest releases the pyproject allows (torch stays at the locked CPU build; a
+# newer torch from PyPI is a several-GB CUDA build), in their own environment, through the fast tests.
+test-latest:
+	rm -rf .venv-latest
+	python3 -m venv .venv-latest
+	.venv-latest/bin/python -m pip install -q --upgrade pip
+	.venv-latest/bin/python -m pip install -q -c requirements/constraints.in --upgrade-strategy eager \
+	  -e '.[dev,kernels]'
+	DS_BUILD_OPS=0 .venv-latest/bin/python -m pip install -q -c requirements/constraints.in \
+	  --no-build-isolation deepspeed
+	.venv-latest/bin/python -m pip freeze --exclude-editable > .venv-latest/resolved.txt
+	diff <(grep -o '^[^ ]*==[^ ]*' requirements/cpu.lock | tr A-Z_ a-z- | sort) \
+	  <(tr A-Z_ a-z- < .venv-latest/resolved.txt | sort) | grep '^>' || true
+	.venv-latest/bin/python -m pytest -m "not (slow or labelstudio or browser or gpu)" -p no:cacheprovider $(PYTEST_ARGS)
+
+lock:
+	bash scripts/lock.sh
+
 clean:
-	rm -rf $(VENV)
+	rm -rf $(VENV) .venv-latest

