@@ -1,6 +1,7 @@
 # Everything a fresh machine needs, from the project's own files.
 #   make serve        start the reviewer app on http://127.0.0.1:7860 with the default model
 #   make test         install everything the tests need, then run them all (what CI runs)
+#   make test-fast    the edit-test loop: no Label Studio, browser, GPU or slow tests (under 3 min, 2 cores)
 #   make test-latest  the fast tests against the newest releases the pyproject allows (.venv-latest)
 #   make lock         regenerate requirements/*.lock (exact versions with hashes)
 # The environments are created on first use from requirements/*.lock and reused after; `make clean`
@@ -14,7 +15,7 @@ STAMP  := $(VENV)/.installed
 PIP    := $(PY) -m pip install -q --no-deps --require-hashes --no-build-isolation
 LOCKS  := requirements/bootstrap.lock requirements/cpu.lock
 
-.PHONY: install serve test test-latest lock clean label-studio model browser
+.PHONY: install serve test test-fast test-latest lock clean label-studio model browser
 
 # Three passes, all from the locks: the build tools and torch first (the locked sdists build against
 # them, without an isolated build that would fetch unpinned tools, and DeepSpeed's build imports torch);
@@ -48,6 +49,11 @@ label-studio: install
 test: install model label-studio browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+FAST := -m "not (slow or server or browser or gpu)"
+
+test-fast: install model
+	$(PY) -m pytest $(FAST) $(PYTEST_ARGS)
+
 # The early warning: the newest releases the pyproject allows (torch stays at the locked CPU build; a
 # newer torch from PyPI is a several-GB CUDA build), in their own environment, through the fast tests.
 test-latest:
@@ -61,7 +67,7 @@ test-latest:
 	.venv-latest/bin/python -m pip freeze --exclude-editable > .venv-latest/resolved.txt
 	diff <(grep -o '^[^ ]*==[^ ]*' requirements/cpu.lock | tr A-Z_ a-z- | sort) \
 	  <(tr A-Z_ a-z- < .venv-latest/resolved.txt | sort) | grep '^>' || true
-	.venv-latest/bin/python -m pytest -m "not (slow or labelstudio or browser or gpu)" -p no:cacheprovider $(PYTEST_ARGS)
+	.venv-latest/bin/python -m pytest $(FAST) -p no:cacheprovider $(PYTEST_ARGS)
 
 lock:
 	bash scripts/lock.sh

@@ -1,4 +1,12 @@
-"""Shared fixtures: the shipped dataset and corpora, loaded once per session."""
+"""Shared fixtures (the shipped dataset and corpora, loaded once per session) and the test tiers.
+
+Tiers are folders: a test is marked by where it lives, never by hand in its file.
+    tests/<package>/slow/        slow     over ~5 s on 2 CPU cores (real models, whole builds, multi-process runs)
+    tests/<package>/gpu/         gpu      needs a CUDA device (skipped elsewhere)
+    tests/<package>/label_studio/ server  talks to a real Label Studio server (started by a fixture)
+    tests/<package>/browser/     browser  drives the app in headless Chromium
+`make test` runs every tier; `make test-fast` deselects all four (the edit-test loop, under 3 minutes).
+"""
 
 from __future__ import annotations
 
@@ -28,6 +36,20 @@ def _has_cuda() -> bool:
 # (kernels, training, app) can import it, so CPU runs use the interpreter everywhere.
 if not _has_cuda():
     os.environ.setdefault("TRITON_INTERPRET", "1")
+
+
+TIER_FOLDERS = {"slow": "slow", "gpu": "gpu", "label_studio": "server", "browser": "browser"}
+
+
+def pytest_collection_modifyitems(config, items):
+    tests_dir = Path(__file__).resolve().parent
+    for item in items:
+        parts = Path(str(item.path)).resolve().relative_to(tests_dir).parts[:-1]
+        for folder in parts:
+            if folder in TIER_FOLDERS:
+                item.add_marker(TIER_FOLDERS[folder])
+        if "ls_server" in getattr(item, "fixturenames", ()):
+            item.add_marker("server")
 
 
 @pytest.fixture(scope="session")

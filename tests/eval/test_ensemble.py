@@ -4,7 +4,6 @@ real run (the shipped reviewer, a real TF-IDF fit, LexGLUE's SVM) through `contr
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -217,45 +216,6 @@ def tfidf_cache(tmp_path, monkeypatch):
     import contract_review.eval.baselines as baselines
 
     monkeypatch.setattr(baselines, "cache_dir", lambda: tmp_path / "cache")
-
-
-def test_real_ensemble_tuned_and_run_through_the_eval_command(small_records, data_file, tiny_train, claudette_dir,
-                                                              tmp_path, tfidf_cache):
-    """The shipped reviewer's real head probabilities and a real TF-IDF fit on 30 real records: tune,
-    write the file into an adapter folder, evaluate with `--model ensemble`; the live predictor gives
-    the same answers as the tuning path."""
-    from contract_review.cli import main
-    from contract_review.eval.baselines import load_tfidf, load_unfair_tos_tfidf
-    from contract_review.eval.items import from_record
-    from contract_review.training.reviewer_model import load_reviewer_predictor, predict_probs
-
-    adapter = tmp_path / "adapter"
-    shutil.copytree(DEFAULT_ADAPTER_DIR, adapter, ignore=shutil.ignore_patterns(E.ENSEMBLE_FILE, "*.png", "*.gz"))
-    items = [from_record(r, TAX) for r in small_records]
-    reviewer = load_reviewer_predictor(adapter)
-    probs = predict_probs(reviewer.model, reviewer.tokenizer, [r.input for r in small_records], reviewer.max_length)
-    tfidf = load_tfidf(tiny_train, progress=False)
-    unfair = load_unfair_tos_tfidf(claudette_dir, progress=False)
-    scores = E.split_scores({"ids": [it.id for it in items], **probs}, items, reviewer.labels, tfidf, unfair, TAX)
-    prints = {"reviewer": E.reviewer_fingerprint(adapter), "tfidf": E.tfidf_fingerprint(tfidf),
-              "unfair_tos": E.unfair_fingerprint(unfair)}
-    cfg = E.tune(scores, items, reviewer.labels, prints, E.TuneSettings(min_positives=2), TAX)
-    E.write_config(cfg, adapter / E.ENSEMBLE_FILE)
-    offline = E.decide(cfg, reviewer.labels, scores, TAX)
-
-    live = E.EnsemblePredictor(reviewer, tfidf, unfair, cfg, prints["reviewer"]).predict(
-        [it.clause_input() for it in items])
-    assert [p.answer for p in live] == [p.answer for p in offline]
-
-    out = tmp_path / "run"
-    rc = main(["eval", "--data", str(data_file), "--model", "ensemble", "--adapter", str(adapter), "--tfidf-train",
-               str(tiny_train), "--baselines", "tfidf", "--resamples", "50", "--no-report", "--out", str(out), "-q"])
-    assert rc == 0
-    m = json.loads((out / "metrics.json").read_text())
-    assert m["model"]["name"] == "ensemble" and m["data"]["records"] == 30 and m["errors"]["invalid"] == 0
-    assert m["risk.f1"]["value"] is not None and "tfidf" in m["baselines"]
-    rows = [json.loads(x) for x in (out / "predictions.jsonl").read_text().splitlines()]
-    assert [tuple(r["pred"]["clause_types"]) for r in rows] == [p.answer.clause_types for p in offline]
 
 
 def test_the_ensemble_spec_refuses_a_tfidf_fit_it_was_not_tuned_with(tmp_path, tiny_train, tfidf_cache, capsys,

@@ -10,7 +10,7 @@ import copy
 
 import pytest
 import torch
-from kernel_testing import DEVICE, ON_GPU
+from kernel_testing import ON_GPU
 from tiny_models import tiny_lora_model, train_steps
 
 from contract_review.kernels.monkey_patch import patch

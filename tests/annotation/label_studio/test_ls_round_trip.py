@@ -13,7 +13,7 @@ from contract_review.annotation.labeling_config import result_from_labels
 from contract_review.prompt import Answer
 from contract_review.records import read_records, write_records
 
-pytestmark = [pytest.mark.labelstudio, pytest.mark.timeout(900)]
+pytestmark = pytest.mark.timeout(900)
 
 
 def _dataset_ids(d):

@@ -8,10 +8,8 @@ quick, and a private CONTRACT_REVIEW_APP_DIR. The screenshot lands in runs/app-b
 
 from __future__ import annotations
 
-import io
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -24,7 +22,6 @@ from app_files import SAMPLE, free_port
 from contract_review.app.predictors import default_available
 from contract_review.paths import REPO_ROOT
 
-pytestmark = pytest.mark.browser
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
