@@ -15,7 +15,7 @@ STAMP  := $(VENV)/.installed
 PIP    := $(PY) -m pip install -q --no-deps --require-hashes --no-build-isolation
 LOCKS  := requirements/bootstrap.lock requirements/cpu.lock
 
-.PHONY: install serve test test-fast test-latest lock clean label-studio model browser
+.PHONY: install serve test test-fast test-latest lock clean label-studio model browser fresh-clone-check
 
 # Three passes, all from the locks: the build tools and torch first (the locked sdists build against
 # them, without an isolated build that would fetch unpinned tools, and DeepSpeed's build imports torch);
@@ -71,6 +71,9 @@ test-latest:
 
 lock:
 	bash scripts/lock.sh
+
+fresh-clone-check:
+	bash scripts/fresh_clone_check.sh
 
 clean:
 	rm -rf $(VENV) .venv-latest
