@@ -13,6 +13,7 @@ import importlib.metadata
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 from contract_review.paths import REPO_ROOT
 
@@ -40,6 +41,8 @@ def test_no_package_folder_is_a_regular_package():
 def test_only_contract_review_is_ours_and_no_other_distribution_owns_it():
     owners: dict[str, set[str]] = {}
     for dist in importlib.metadata.distributions():
+        if Path(str(getattr(dist, "_path", ""))).parent == REPO_ROOT:
+            continue  # contract_review.egg-info: a build's notes in the source tree (its SOURCES.txt), not an install
         for name in _top_level_names(dist):
             owners.setdefault(name, set()).add(dist.metadata["Name"].lower())
     ours = {name for name, dists in owners.items() if "contract-review" in dists}
