@@ -145,7 +145,7 @@ class OutputConfig(_Section):
 
 
 class KernelsConfig(_Section):
-    """Options of our Triton kernels' `kernels.patch` (backend: native); kernels/monkey_patch.py has the detail."""
+    """Options of our Triton kernels' `kernels.patch` (backend: native); kernels/patching/monkey_patch.py has the detail."""
 
     offload_activations: bool = Field(False, description="keep each decoder layer's checkpointed input in pinned "
                                                          "host memory, not on the GPU (needs "

@@ -222,9 +222,9 @@ def patch_native(model, offload_activations: bool = False, trim_recompute: bool 
                  keep_last_input: bool | None = None, stash_keep: int | None = None,
                  fuse_qkv: bool = True):
     """``kernels.patch`` with the bench's switches; ``keep_last_input`` and ``stash_keep`` set the module
-    constants ``kernels.offload.KEEP_LAST_INPUT`` and ``kernels.mlp_stash.KEEP_LAST`` (None: their default)."""
-    from contract_review.kernels import mlp_stash, offload
-    from contract_review.kernels.monkey_patch import patch
+    constants ``kernels.schedule.offload.KEEP_LAST_INPUT`` and ``kernels.schedule.mlp_stash.KEEP_LAST`` (None: their default)."""
+    from contract_review.kernels.schedule import mlp_stash, offload
+    from contract_review.kernels.patching.monkey_patch import patch
 
     if keep_last_input is not None:
         offload.KEEP_LAST_INPUT = keep_last_input
@@ -237,7 +237,7 @@ def patch_native(model, offload_activations: bool = False, trim_recompute: bool 
 def lora_path_counts(model) -> dict:
     """How many peft LoRA layers take our fast path and how many fall back to peft's forward (those
     whose base is not a plain frozen nn.Linear: bitsandbytes Linear4bit under --qlora)."""
-    from contract_review.kernels.monkey_patch import lora_spec
+    from contract_review.kernels.patching.monkey_patch import lora_spec
 
     fast = fallback = 0
     for m in model.modules():
@@ -450,12 +450,12 @@ def _sdpa_context(name: str | None):
 
 def make_step(model, opt, params, ids, labels, cuda_graph: bool, sdpa: str | None = None):
     """One training step as a callable returning the loss: eager, or forward + backward replayed as a CUDA
-    graph (``kernels.cuda_graph.GraphedBackward``: eager for its warm-up calls, then captured once) with the
+    graph (``kernels.schedule.cuda_graph.GraphedBackward``: eager for its warm-up calls, then captured once) with the
     optimizer step eager in both. Returns (step, the GraphedBackward or None)."""
     batch = {"input_ids": ids, "labels": labels}
     graphed = None
     if cuda_graph:
-        from contract_review.kernels.cuda_graph import GraphedBackward
+        from contract_review.kernels.schedule.cuda_graph import GraphedBackward
 
         # rows of random tokens, no position ids or mask: one sequence per row
         graphed = GraphedBackward(lambda b: model(**b).loss, params, warmup=GRAPH_WARMUP, enabled=True,
@@ -894,17 +894,17 @@ def build_parser() -> argparse.ArgumentParser:
                     help="native only: kernels.patch(model, offload_mlp=F): the MLP gate and up outputs of a "
                          "fraction F of the layers go to host memory and their recompute skips two GEMMs")
     ap.add_argument("--keep-last-input", action=argparse.BooleanOptionalAction, default=None,
-                    help="native only: kernels.offload.KEEP_LAST_INPUT: with --offload-activations, the last "
+                    help="native only: kernels.schedule.offload.KEEP_LAST_INPUT: with --offload-activations, the last "
                          "layer's input stays on the GPU (its recompute comes first in backward)")
     ap.add_argument("--no-fuse-qkv", action="store_true",
                     help="native only: kernels.patch(model, fuse_qkv=False): q, k and v as three nodes (the "
                          "ablation of the fused q/k/v node)")
     ap.add_argument("--stash-keep", type=int, default=None, metavar="K",
-                    help="native only: kernels.mlp_stash.KEEP_LAST: with --offload-mlp, the last K layers keep "
+                    help="native only: kernels.schedule.mlp_stash.KEEP_LAST: with --offload-mlp, the last K layers keep "
                          "their gate and up outputs on the GPU, the fraction F applies to the others")
     ap.add_argument("--cuda-graph", action="store_true",
                     help="native only: forward and backward replayed as one CUDA graph "
-                         "(kernels.cuda_graph.GraphedBackward; the optimizer step stays eager)")
+                         "(kernels.schedule.cuda_graph.GraphedBackward; the optimizer step stays eager)")
     ap.add_argument("--sdpa", choices=["auto", *SDPA_BACKENDS], default="auto",
                     help="native/hf: restrict torch's SDPA to one backend for the whole step (auto: torch's "
                          "choice, cuDNN on Hopper)")

@@ -66,7 +66,7 @@ TIMING_DEFAULT = "forward+backward, median ms (triton do_bench)"
 
 
 def op_rms_norm():
-    from contract_review.kernels.rms_norm import rms_norm
+    from contract_review.kernels.ops.rms_norm import rms_norm
 
     x = torch.randn(N, D, device="cuda", dtype=BF, requires_grad=True)
     w = torch.randn(D, device="cuda", dtype=BF)
@@ -81,7 +81,7 @@ def op_rms_norm():
 
 
 def op_swiglu():
-    from contract_review.kernels.swiglu import swiglu
+    from contract_review.kernels.ops.swiglu import swiglu
 
     e = torch.randn(N, FF, device="cuda", dtype=BF, requires_grad=True)
     g = torch.randn(N, FF, device="cuda", dtype=BF, requires_grad=True)
@@ -95,7 +95,7 @@ def op_swiglu():
 
 
 def op_rope():
-    from contract_review.kernels.rope import rope
+    from contract_review.kernels.ops.rope import rope
 
     B, T = 4, 2048
     q0 = torch.randn(B, T, H * HD, device="cuda", dtype=BF, requires_grad=True)
@@ -136,7 +136,7 @@ def op_rope():
 
 
 def op_fused_linear_cross_entropy():
-    from contract_review.kernels.fused_linear_cross_entropy import fused_linear_cross_entropy
+    from contract_review.kernels.ops.fused_linear_cross_entropy import fused_linear_cross_entropy
 
     h = torch.randn(N, D, device="cuda", dtype=BF, requires_grad=True)
     w = torch.randn(V, D, device="cuda", dtype=BF) / D**0.5
@@ -157,7 +157,7 @@ def _peft_linear(x, W, A, B, s):
 
 
 def op_lora_linear():
-    from contract_review.kernels.lora import lora_linear
+    from contract_review.kernels.ops.lora import lora_linear
 
     x = torch.randn(N, D, device="cuda", dtype=BF, requires_grad=True)
     W = torch.randn(D, D, device="cuda", dtype=BF) / D**0.5
@@ -170,7 +170,7 @@ def op_lora_linear():
 
 
 def op_lora_mlp():
-    from contract_review.kernels.lora import lora_mlp
+    from contract_review.kernels.ops.lora import lora_mlp
 
     x = torch.randn(N, D, device="cuda", dtype=BF, requires_grad=True)
 

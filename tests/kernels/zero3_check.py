@@ -22,7 +22,7 @@ torch.set_num_threads(1)
 import deepspeed  # noqa: E402
 from tiny_models import batch, tiny_lora_model  # noqa: E402
 
-from contract_review.kernels.monkey_patch import patch  # noqa: E402
+from contract_review.kernels.patching.monkey_patch import patch  # noqa: E402
 
 STEPS = 4
 

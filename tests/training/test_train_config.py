@@ -74,7 +74,7 @@ def test_missing_config_file_points_at_configs(tmp_path):
 def test_kernels_defaults_are_those_of_kernels_patch():
     import inspect
 
-    from contract_review.kernels.monkey_patch import patch
+    from contract_review.kernels.patching.monkey_patch import patch
 
     k = load_config(None).kernels
     assert (k.offload_activations, k.offload_mlp, k.trim_recompute) == (False, 0.0, True) and k.changed() == []

@@ -223,7 +223,7 @@ class LoRARecipe:
     def _patch_native(self, lm):
         reason = None
         try:
-            from contract_review.kernels import monkey_patch
+            from contract_review.kernels.patching import monkey_patch
 
             if self.device.type != "cuda" and os.environ.get("TRITON_INTERPRET") != "1":
                 reason = "the Triton kernels need a CUDA device (or TRITON_INTERPRET=1, very slow)"

@@ -1,0 +1,76 @@
+"""``patch(model, offload_mlp=f)`` (kernels/mlp_stash.py): the picked layers' gate and up outputs go to host
+memory in the checkpointed forward and the recompute skips their GEMMs, with the gradients of the model
+that recomputes them, bit for bit; everything that must not stash does not."""
+
+import pytest
+import torch
+from tiny_models import batch, loss_and_grads, projection_gemms, tiny_lora_model, train_steps
+
+from contract_review.kernels.schedule import mlp_stash
+from contract_review.kernels.patching.monkey_patch import patch
+from contract_review.kernels.schedule.offload import POOL
+
+
+def _gate_up_gemms(model, ids, labels):
+    """(forward, backward) counts of the gate and up projections' own GEMMs."""
+    return projection_gemms(model, ids, labels, ("gate_proj.base_layer", "up_proj.base_layer"),
+                            model.config.hidden_size)
+
+
+def _assert_identical_step(model, ref, seed=0):
+    """The same loss and the same adapter gradients, bit for bit, from one step of each."""
+    (out_a, g_a), (out_b, g_b) = loss_and_grads(model, seed), loss_and_grads(ref, seed)
+    assert torch.equal(out_a.loss, out_b.loss)
+    for n in g_b:
+        assert torch.equal(g_a[n], g_b[n]), n
+
+
+@pytest.mark.parametrize("trim", [True, False])
+@pytest.mark.parametrize("offload_inputs", [False, True])
+def test_stashed_layers_skip_gate_and_up_in_the_recompute_with_the_same_gradients(trim, offload_inputs):
+    kw = dict(trim_recompute=trim, offload_activations=offload_inputs)
+    ref = patch(tiny_lora_model("llama", gradient_checkpointing="non_reentrant"), **kw)
+    model = patch(tiny_lora_model("llama", gradient_checkpointing="non_reentrant"), offload_mlp=0.5, **kw)
+    layers = ref.config.num_hidden_layers
+    assert model._kernels_patch_counts["offload_mlp"] == layers // 2
+    ids, labels = batch(0)
+    # every layer's gate and up run in forward; in the recompute only the unpicked layers' do
+    assert _gate_up_gemms(ref, ids, labels) == (2 * layers, 2 * layers)
+    assert _gate_up_gemms(model, ids, labels) == (2 * layers, 2 * (layers - layers // 2))
+    for seed in (0, 1):
+        _assert_identical_step(model, ref, seed)
+    # every stash was used and let go: no host buffer is held between steps
+    assert POOL.stats()["in_use"] == 0
+
+
+def test_every_layer_stashed_in_a_few_training_steps_matches():
+    ref = patch(tiny_lora_model("mistral", gradient_checkpointing="non_reentrant"))
+    model = patch(tiny_lora_model("mistral", gradient_checkpointing="non_reentrant"), offload_mlp=1.0)
+    layers = ref.config.num_hidden_layers
+    assert model._kernels_patch_counts["offload_mlp"] == layers
+    assert _gate_up_gemms(model, *batch(0)) == (2 * layers, 0)
+    model.zero_grad(set_to_none=True)
+    curves = [torch.stack(train_steps(m, steps=3, batches=3)) for m in (model, ref)]
+    assert torch.equal(curves[0], curves[1])
+
+
+@pytest.mark.parametrize("keep", [1, 2])
+def test_kept_layers_skip_gate_and_up_without_host_copies(keep, monkeypatch):
+    """KEEP_LAST: the last layers' e and g stay on the device for their recompute (no pool buffer), the
+    fraction goes to host memory from the others, and the gradients are the recomputing model's, bit for bit."""
+    monkeypatch.setattr(mlp_stash, "KEEP_LAST", keep)
+    ref = patch(tiny_lora_model("llama", gradient_checkpointing="non_reentrant"))
+    model = patch(tiny_lora_model("llama", gradient_checkpointing="non_reentrant"), offload_mlp=0.5)
+    layers = ref.config.num_hidden_layers
+    plan = mlp_stash.stash_plan(layers, 0.5)
+    host = sum(w == "host" for w in plan.values())
+    assert sum(w == "device" for w in plan.values()) == keep and model._kernels_patch_counts["offload_mlp"] == len(plan)
+    ids, labels = batch(0)
+    assert _gate_up_gemms(model, ids, labels) == (2 * layers, 2 * (layers - len(plan)))
+    before = POOL.stats()["in_use"]
+    loss = model(input_ids=ids, labels=labels).loss
+    assert POOL.stats()["in_use"] - before == 2 * host  # e and g of each host stash only
+    loss.backward()
+    assert POOL.stats()["in_use"] == before
+    for seed in (0, 1):
+        _assert_identical_step(model, ref, seed)
