@@ -53,7 +53,7 @@ def test_bad_value_names_the_field_the_value_and_the_fix():
     assert "lora.r" in str(err.value) and "greater than or equal to 1" in str(err.value)
     with pytest.raises(ConfigError) as err:
         load_config(None, ["backend=torch"])
-    assert "backend" in str(err.value) and "'native', 'hf' or 'unsloth'" in str(err.value)
+    assert "backend" in str(err.value) and "'native', 'hf', 'unsloth' or 'liger'" in str(err.value)
 
 
 def test_random_init_without_an_architecture_is_refused():
@@ -77,9 +77,10 @@ def test_kernels_defaults_are_those_of_kernels_patch():
     from contract_review.kernels.patching.monkey_patch import patch
 
     k = load_config(None).kernels
-    assert (k.offload_activations, k.offload_mlp, k.trim_recompute) == (False, 0.0, True) and k.changed() == []
+    assert (k.offload_activations, k.offload_mlp, k.trim_recompute, k.fuse_qkv) == (False, 0.0, True, True)
+    assert k.changed() == []
     params = inspect.signature(patch).parameters
-    for name in ("offload_activations", "offload_mlp", "trim_recompute"):
+    for name in type(k).model_fields:  # every option is one of patch's, with patch's default
         assert getattr(k, name) == params[name].default, name
     # the shipped native configs spell the defaults out; they change nothing
     assert load_config(next(p for p in CONFIGS if p.stem == "llama2-7b_lora_1gpu")).kernels == k
@@ -88,7 +89,14 @@ def test_kernels_defaults_are_those_of_kernels_patch():
     assert (native.offload_activations, native.offload_mlp, native.trim_recompute) == (True, 0.5, False)
 
 
-@pytest.mark.parametrize("backend", ["hf", "unsloth"])
+def test_combinations_a_backend_cannot_run_are_refused_when_read():
+    with pytest.raises(ConfigError, match="backend unsloth trains objective sft only"):
+        load_config(None, ["backend=unsloth", "objective=classify"])
+    with pytest.raises(ConfigError, match="backend liger does not run under DeepSpeed ZeRO-3"):
+        load_config(None, ["backend=liger", "distributed.strategy=deepspeed"])
+
+
+@pytest.mark.parametrize("backend", ["hf", "unsloth", "liger"])
 def test_kernels_options_under_another_backend_are_refused(backend):
     with pytest.raises(ConfigError) as err:
         load_config(None, [f"backend={backend}", "model.gradient_checkpointing=true", "kernels.trim_recompute=false"])

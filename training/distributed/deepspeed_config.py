@@ -1,7 +1,7 @@
 """The DeepSpeed config a run uses, built from our typed config (one source of truth).
 
-Choices, with the reason for each (the reference measurements of plain transformers + peft under
-ZeRO-3 on 4x H200 that issues #5 and #8 quote):
+Choices, with the reason for each (reference measurements of plain transformers + peft under ZeRO-3
+on 4x H200):
 - `stage3_param_persistence_threshold` 1e6 by default: with LoRA, ZeRO-3's default (~41k
   elements) partitions every adapter matrix and gathers it on every step, which made the
   4-GPU step host-bound (10.6k -> 17.0k tokens/s when raised to 1e6).
@@ -17,7 +17,7 @@ Start with a standard launcher, e.g.
 
 from __future__ import annotations
 
-from .config import Config
+from ..config import Config
 
 
 def build_ds_config(cfg: Config, world_size: int, on_gpu: bool) -> dict:

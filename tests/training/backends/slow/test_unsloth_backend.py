@@ -14,7 +14,7 @@ from contract_review.training.cli import run_training
 from contract_review.training.config import load_config
 from contract_review.training.logging import read_log
 
-CONFIGS = Path(__file__).resolve().parents[3] / "configs"
+CONFIGS = Path(__file__).resolve().parents[4] / "configs"
 
 
 def _fake_unsloth(calls: list):

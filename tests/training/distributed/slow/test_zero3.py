@@ -11,7 +11,7 @@ from contract_review.training.logging import read_log
 
 pytest.importorskip("deepspeed", reason="DeepSpeed is an optional extra: pip install 'contract-review[deepspeed]'")
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = Path(__file__).resolve().parents[4]
 
 
 def test_zero3_two_processes_on_cpu_train_and_save_an_adapter(small_dataset, tmp_path, tiny_overrides):

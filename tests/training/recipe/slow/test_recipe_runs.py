@@ -10,9 +10,9 @@ from contract_review.training.checkpoint import latest
 from contract_review.training.cli import run_training
 from contract_review.training.config import load_config
 from contract_review.training.logging import read_log
-from contract_review.training.recipe.lora import LoRARecipe
+from contract_review.training.recipe.finetune import FineTuneRecipe
 
-CONFIGS = Path(__file__).resolve().parents[3] / "configs"
+CONFIGS = Path(__file__).resolve().parents[4] / "configs"
 
 
 def _losses(run_dir: Path) -> list[float]:
@@ -51,7 +51,7 @@ def test_kill_and_resume_gives_the_same_loss_curve(small_dataset, tmp_path, monk
     run_training(straight, quiet=True)
 
     killed = load_config(path, tiny_overrides(small_dataset, tmp_path / "b", **over))
-    real_step = LoRARecipe.train_step
+    real_step = FineTuneRecipe.train_step
     calls = {"n": 0}
 
     def dying_step(self):
@@ -60,10 +60,10 @@ def test_kill_and_resume_gives_the_same_loss_curve(small_dataset, tmp_path, monk
             raise KeyboardInterrupt
         return real_step(self)
 
-    monkeypatch.setattr(LoRARecipe, "train_step", dying_step)
+    monkeypatch.setattr(FineTuneRecipe, "train_step", dying_step)
     with pytest.raises(KeyboardInterrupt):
         run_training(killed, quiet=True)
-    monkeypatch.setattr(LoRARecipe, "train_step", real_step)
+    monkeypatch.setattr(FineTuneRecipe, "train_step", real_step)
     assert latest(tmp_path / "b" / "checkpoints").name == "step-000003"
     run_training(killed, resume=True, quiet=True)
 
