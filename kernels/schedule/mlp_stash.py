@@ -49,7 +49,8 @@ import weakref
 
 import torch
 
-from contract_review.kernels.schedule.offload import _Offloaded, device_key, prefetch_newest
+from contract_review.kernels.schedule.host_pool import device_key
+from contract_review.kernels.schedule.offload import _Offloaded, prefetch_newest
 
 __all__ = ["KEEP_LAST", "MLPStash", "SmallStash", "check_fraction", "handing", "layers_to_stash",
            "prefetch_latest", "stash_plan", "take"]

@@ -52,6 +52,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from contract_review.kernels.ops._utils import is_partitioned
+from contract_review.kernels.schedule.host_pool import POOL, cuda_index, device_key, side_stream
 
 log = logging.getLogger(__name__)
 
@@ -60,101 +61,6 @@ __all__ = ["OffloadCheckpoint", "OffloadWarning", "POOL", "enable", "disable", "
 
 class OffloadWarning(UserWarning):
     """offload_activations=True was asked for but does not (or may not) do what it says."""
-
-
-# ---------------------------------------------------------------------------------------------------
-# host buffer pool
-
-
-def _round_bytes(n: int) -> int:
-    """Capacity for a request of n bytes: 4 steps per power of two (at most 25% slack), 2 MiB minimum."""
-    n = max(int(n), 1 << 21)
-    step = 1 << max(0, n.bit_length() - 3)
-    return -(-n // step) * step
-
-
-class HostPool:
-    """Flat uint8 host buffers reused across steps, one free list per (device index, pinned).
-
-    ``acquire(nbytes, ...)`` returns the smallest free buffer that fits, else allocates one, which replaces
-    the largest free buffer too small for it (left over from a shorter sequence; the new, larger one serves
-    short requests too). Every use of a pinned buffer (device-to-host copy in, host-to-device copy out) is
-    on one side stream per device, so a buffer released after its last copy was queued can be handed out
-    at once: the next copy into it is queued behind that one.
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._free: dict[tuple, list[torch.Tensor]] = {}
-        self.allocated = 0  # buffers ever created and still owned (free or in use)
-        self.allocated_bytes = 0
-        self.in_use = 0
-
-    def acquire(self, nbytes: int, pinned: bool, device_index: int | None) -> torch.Tensor:
-        key = (device_index, pinned)
-        with self._lock:
-            free = self._free.setdefault(key, [])
-            # by index: ``list.remove`` would compare tensors with ``==`` (elementwise, and an error for
-            # buffers of different sizes), which the first pool hit as soon as two sizes were in use
-            fits = [i for i, b in enumerate(free) if b.numel() >= nbytes]
-            self.in_use += 1
-            if fits:
-                return free.pop(min(fits, key=lambda i: free[i].numel()))
-            if free:
-                # nothing fits: the new buffer replaces the largest idle one (left over from a shorter
-                # sequence), so the pool keeps its number of buffers instead of pinning more every step;
-                # dropping them all would throw away the small buffers of a second size still in use
-                # (layer inputs beside offload_mlp's gate and up outputs) and re-pin them next step
-                old = free.pop(max(range(len(free)), key=lambda i: free[i].numel()))
-                self.allocated -= 1
-                self.allocated_bytes -= old.numel()
-            cap = _round_bytes(nbytes)
-            self.allocated += 1
-            self.allocated_bytes += cap
-        return torch.empty(cap, dtype=torch.uint8, pin_memory=pinned)
-
-    def release(self, buf: torch.Tensor, pinned: bool, device_index: int | None) -> None:
-        with self._lock:
-            self._free.setdefault((device_index, pinned), []).append(buf)
-            self.in_use -= 1
-
-    def clear(self) -> None:
-        """Frees the idle buffers (those in use are returned to the pool, and kept, when released)."""
-        with self._lock:
-            for bufs in self._free.values():
-                self.allocated -= len(bufs)
-                self.allocated_bytes -= sum(b.numel() for b in bufs)
-            self._free.clear()
-
-    def stats(self) -> dict[str, int]:
-        with self._lock:
-            return {"buffers": self.allocated, "bytes": self.allocated_bytes, "in_use": self.in_use,
-                    "free": sum(len(b) for b in self._free.values())}
-
-
-POOL = HostPool()
-
-_streams: dict[int, Any] = {}
-_streams_lock = threading.Lock()
-
-
-def _cuda_index(device: torch.device) -> int:
-    """A CUDA device's index, the current device's for a bare ``torch.device("cuda")``."""
-    return device.index if device.index is not None else torch.cuda.current_device()
-
-
-def device_key(device: torch.device) -> int | None:
-    """The key of per-device state (host pool, held copies, stashes): the CUDA index, None off CUDA."""
-    return _cuda_index(device) if device.type == "cuda" else None
-
-
-def _side_stream(device: torch.device):
-    idx = _cuda_index(device)
-    with _streams_lock:
-        s = _streams.get(idx)
-        if s is None:
-            s = _streams[idx] = torch.cuda.Stream(device=idx)
-        return s
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -176,7 +82,7 @@ _held: dict = {}  # device index -> deque of (event, tensor)
 
 
 def _hold_until_copied(t: torch.Tensor, done) -> None:
-    q = _held.setdefault(_cuda_index(t.device), collections.deque())
+    q = _held.setdefault(cuda_index(t.device), collections.deque())
     q.append((done, t))
     while len(q) > _HELD_COPIES:
         _release(q.popleft(), t.device)
@@ -193,7 +99,7 @@ def release_copied(device: torch.device) -> None:
     lets go of the device tensors: done when the backward starts fetching."""
     if device.type != "cuda":
         return
-    q = _held.get(_cuda_index(device))
+    q = _held.get(cuda_index(device))
     while q:
         _release(q.popleft(), device)
 
@@ -227,7 +133,7 @@ class _Offloaded:
         self.buf = POOL.acquire(nbytes, cuda, self._dev_index())
         host = self._host_view()
         if cuda:
-            side = _side_stream(t.device)
+            side = side_stream(t.device)
             # the input was produced on the compute stream: the copy starts after what is queued there
             side.wait_stream(torch.cuda.current_stream(t.device))
             with torch.cuda.stream(side):
@@ -254,7 +160,7 @@ class _Offloaded:
         # compute stream before writing, since the block may be one the compute stream has just freed
         main = torch.cuda.current_stream(self.device)
         gpu = torch.empty(self.shape, dtype=self.dtype, device=self.device)
-        side = _side_stream(self.device)
+        side = side_stream(self.device)
         side.wait_stream(main)
         with torch.cuda.stream(side):
             gpu.copy_(self._host_view(), non_blocking=True)

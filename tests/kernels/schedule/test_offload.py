@@ -1,5 +1,5 @@
 """``patch(model, offload_activations=True)``: gradient-checkpointed decoder layers keep their input hidden
-state in host memory (kernels/offload.py). On CPU the copies are plain copies into pool buffers; on a GPU
+state in host memory (kernels/schedule/offload.py). On CPU the copies are plain copies into pool buffers; on a GPU
 they are the async side-stream copies with prefetch.
 
 Tolerance: the offload moves bytes and computes nothing, so on CPU the loss, every LoRA gradient and the
@@ -18,7 +18,7 @@ from tiny_models import batch, tiny_lora_model
 
 from contract_review.kernels.patching.monkey_patch import patch, unpatch
 from contract_review.kernels.schedule.offload import OffloadWarning
-from contract_review.kernels.schedule import offload
+from contract_review.kernels.schedule import host_pool, offload
 
 
 def _layers(model):
@@ -233,10 +233,10 @@ def test_a_model_without_decoder_layers_is_refused():
 
 
 def test_host_pool_best_fit_and_growth():
-    pool = offload.HostPool()
+    pool = host_pool.HostPool()
     mib = 1 << 20
     a = pool.acquire(3 * mib, False, None)
-    assert a.numel() == offload._round_bytes(3 * mib) >= 3 * mib
+    assert a.numel() == host_pool._round_bytes(3 * mib) >= 3 * mib
     pool.release(a, False, None)
     assert pool.acquire(2 * mib, False, None) is a  # a smaller request reuses the larger buffer
     pool.release(a, False, None)
@@ -253,5 +253,5 @@ def test_host_pool_best_fit_and_growth():
             pool.release(buf, False, None)
         assert pool.stats() == dict(first, in_use=0, free=5)
         assert all(t.numel() >= n * mib for t, n in zip(held, (4, 12, 4, 12, 4)))
-    assert offload._round_bytes(64 * mib) == 64 * mib  # the 7B layer input (8192 x 4096 bf16): no slack
-    assert offload._round_bytes(65 * mib) <= 65 * mib * 1.25
+    assert host_pool._round_bytes(64 * mib) == 64 * mib  # the 7B layer input (8192 x 4096 bf16): no slack
+    assert host_pool._round_bytes(65 * mib) <= 65 * mib * 1.25
