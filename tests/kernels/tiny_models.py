@@ -120,3 +120,35 @@ def projection_gemms(model, ids, labels, suffixes: tuple[str, ...], in_features:
         mode.phase = "bwd"
         loss.backward()
     return counts["fwd"], counts["bwd"]
+
+
+# -- CUDA-graphed training (kernels/schedule/cuda_graph.py), shared by its fast, slow and GPU tests --------------
+
+def graph_model(gc: bool = True, **patch_kw):
+    """The tiny Llama, patched; checkpointing without RNG state, which a capture cannot stash."""
+    from contract_review.kernels.patching.monkey_patch import patch
+
+    model = tiny_lora_model("llama", gradient_checkpointing=gc, preserve_rng_state=False)
+    patch(model, **patch_kw)
+    return model
+
+
+def trainable(model) -> list:
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def graphed_train(model, steps: int, batches: int, lr: float = 3e-3, **kw):
+    """(losses, the GraphedBackward) of ``steps`` AdamW steps over ``batches`` fixed batches, forward and
+    backward through ``GraphedBackward(**kw)``."""
+    from contract_review.kernels.schedule.cuda_graph import GraphedBackward
+
+    params = trainable(model)
+    opt = torch.optim.AdamW(params, lr=lr)
+    step = GraphedBackward(lambda b: model(**b).loss, params, **kw)
+    losses = []
+    for i in range(steps):
+        ids, labels = batch(i % batches)
+        losses.append(step({"input_ids": ids, "labels": labels}))
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    return losses, step

@@ -1,4 +1,4 @@
-"""Run by test_kernel_zero3.py in its own process (DeepSpeed initialises torch.distributed): trains the tiny
+"""Run by patching/slow/test_patch_zero3.py in its own process (DeepSpeed initialises torch.distributed): trains the tiny
 Llama with peft LoRA under DeepSpeed ZeRO-3 (parameters partitioned, one CPU rank, gloo) with and without
 kernels.patch, and prints both loss curves as one JSON line."""
 

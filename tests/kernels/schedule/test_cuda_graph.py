@@ -1,4 +1,4 @@
-"""``GraphedBackward`` (kernels/cuda_graph.py): a micro-batch's forward and backward replayed as a CUDA graph.
+"""``GraphedBackward`` (kernels/schedule/cuda_graph.py): a micro-batch's forward and backward replayed as a CUDA graph.
 
 On CPU every call takes the eager path, which is the same code the graph captures (a backward that
 accumulates in place into the persistent ``.grad`` buffers): checked bit-identical to ``loss.backward()`` training,
@@ -10,61 +10,36 @@ bookkeeping (warm-up, one capture per signature, ``max_graphs``) holds."""
 import pytest
 import torch
 from kernel_testing import ON_GPU
-from tiny_models import batch, tiny_lora_model
+from tiny_models import batch, graph_model, tiny_lora_model, trainable
 
-from contract_review.kernels.schedule.cuda_graph import GraphedBackward
-from contract_review.kernels.patching.monkey_patch import patch
-from contract_review.kernels.schedule.cuda_graph import _mask_decisions_as_eager
-
-
-def _params(model):
-    return [p for p in model.parameters() if p.requires_grad]
-
-
-def _graphed_train(model, steps: int, batches: int, lr: float = 3e-3, **kw):
-    params = _params(model)
-    opt = torch.optim.AdamW(params, lr=lr)
-    step = GraphedBackward(lambda b: model(**b).loss, params, **kw)
-    losses = []
-    for i in range(steps):
-        ids, labels = batch(i % batches)
-        losses.append(step({"input_ids": ids, "labels": labels}))
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-    return losses, step
-
-
-def _model(gc: bool = True, **patch_kw):
-    model = tiny_lora_model("llama", gradient_checkpointing=gc, preserve_rng_state=False)
-    patch(model, **patch_kw)
-    return model
+from contract_review.kernels.schedule.cuda_graph import GraphedBackward, _mask_decisions_as_eager
 
 
 # the host-memory paths too: their copies, events and side-stream waits are captured and replayed
 
 
 def _grads(model):
-    return [p.grad.detach().clone() for p in _params(model)]
+    return [p.grad.detach().clone() for p in trainable(model)]
 
 
 def test_bad_arguments_name_the_problem():
-    model = _model(gc=False)
+    model = graph_model(gc=False)
     with pytest.raises(ValueError, match="no parameter requires grad"):
         GraphedBackward(lambda b: 0, [torch.nn.Parameter(torch.ones(2), requires_grad=False)])
     with pytest.raises(ValueError, match="warmup must be >= 1"):
-        GraphedBackward(lambda b: 0, _params(model), warmup=0)
-    step = GraphedBackward(lambda b: model(**b).loss, _params(model))
+        GraphedBackward(lambda b: 0, trainable(model), warmup=0)
+    step = GraphedBackward(lambda b: model(**b).loss, trainable(model))
     ids, labels = batch(0)
     with pytest.raises(TypeError, match=r"batch\['labels'\] is a list; a graphed batch holds tensors only"):
         step({"input_ids": ids, "labels": labels.tolist()})
-    vec = GraphedBackward(lambda b: model(**b).logits, _params(model))
+    vec = GraphedBackward(lambda b: model(**b).logits, trainable(model))
     with pytest.raises(ValueError, match="loss_fn must return a scalar tensor"):
         vec({"input_ids": ids})
 
 
 def test_zero3_partitioned_parameters_are_never_graphed():
-    model = _model(gc=False)
-    params = _params(model)
+    model = graph_model(gc=False)
+    params = trainable(model)
     params[0].ds_id = 7  # what DeepSpeed ZeRO-3 puts on a partitioned parameter
     with pytest.raises(ValueError, match="ZeRO-3 partitioned parameters cannot be graphed"):
         GraphedBackward(lambda b: model(**b).loss, params, enabled=True)
@@ -74,9 +49,9 @@ def test_zero3_partitioned_parameters_are_never_graphed():
 
 @pytest.mark.skipif(ON_GPU, reason="the CPU refusal of enabled=True")
 def test_enabled_without_cuda_is_refused():
-    model = _model(gc=False)
+    model = graph_model(gc=False)
     with pytest.raises(ValueError, match="CUDA graphs need every trainable parameter on one CUDA device"):
-        GraphedBackward(lambda b: model(**b).loss, _params(model), enabled=True)
+        GraphedBackward(lambda b: model(**b).loss, trainable(model), enabled=True)
 
 
 def _causal_mask(model, ids, **kw):
@@ -111,8 +86,8 @@ def test_under_capture_unpacked_rows_keep_the_causal_path(monkeypatch, unpacked)
 
 
 def test_unpacked_rows_refuses_a_batch_with_positions_or_mask():
-    model = _model(gc=False)
-    step = GraphedBackward(lambda b: model(**b).loss, _params(model), unpacked_rows=True)
+    model = graph_model(gc=False)
+    step = GraphedBackward(lambda b: model(**b).loss, trainable(model), unpacked_rows=True)
     ids, labels = batch(0)
     with pytest.raises(ValueError, match=r"promises that no position_ids or attention_mask.*\['position_ids'\]"):
         step({"input_ids": ids, "labels": labels, "position_ids": torch.arange(ids.shape[1]).expand_as(ids)})

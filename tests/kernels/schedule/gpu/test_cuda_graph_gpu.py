@@ -1,53 +1,23 @@
-"""``GraphedBackward`` (kernels/cuda_graph.py): a micro-batch's forward and backward replayed as a CUDA graph.
-
-On CPU every call takes the eager path, which is the same code the graph captures (a backward that
-accumulates in place into the persistent ``.grad`` buffers): checked bit-identical to ``loss.backward()`` training,
-with accumulation, both kinds of ``zero_grad`` and the argument checks. On a GPU the tiny patched model,
-gradient-checkpointed, trains the same with the graph as eagerly (fp32; 1e-5 relative, the replay runs the
-same kernels in the same order, only the attention backward may differ run to run), and the capture
-bookkeeping (warm-up, one capture per signature, ``max_graphs``) holds."""
+"""``GraphedBackward`` on a GPU: the captured step trains as the eager one does (1e-5 relative in fp32),
+one capture per batch signature up to ``max_graphs``, a clear error for a capture that syncs with the
+host, and SDPA's causal path inside the capture."""
 
 import pytest
 import torch
 from kernel_testing import ON_GPU
-from tiny_models import batch, tiny_lora_model
+from tiny_models import batch, graph_model, graphed_train, trainable
 
 from contract_review.kernels.schedule.cuda_graph import GraphedBackward
-from contract_review.kernels.patching.monkey_patch import patch
-
-
-def _params(model):
-    return [p for p in model.parameters() if p.requires_grad]
-
-
-def _graphed_train(model, steps: int, batches: int, lr: float = 3e-3, **kw):
-    params = _params(model)
-    opt = torch.optim.AdamW(params, lr=lr)
-    step = GraphedBackward(lambda b: model(**b).loss, params, **kw)
-    losses = []
-    for i in range(steps):
-        ids, labels = batch(i % batches)
-        losses.append(step({"input_ids": ids, "labels": labels}))
-        opt.step()
-        opt.zero_grad(set_to_none=True)
-    return losses, step
-
-
-def _model(gc: bool = True, **patch_kw):
-    model = tiny_lora_model("llama", gradient_checkpointing=gc, preserve_rng_state=False)
-    patch(model, **patch_kw)
-    return model
 
 
 _HOST_SYNC = """
 import sys
 sys.path[:0] = {paths!r}
 import kernel_testing, torch
-from test_kernel_cuda_graph import _model, _params
-from tiny_models import batch
+from tiny_models import batch, graph_model, trainable
 from contract_review.kernels.schedule.cuda_graph import GraphCaptureError, GraphedBackward
 
-model = _model(gc=False)
+model = graph_model(gc=False)
 
 def loss_fn(b):
     loss = model(**b).loss
@@ -55,7 +25,7 @@ def loss_fn(b):
         raise AssertionError("nan")
     return loss
 
-step = GraphedBackward(loss_fn, _params(model), warmup=1)
+step = GraphedBackward(loss_fn, trainable(model), warmup=1)
 ids, labels = batch(0)
 step({{"input_ids": ids, "labels": labels}})
 try:
@@ -67,12 +37,12 @@ except GraphCaptureError as e:
 
 @pytest.mark.skipif(not ON_GPU, reason="CUDA graphs need a CUDA device")
 def test_new_shapes_get_their_own_capture_up_to_max_graphs():
-    model = _model()
-    params = _params(model)
+    model = graph_model()
+    params = trainable(model)
     step = GraphedBackward(lambda b: model(**b).loss, params, warmup=1, max_graphs=2)
     seqs = [32, 32, 32, 48, 48, 48, 64, 64]
     eager_losses = []
-    ref = _model()
+    ref = graph_model()
     for s in seqs:
         ids, labels = batch(0, seq=s)
         got = step({"input_ids": ids, "labels": labels})
@@ -109,5 +79,5 @@ def test_the_captured_attention_takes_the_causal_path(monkeypatch):
         return sdpa(*args, attn_mask=attn_mask, is_causal=is_causal, **kw)
 
     monkeypatch.setattr(torch.nn.functional, "scaled_dot_product_attention", spy)
-    _graphed_train(_model(), steps=3, batches=1, unpacked_rows=True)
+    graphed_train(graph_model(), steps=3, batches=1, unpacked_rows=True)
     assert any(cap for cap, _ in seen) and all(causal for _, causal in seen)

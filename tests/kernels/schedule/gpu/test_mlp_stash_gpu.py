@@ -1,4 +1,4 @@
-"""``patch(model, offload_mlp=f)`` (kernels/mlp_stash.py): the picked layers' gate and up outputs go to host
+"""``patch(model, offload_mlp=f)`` (kernels/schedule/mlp_stash.py): the picked layers' gate and up outputs go to host
 memory in the checkpointed forward and the recompute skips their GEMMs, with the gradients of the model
 that recomputes them, bit for bit; everything that must not stash does not."""
 
