@@ -1,6 +1,6 @@
 """Where a profiled step's compute stream idles, from torch.profiler's Chrome trace.
 
-The kernel totals of ``lora_step.profile_step`` say what the GPU spends its time on; they cannot say how
+The kernel totals of ``step_profile.profile_step`` say what the GPU spends its time on; they cannot say how
 long it waits. A graphed 7B step with both offloads summed to ~530 ms of kernels in a ~563 ms step
 (run 20261128T212854Z-stash3): ~30 ms of idling with no account of where. This reads the trace's GPU events
 (kernels, memcpys, memsets), takes every kernel and memset as the compute chain (on any stream) and the

@@ -1,4 +1,4 @@
-"""bench/kernels/timeline.py: the compute stream's gaps in a profiled step, read from a Chrome trace."""
+"""bench/timeline.py: the compute stream's gaps in a profiled step, read from a Chrome trace."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import importlib.util
 import json
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "kernels" / "timeline.py"
+SCRIPT = Path(__file__).resolve().parents[2] / "bench" / "timeline.py"
 _spec = importlib.util.spec_from_file_location("bench_timeline", SCRIPT)
 tl = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(tl)

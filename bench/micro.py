@@ -2,7 +2,8 @@
 
 Each op is timed forward + backward (the training cost), median of ``triton.testing.do_bench`` on random
 bf16 data, and reported with the achieved rate: GB/s for the memory-bound ops (bytes = each tensor the
-op must read or write, once), TFLOP/s for the matmul ops. Rows are JSON lines in --out.
+op must read or write, once), TFLOP/s for the matmul ops. One row per op in the results table
+(harness.py), source `micro`.
 
 RoPE is timed alone: ours rotates q and k in place, so each call needs fresh copies; they are made
 before each call outside the timed region (with the L2 flush do_bench does), for all three columns, and
@@ -10,31 +11,31 @@ the timed region is the rotation's forward and backward only (``_bench_with_setu
 ``timing`` says so). Copying inside the timed region, as before, charged ours for copies that
 torch.compile fuses into its rotation.
 
-    python bench/kernels/micro.py [--ops rms_norm,swiglu,...] [--no-compile]
+    python bench/micro.py [--ops rms_norm,swiglu,...] [--no-compile]
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+import triton
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+import harness
+from contract_review.kernels.ops.fused_linear_cross_entropy import fused_linear_cross_entropy
+from contract_review.kernels.ops.lora import lora_linear, lora_mlp
+from contract_review.kernels.ops.rms_norm import rms_norm
+from contract_review.kernels.ops.rope import rope
+from contract_review.kernels.ops.swiglu import swiglu
 
 N, D, FF, V, H, HD, R = 4 * 2048, 4096, 11008, 32000, 32, 128, 16
 BF = torch.bfloat16
 
 
 def _bench(fn, reps_ms=400):
-    import triton
-
     return triton.testing.do_bench(fn, warmup=100, rep=reps_ms, return_mode="median")
 
 
@@ -66,8 +67,6 @@ TIMING_DEFAULT = "forward+backward, median ms (triton do_bench)"
 
 
 def op_rms_norm():
-    from contract_review.kernels.ops.rms_norm import rms_norm
-
     x = torch.randn(N, D, device="cuda", dtype=BF, requires_grad=True)
     w = torch.randn(D, device="cuda", dtype=BF)
     dy = torch.randn(N, D, device="cuda", dtype=BF)
@@ -81,8 +80,6 @@ def op_rms_norm():
 
 
 def op_swiglu():
-    from contract_review.kernels.ops.swiglu import swiglu
-
     e = torch.randn(N, FF, device="cuda", dtype=BF, requires_grad=True)
     g = torch.randn(N, FF, device="cuda", dtype=BF, requires_grad=True)
     dh = torch.randn(N, FF, device="cuda", dtype=BF)
@@ -95,8 +92,6 @@ def op_swiglu():
 
 
 def op_rope():
-    from contract_review.kernels.ops.rope import rope
-
     B, T = 4, 2048
     q0 = torch.randn(B, T, H * HD, device="cuda", dtype=BF, requires_grad=True)
     k0 = torch.randn(B, T, H * HD, device="cuda", dtype=BF, requires_grad=True)
@@ -136,8 +131,6 @@ def op_rope():
 
 
 def op_fused_linear_cross_entropy():
-    from contract_review.kernels.ops.fused_linear_cross_entropy import fused_linear_cross_entropy
-
     h = torch.randn(N, D, device="cuda", dtype=BF, requires_grad=True)
     w = torch.randn(V, D, device="cuda", dtype=BF) / D**0.5
     labels = torch.randint(0, V, (N,), device="cuda")
@@ -157,8 +150,6 @@ def _peft_linear(x, W, A, B, s):
 
 
 def op_lora_linear():
-    from contract_review.kernels.ops.lora import lora_linear
-
     x = torch.randn(N, D, device="cuda", dtype=BF, requires_grad=True)
     W = torch.randn(D, D, device="cuda", dtype=BF) / D**0.5
     A = (torch.randn(R, D, device="cuda") / D**0.5).requires_grad_()
@@ -170,8 +161,6 @@ def op_lora_linear():
 
 
 def op_lora_mlp():
-    from contract_review.kernels.ops.lora import lora_mlp
-
     x = torch.randn(N, D, device="cuda", dtype=BF, requires_grad=True)
 
     def proj(o, i):
@@ -200,19 +189,19 @@ def main(argv=None):
     ap.add_argument("--ops", default=",".join(OPS))
     ap.add_argument("--no-compile", action="store_true")
     ap.add_argument("--compile-budget-s", type=float, default=240, help="skip torch.compile once this is spent")
-    ap.add_argument("--run-id", default=os.environ.get("RUN_ID") or time.strftime("%Y%m%dT%H%M%S"))
-    ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "micro.jsonl"))
+    ap.add_argument("--out", default=None, help="results table (default: $BENCH_RESULTS or bench/results/runs.jsonl)")
     args = ap.parse_args(argv)
-    card = torch.cuda.get_device_name()
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    unknown = [o for o in args.ops.split(",") if o not in OPS]
+    if unknown:
+        ap.error(f"unknown op(s) {unknown}; choose from {','.join(OPS)}")
+    if not torch.cuda.is_available():
+        ap.error("the micro benchmarks time compiled Triton kernels: they need a CUDA device")
     compile_spent = 0.0
     rows = []
     for name in args.ops.split(","):
         spec = OPS[name]()
-        row = dict(op=name, shape=f"tokens={N} hidden={D} ffn={FF} vocab={V}", dtype="bfloat16", card=card,
-                   run_id=args.run_id, torch=torch.__version__, what="forward+backward, median ms",
-                   timing=spec.get("timing", TIMING_DEFAULT))
+        row = dict(harness.record("micro"), op=name, shape=f"tokens={N} hidden={D} ffn={FF} vocab={V}",
+                   dtype="bfloat16", what="forward+backward, median ms", timing=spec.get("timing", TIMING_DEFAULT))
         setup = spec.get("setup")
         if setup is None:
             bench = _bench
@@ -252,9 +241,7 @@ def main(argv=None):
             if "flops" in spec:
                 row[f"{col}_tflops"] = spec["flops"] / (ms * 1e-3) / 1e12
         rows.append(row)
-        print("RESULT " + json.dumps(row), flush=True)
-        with out.open("a") as f:  # row by row: a run stopped by its time cap keeps what it measured
-            f.write(json.dumps(row) + "\n")
+        harness.append(row, args.out)  # row by row: a run stopped by its time cap keeps what it measured
         del spec
         torch.cuda.empty_cache()
     print(f"{'op':28s} {'ours ms':>8s} {'eager ms':>8s} {'compile':>8s}  rate (ours / eager / compile)")
@@ -266,4 +253,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
