@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+import torch
 
 from contract_review.training.cli import run_training
 from contract_review.training.config import load_config
@@ -57,3 +58,19 @@ def test_a_gpu_config_with_flex_attention_trains_on_the_cpu_with_sdpa(small_data
     assert run_training(cfg, quiet=True) == 0
     assert "training with sdpa" in capsys.readouterr().err
     assert len(_losses(tmp_path / "flex")) == 2
+
+
+def test_early_stopping_keeps_the_best_adapter_and_says_why_it_stopped(small_dataset, tmp_path, tiny_overrides):
+    """lr 1e-12: the eval loss does not move, so the second evaluation is no better than the first and
+    patience 1 stops the run there; the adapter of the first evaluation is what the run returns."""
+    cfg = load_config(CONFIGS / "smollm2-135m_lora_cpu.yaml", tiny_overrides(
+        small_dataset, tmp_path / "es", **{"optim.lr": 1e-12, "train.max_steps": 10, "train.eval_every": 1,
+                                           "train.early_stopping_patience": 1, "data.subset.limit": 4,
+                                           "optim.batch_size": 2, "optim.grad_accum": 1}))
+    assert run_training(cfg, quiet=True) == 0
+    events = read_log(tmp_path / "es")
+    evals = [e for e in events if e["event"] == "eval"]
+    assert [e["step"] for e in evals] == [1, 2] and [e["best"] for e in evals] == [True, False]
+    assert next(e for e in events if e["event"] == "stop")["reason"] == "early_stopping"
+    assert torch.load(tmp_path / "es" / "best" / "trainable.pt", weights_only=False)["step"] == 1
+    assert (tmp_path / "es" / "adapter" / "adapter_model.safetensors").exists()

@@ -33,6 +33,23 @@ def test_zero3_two_processes_on_cpu_train_and_save_an_adapter(small_dataset, tmp
     assert (tmp_path / "z3" / "checkpoints" / "step-000002" / "deepspeed").exists()
 
 
+def test_zero3_with_parameters_and_optimizer_offloaded_to_the_cpu_trains(small_dataset, tmp_path, tiny_overrides):
+    over = tiny_overrides(small_dataset, tmp_path / "off", **{
+        "distributed.strategy": "deepspeed", "distributed.zero_stage": 3, "distributed.backend": "gloo",
+        "distributed.offload_params": "true", "distributed.offload_optimizer": "true", "train.max_steps": 2,
+        "optim.batch_size": 1, "optim.grad_accum": 1, "optim.lr": 1e-2, "data.subset.limit": 8})
+    env = {**os.environ, "DS_ACCELERATOR": "cpu", "OMP_NUM_THREADS": "1", "CUDA_VISIBLE_DEVICES": "",
+           "TRITON_INTERPRET": "0"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29519",
+           "-m", "contract_review.cli", "train", "--config", str(ROOT / "configs" / "llama2-13b_lora_zero3.yaml"), *over]
+    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    events = read_log(tmp_path / "off")
+    assert next(e for e in events if e["event"] == "start")["strategy"] == "deepspeed"
+    assert len([e for e in events if e["event"] == "step"]) == 2
+    assert (tmp_path / "off" / "adapter" / "adapter_model.safetensors").exists()
+
+
 def test_the_deepspeed_launcher_starts_the_same_zero3_run(small_dataset, tmp_path, tiny_overrides):
     """`deepspeed --num_gpus N --module contract_review.cli train ...`: the launcher puts --local_rank=N
     before the command, which the CLI must accept; both ranks train and rank 0 logs world size 2."""
