@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Runs a named list of benchmark commands on a GPU machine inside a time limit, each under its own cap.
 #
-#   bash bench/gpu_run.sh LIST [BUDGET_S]      LIST: bench/lists/LIST.sh (kernels, memory, micro, train, train_x2,
-#                                              tests), or the path of a list file
+#   bash bench/gpu_run.sh LIST [BUDGET_S]      LIST: bench/lists/LIST.sh, or the path of a list file
+#
+# The shipped lists, each sized for one device call of under 10 minutes: kernels7b, kernels13b, memory, micro,
+# tests (one GPU, lora_step / micro / the kernels' tests); train, train_unsloth, train_shipped (one GPU,
+# `contract-review train` end to end); train_x2, curves_x2 (two GPUs: ZeRO-3 scaling, loss curves).
 #
 # First the project is installed (`python3 -m pip install -q --no-deps --no-build-isolation -e .`: the code imports
 # as contract_review.*), and the wheels carried in .whl/ (and .whl/opt/) into /tmp/site for the optional backends
@@ -12,8 +15,9 @@
 # less; an entry that no longer fits is skipped. A benchmark command that leaves no row (skipped, killed at its
 # cap, crashed on import) gets an error row; every entry of the list is accounted for.
 #
-# Results in $OUT (default /tmp/out): runs.jsonl (the call's rows, run id $RUN_ID), logs/NAME.log,
-# profiles_$RUN_ID.txt (lora_step --profile), tests_$RUN_ID.log (pytest entries). Back here:
+# Results in $OUT (default /tmp/out): runs.jsonl (the call's rows, run id $RUN_ID), logs/NAME.log (the last MB of
+# each entry's output), profiles_$RUN_ID.txt (the tables of lora_step's `--profile $PROF`; the traces stay in
+# $PROF on the machine), tests_$RUN_ID.log (pytest entries). Back here:
 #   python bench/summary.py --append FILES_AT/runs.jsonl      (adds them to bench/results/runs.jsonl, rewrites SUMMARY.md)
 # Env: RUN_ID (default: UTC time-LIST), BENCH_COMMIT (the commit measured: the machine has no git history; pass
 #      `BENCH_COMMIT=$(git rev-parse HEAD)`), INSTALL=0 (skip both installs), TOK (the tokenizer folder the
@@ -25,8 +29,9 @@ START=$SECONDS
 FILE=bench/lists/$LIST.sh
 [ -f "$LIST" ] && FILE=$LIST && LIST=$(basename "$LIST" .sh)
 [ -f "$FILE" ] || { echo "no list $FILE; lists: $(ls bench/lists | sed 's/\.sh$//' | tr '\n' ' ')"; exit 2; }
-export OUT=${OUT:-/tmp/out}; mkdir -p "$OUT/logs"
 export RUN_ID=${RUN_ID:-$(date -u +%Y%m%dT%H%M%SZ)-$LIST}
+export OUT=${OUT:-/tmp/out} PROF=${PROF:-/tmp/bench_prof/$RUN_ID} LOGS=$(mktemp -d)
+mkdir -p "$OUT/logs" "$PROF" "$LOGS"
 export BENCH_RESULTS=$OUT/runs.jsonl TOK=${TOK:-.gpuassets/smollm2-tok}
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false \
        HF_HUB_DISABLE_TELEMETRY=1 UNSLOTH_STUDIO_DISABLED=1 UNSLOTH_COMPILE_LOCATION=/tmp/unsloth_compiled_cache
@@ -69,7 +74,8 @@ bench() {  # NAME CAP COMMAND...
   echo "== $name (cap ${t}s) at +$((SECONDS - START))s"
   local t0=$SECONDS rc
   # bench/train.py stops its run at BENCH_CAP itself; the outer timeout only catches a launcher that hangs
-  timeout -k 10 $(( t + 15 )) "$@" > "$OUT/logs/$name.log" 2>&1; rc=$?
+  timeout -k 10 $(( t + 15 )) "$@" > "$LOGS/$name.log" 2>&1; rc=$?
+  tail -c 1000000 "$LOGS/$name.log" > "$OUT/logs/$name.log"
   echo "   $name rc=$rc took $((SECONDS - t0))s"
   (( rc != 0 )) && grep -v -E 'FutureWarning|UserWarning|warnings.warn' "$OUT/logs/$name.log" | tail -6 | cut -c1-300
   if (( is_bench )) && ! $PY bench/harness.py has-row; then
@@ -82,8 +88,8 @@ bench() {  # NAME CAP COMMAND...
 # shellcheck source=/dev/null
 source "$FILE"
 
-for f in "$OUT"/prof/profile_*.txt "$OUT"/prof/memory_*.txt; do
-  [ -f "$f" ] && { echo "### ${f#"$OUT"/prof/}"; cat "$f"; }
+for f in "$PROF"/profile_*.txt "$PROF"/memory_*.txt; do
+  [ -f "$f" ] && { echo "### ${f#"$PROF"/}"; cat "$f"; }
 done > "$OUT/profiles_$RUN_ID.txt"
 find "$OUT" -maxdepth 1 -type f -empty -delete
 echo "== $LIST done in $((SECONDS - START))s"

@@ -128,7 +128,7 @@ def test_a_profiled_step_is_a_real_step_and_its_table_is_written(tmp_path):
 
 def _list_commands(name: str) -> list[list[str]]:
     """Every entry of a list as gpu_run.sh would run it (variables expanded)."""
-    script = ('bench() { shift 2; printf "%s\\0" "$@"; printf "\\n\\0"; }; OUT=/tmp/out TOK=tok; '
+    script = ('bench() { shift 2; printf "%s\\0" "$@"; printf "\\n\\0"; }; OUT=/tmp/out PROF=/tmp/prof TOK=tok; '
               f'source bench/lists/{name}.sh')
     out = subprocess.run(["bash", "-c", script], cwd=ROOT, capture_output=True, text=True, check=True).stdout
     commands, cur = [], []
