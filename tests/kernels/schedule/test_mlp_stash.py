@@ -4,26 +4,13 @@ that recomputes them, bit for bit; everything that must not stash does not."""
 
 import pytest
 import torch
-from tiny_models import batch, loss_and_grads, projection_gemms, tiny_lora_model
+from tiny_models import assert_identical_step, batch, tiny_lora_model
 
 from contract_review.kernels.patching import binding, monkey_patch
 from contract_review.kernels.schedule import mlp_stash
 from contract_review.kernels.patching.monkey_patch import patch, unpatch
 from contract_review.kernels.schedule.offload import POOL
 
-
-def _gate_up_gemms(model, ids, labels):
-    """(forward, backward) counts of the gate and up projections' own GEMMs."""
-    return projection_gemms(model, ids, labels, ("gate_proj.base_layer", "up_proj.base_layer"),
-                            model.config.hidden_size)
-
-
-def _assert_identical_step(model, ref, seed=0):
-    """The same loss and the same adapter gradients, bit for bit, from one step of each."""
-    (out_a, g_a), (out_b, g_b) = loss_and_grads(model, seed), loss_and_grads(ref, seed)
-    assert torch.equal(out_a.loss, out_b.loss)
-    for n in g_b:
-        assert torch.equal(g_a[n], g_b[n]), n
 
 
 @pytest.mark.parametrize("checkpointing", [False, "reentrant"])
@@ -41,7 +28,7 @@ def test_nothing_is_stashed_where_no_recompute_would_use_it(checkpointing):
 
     mlp_stash.MLPStash.__init__ = spy
     try:
-        _assert_identical_step(model, ref)
+        assert_identical_step(model, ref)
     finally:
         mlp_stash.MLPStash.__init__ = orig
     assert made == []

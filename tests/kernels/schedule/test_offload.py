@@ -13,8 +13,8 @@ import warnings
 import pytest
 import torch
 from torch.multiprocessing.reductions import StorageWeakRef
-from kernel_testing import DEVICE, ON_GPU
-from tiny_models import batch, tiny_lora_model
+from kernel_testing import DEVICE
+from tiny_models import assert_same_moved, batch, tiny_lora_model
 
 from contract_review.kernels.patching.monkey_patch import patch, unpatch
 from contract_review.kernels.schedule.offload import OffloadWarning
@@ -46,21 +46,14 @@ def _step(model, seed=0):
     return out.loss.detach(), grads, in_use
 
 
-def _same(a, b, what=""):
-    if ON_GPU:
-        err = ((a.double() - b.double()).norm() / b.double().norm().clamp_min(1e-30)).item()
-        assert err < 1e-6, f"{what}: relative error {err:.2e}"
-    else:
-        assert torch.equal(a, b), f"{what}: not bit-identical (max diff {(a - b).abs().max().item():.3e})"
-
 
 def _assert_same_step(a, b):
     (loss_a, g_a, _), (loss_b, g_b, _) = a, b
-    _same(loss_a, loss_b, "loss")
+    assert_same_moved(loss_a, loss_b, "loss")
     # 56 LoRA matrices, and the embedding output's gradient where patch(skip_embedding_grad=False) kept it
     assert g_a.keys() == g_b.keys() and len(g_a) - ("<embedding output>" in g_a) == 56
     for n in g_b:
-        _same(g_a[n], g_b[n], n)
+        assert_same_moved(g_a[n], g_b[n], n)
 
 
 @pytest.mark.parametrize("checkpointing", ["non_reentrant", "reentrant"])

@@ -5,18 +5,11 @@ that recomputes them, bit for bit; everything that must not stash does not."""
 import pytest
 import torch
 from kernel_testing import ON_GPU
-from tiny_models import batch, loss_and_grads, tiny_lora_model
+from tiny_models import assert_identical_step, batch, tiny_lora_model
 
 from contract_review.kernels.schedule import mlp_stash
 from contract_review.kernels.patching.monkey_patch import patch
 
-
-def _assert_identical_step(model, ref, seed=0):
-    """The same loss and the same adapter gradients, bit for bit, from one step of each."""
-    (out_a, g_a), (out_b, g_b) = loss_and_grads(model, seed), loss_and_grads(ref, seed)
-    assert torch.equal(out_a.loss, out_b.loss)
-    for n in g_b:
-        assert torch.equal(g_a[n], g_b[n]), n
 
 
 @pytest.mark.skipif(not ON_GPU, reason="the overlap with the side stream and pinned buffers exist on a GPU only")
@@ -26,7 +19,7 @@ def test_bf16_stash_on_the_gpu_matches_the_recompute():
     model = patch(tiny_lora_model("llama", dtype=torch.bfloat16, gradient_checkpointing="non_reentrant"),
                   offload_activations=True, offload_mlp=0.5)
     for seed in (0, 1, 2):
-        _assert_identical_step(model, ref, seed)
+        assert_identical_step(model, ref, seed)
 
 
 @pytest.mark.skipif(not ON_GPU, reason="prefetches are copies on the side stream, which exist on a GPU only")

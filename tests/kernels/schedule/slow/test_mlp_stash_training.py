@@ -4,25 +4,12 @@ curves of a few AdamW steps agree; which layers keep theirs on the device (``KEE
 
 import pytest
 import torch
-from tiny_models import batch, loss_and_grads, projection_gemms, tiny_lora_model, train_steps
+from tiny_models import assert_identical_step, batch, gate_up_gemms, tiny_lora_model, train_steps
 
 from contract_review.kernels.schedule import mlp_stash
 from contract_review.kernels.patching.monkey_patch import patch
 from contract_review.kernels.schedule.offload import POOL
 
-
-def _gate_up_gemms(model, ids, labels):
-    """(forward, backward) counts of the gate and up projections' own GEMMs."""
-    return projection_gemms(model, ids, labels, ("gate_proj.base_layer", "up_proj.base_layer"),
-                            model.config.hidden_size)
-
-
-def _assert_identical_step(model, ref, seed=0):
-    """The same loss and the same adapter gradients, bit for bit, from one step of each."""
-    (out_a, g_a), (out_b, g_b) = loss_and_grads(model, seed), loss_and_grads(ref, seed)
-    assert torch.equal(out_a.loss, out_b.loss)
-    for n in g_b:
-        assert torch.equal(g_a[n], g_b[n]), n
 
 
 @pytest.mark.parametrize("trim", [True, False])
@@ -35,10 +22,10 @@ def test_stashed_layers_skip_gate_and_up_in_the_recompute_with_the_same_gradient
     assert model._kernels_patch_counts["offload_mlp"] == layers // 2
     ids, labels = batch(0)
     # every layer's gate and up run in forward; in the recompute only the unpicked layers' do
-    assert _gate_up_gemms(ref, ids, labels) == (2 * layers, 2 * layers)
-    assert _gate_up_gemms(model, ids, labels) == (2 * layers, 2 * (layers - layers // 2))
+    assert gate_up_gemms(ref, ids, labels) == (2 * layers, 2 * layers)
+    assert gate_up_gemms(model, ids, labels) == (2 * layers, 2 * (layers - layers // 2))
     for seed in (0, 1):
-        _assert_identical_step(model, ref, seed)
+        assert_identical_step(model, ref, seed)
     # every stash was used and let go: no host buffer is held between steps
     assert POOL.stats()["in_use"] == 0
 
@@ -48,7 +35,7 @@ def test_every_layer_stashed_in_a_few_training_steps_matches():
     model = patch(tiny_lora_model("mistral", gradient_checkpointing="non_reentrant"), offload_mlp=1.0)
     layers = ref.config.num_hidden_layers
     assert model._kernels_patch_counts["offload_mlp"] == layers
-    assert _gate_up_gemms(model, *batch(0)) == (2 * layers, 0)
+    assert gate_up_gemms(model, *batch(0)) == (2 * layers, 0)
     model.zero_grad(set_to_none=True)
     curves = [torch.stack(train_steps(m, steps=3, batches=3)) for m in (model, ref)]
     assert torch.equal(curves[0], curves[1])
@@ -66,11 +53,11 @@ def test_kept_layers_skip_gate_and_up_without_host_copies(keep, monkeypatch):
     host = sum(w == "host" for w in plan.values())
     assert sum(w == "device" for w in plan.values()) == keep and model._kernels_patch_counts["offload_mlp"] == len(plan)
     ids, labels = batch(0)
-    assert _gate_up_gemms(model, ids, labels) == (2 * layers, 2 * (layers - len(plan)))
+    assert gate_up_gemms(model, ids, labels) == (2 * layers, 2 * (layers - len(plan)))
     before = POOL.stats()["in_use"]
     loss = model(input_ids=ids, labels=labels).loss
     assert POOL.stats()["in_use"] - before == 2 * host  # e and g of each host stash only
     loss.backward()
     assert POOL.stats()["in_use"] == before
     for seed in (0, 1):
-        _assert_identical_step(model, ref, seed)
+        assert_identical_step(model, ref, seed)

@@ -10,20 +10,11 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
-from kernel_testing import ON_GPU
-from tiny_models import tiny_lora_model, train_steps
+from tiny_models import assert_same_moved, tiny_lora_model, train_steps
 
 from contract_review.kernels.patching.monkey_patch import patch
 from contract_review.kernels.schedule import offload
 
-
-def _same(a, b, what=""):
-    if ON_GPU:
-        err = ((a.double() - b.double()).norm() / b.double().norm().clamp_min(1e-30)).item()
-        assert err < 1e-6, f"{what}: relative error {err:.2e}"
-    else:
-        assert torch.equal(a, b), f"{what}: not bit-identical (max diff {(a - b).abs().max().item():.3e})"
 
 
 def test_training_follows_the_same_loss_curve_and_reuses_buffers():
@@ -36,7 +27,7 @@ def test_training_follows_the_same_loss_curve_and_reuses_buffers():
     assert stats["buffers"] == stats["free"] == 3 and stats["in_use"] == 0, f"buffers reused across steps: {stats}"
     theirs = train_steps(ref, 4, batches=2)
     for i, (a, b) in enumerate(zip(ours, theirs)):
-        _same(a, b, f"loss at step {i}")
+        assert_same_moved(a, b, f"loss at step {i}")
     assert theirs[-1] < theirs[0], "the reference did not learn"
 
 
