@@ -59,7 +59,7 @@ def test_from_the_repo_root_installed_packages_win_over_our_folders():
     code = r"""
 import importlib.util, json, sys
 import transformers, kernels
-import contract_review.kernels.monkey_patch as ours
+import contract_review.kernels.patching.monkey_patch as ours
 result = {"hf_kernels": kernels.__file__, "ours": ours.__file__, "specs": {}}
 for name in NAMES:
     spec = importlib.util.find_spec(name)
@@ -70,7 +70,7 @@ print(json.dumps(result))
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert not result["hf_kernels"].startswith(str(REPO_ROOT / "kernels")), result["hf_kernels"]
-    assert result["ours"] == str(REPO_ROOT / "kernels" / "monkey_patch.py")
+    assert result["ours"] == str(REPO_ROOT / "kernels" / "patching" / "monkey_patch.py")
     for name, spec in result["specs"].items():
         if spec is None:
             continue

@@ -1,9 +1,18 @@
-"""Command line of the training package: `train` and `doctor`."""
+"""Command line of the training package: `train` and `doctor`.
+
+Building the parser imports neither torch nor transformers (`contract-review --help` and the other
+packages' commands stay fast): the recipe and the run diagnosis, which import torch, are imported by
+the command that runs them (the recipe after the backend's `preload`).
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+
+from .backends.preload import preload
+from .config import dump_config, load_config
+from .doctor import check_environment, print_checks
 
 TRAIN_HELP = """\
 Fine-tune with LoRA from a YAML config (shipped ones: configs/<model>_<method>_<hardware>.yaml).
@@ -51,8 +60,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .config import dump_config, load_config
-
     cfg = load_config(args.config, args.overrides)
     if args.check:
         print(dump_config(cfg), end="")
@@ -61,10 +68,12 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def run_training(cfg, resume: bool = False, profile_steps: int = 0, quiet: bool = False) -> int:
-    from .recipe.lora import LoRARecipe
+    preload(cfg.backend)  # before the recipe imports transformers: Unsloth must patch it first
+    from .recipe.finetune import FineTuneRecipe  # torch and transformers: only for a command that trains
 
-    recipe = LoRARecipe(cfg, resume=resume, profile_steps=profile_steps, quiet=quiet).setup()
+    recipe = FineTuneRecipe(cfg, resume=resume, profile_steps=profile_steps, quiet=quiet)
     try:
+        recipe.setup()
         summary = recipe.train()
         if summary["reason"] == "profiled":
             if recipe.is_main:
@@ -76,26 +85,12 @@ def run_training(cfg, resume: bool = False, profile_steps: int = 0, quiet: bool 
             print(f"done: {summary['step']} steps ({summary['reason']}); best eval loss "
                   f"{summary['best_eval_loss']}; adapter in {results['adapter']}", file=sys.stderr)
     finally:
-        recipe.logger.close()
-        if recipe.world > 1 and _dist_ready():
-            import torch.distributed as dist
-
-            dist.destroy_process_group()
+        recipe.close()
     return 0
 
 
-def _dist_ready() -> bool:
-    import torch.distributed as dist
-
-    return dist.is_available() and dist.is_initialized()
-
-
 def _doctor(args: argparse.Namespace) -> int:
-    from .doctor import check_environment, print_checks
-
     if args.profile:
-        from .config import load_config
-
         cfg = load_config(args.profile, args.overrides)
         cfg.output.name = f"{cfg.output.name}-profile"
         return run_training(cfg, profile_steps=args.steps)
@@ -105,7 +100,7 @@ def _doctor(args: argparse.Namespace) -> int:
         print_checks(checks)
         status = 1 if any(c.status == "fail" for c in checks) else 0
     if args.run or args.log:
-        from .diagnose import diagnose_run, print_findings
+        from .diagnose import diagnose_run, print_findings  # torch, through the log reader
 
         findings = diagnose_run(args.run, args.log)
         print_findings(findings)

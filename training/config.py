@@ -145,7 +145,7 @@ class OutputConfig(_Section):
 
 
 class KernelsConfig(_Section):
-    """Options of our Triton kernels' `kernels.patch` (backend: native); kernels/monkey_patch.py has the detail."""
+    """Options of our Triton kernels' `kernels.patch` (backend: native); kernels/patching/monkey_patch.py has the detail."""
 
     offload_activations: bool = Field(False, description="keep each decoder layer's checkpointed input in pinned "
                                                          "host memory, not on the GPU (needs "
@@ -160,6 +160,8 @@ class KernelsConfig(_Section):
     trim_recompute: bool = Field(True, description="the checkpoint recompute skips the MLP down projection, whose "
                                                    "output it never reads (same gradients, no cost); false only to "
                                                    "compare")
+    fuse_qkv: bool = Field(True, description="q, k and v of one attention as one LoRA node (one x A^T GEMM, one dA "
+                                             "GEMM, one dx buffer; same gradients); false only to compare")
 
     @field_validator("offload_mlp", mode="before")
     @classmethod
@@ -175,8 +177,11 @@ class KernelsConfig(_Section):
 
 
 class Config(_Section):
+    # the names of training/objectives/registry.py's and training/backends/registry.py's tables
     objective: Literal["sft", "classify"] = "sft"
-    backend: Literal["native", "hf", "unsloth"] = "hf"
+    backend: Literal["native", "hf", "unsloth", "liger"] = Field(
+        "hf", description="native: our Triton kernels; hf: transformers + peft; unsloth and liger: comparison "
+                          "backends, each in its own environment")
     model: ModelConfig = Field(default_factory=ModelConfig)
     lora: LoraConfig = Field(default_factory=LoraConfig)
     data: DataConfig = Field(default_factory=DataConfig)
@@ -193,6 +198,13 @@ class Config(_Section):
             raise ValueError("lora.quantize (QLoRA) does not combine with ZeRO-3; use zero_stage 2 or no quantize")
         if self.backend == "unsloth" and self.distributed.strategy == "deepspeed":
             raise ValueError("backend unsloth does not run under DeepSpeed ZeRO-3 (see anchors); use backend hf")
+        if self.backend == "unsloth" and self.objective != "sft":
+            raise ValueError(f"backend unsloth trains objective sft only (objective is {self.objective}); "
+                             "use backend hf or native")
+        if (self.backend == "liger" and self.distributed.strategy == "deepspeed"
+                and self.distributed.zero_stage == 3):
+            # Liger's fused loss reads lm_head.weight outside its module's forward, where ZeRO-3 has not gathered it
+            raise ValueError("backend liger does not run under DeepSpeed ZeRO-3; use backend native or hf")
         changed = self.kernels.changed()
         if changed and self.backend != "native":
             # other backends never call kernels.patch: a silently ignored option would mislead a benchmark

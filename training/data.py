@@ -110,7 +110,7 @@ def packing_needs_mask() -> bool:
     """Whether this transformers must be handed the 4-D block mask: versions without packed-sequence
     detection (`masking_utils.find_packed_sequence_indices`) would let packed examples see each other."""
     try:
-        from transformers.masking_utils import find_packed_sequence_indices  # noqa: F401
+        from transformers.masking_utils import find_packed_sequence_indices  # noqa: F401  (feature detection)
     except ImportError:
         return True
     return False

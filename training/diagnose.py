@@ -23,6 +23,9 @@ import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
+from rich.console import Console
+from rich.table import Table
+
 from .logging import read_log
 
 
@@ -174,9 +177,6 @@ def diagnose_run(run: str | Path | None, log: str | Path | None = None) -> list[
 
 
 def print_findings(findings: list[Finding]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
     table = Table(title="run diagnosis")
     for col in ("finding", "severity", "detail", "what to change"):
         table.add_column(col, overflow="fold")

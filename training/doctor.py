@@ -7,6 +7,9 @@ import os
 import shutil
 from dataclasses import dataclass
 
+from rich.console import Console
+from rich.table import Table
+
 
 @dataclass
 class Check:
@@ -30,7 +33,7 @@ def check_environment() -> list[Check]:
         status = "ok" if v else ("fail" if required else "warn")
         checks.append(Check(pkg, status, v or ("missing: pip install -e ." if required else "not installed (optional)")))
     try:
-        import torch
+        import torch  # here: a torch that fails to import is one of the things doctor reports
 
         if torch.cuda.is_available():
             for i in range(torch.cuda.device_count()):
@@ -59,9 +62,6 @@ def check_environment() -> list[Check]:
 
 
 def print_checks(checks: list[Check]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
     table = Table(title="contract-review doctor")
     for col in ("check", "status", "detail"):
         table.add_column(col)

@@ -131,6 +131,8 @@ def plot_loss(run_dir: str | Path, out: str | Path | None = None) -> Path | None
     evals = [(e["step"], e["eval_loss"]) for e in events if e.get("event") == "eval"]
     if not steps:
         return None
+    # here, not at the top: choosing the Agg backend (no display) must not change it for a process that
+    # only imported the logger (the app draws its own figures)
     import matplotlib
 
     matplotlib.use("Agg")

@@ -14,6 +14,9 @@ machine by accident, and offline use fails with a message instead of a hang).
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -21,6 +24,9 @@ import sys
 import tempfile
 import zipfile
 from pathlib import Path
+
+import torch
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, LlamaConfig, MistralConfig
 
 from contract_review.paths import REPO_ROOT, cache_dir
 
@@ -62,8 +68,6 @@ def ensure_default_model() -> Path:
     target = default_model_dir()
     if (target / "config.json").exists() and (target / "model.safetensors").exists():
         return target
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         tmp = Path(tmp)
@@ -105,8 +109,6 @@ def hub_offline() -> bool:
 
 
 def load_tokenizer(name_or_path=None):
-    from transformers import AutoTokenizer
-
     src = resolve_model(name_or_path)
     try:
         tok = AutoTokenizer.from_pretrained(src, local_files_only=hub_offline())
@@ -141,8 +143,6 @@ def architecture_config(preset_or_path: str, vocab_size: int | None = None, over
     """A transformers config from a preset name or a folder/file with config.json.
 
     `vocab_size` (the tokenizer's) replaces the preset's so any tokenizer fits a random model."""
-    from transformers import AutoConfig, LlamaConfig, MistralConfig
-
     if preset_or_path in PRESETS:
         fields = dict(PRESETS[preset_or_path])
         kind = fields.pop("model_type")
@@ -175,27 +175,19 @@ def load_causal_lm(name_or_path=None, *, config: str | None = None, random_init:
     """A causal LM: pretrained from a folder/hub name, or built from an architecture with random weights.
 
     `device` (random_init only): build the random weights directly there (a GPU builds and initialises a
-    13B model in seconds; on the CPU that takes minutes and the whole model's memory first)."""
-    import contextlib
-
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    if random_init:
+    13B model in seconds; on the CPU that takes minutes and the whole model's memory first). With a
+    `quantization_config` the random model is written once to a cached folder (bitsandbytes quantizes
+    while loading) and loaded from there."""
+    if random_init and quantization_config is not None:
+        name_or_path = random_model_folder(config, vocab_size=vocab_size, dtype=dtype,
+                                           attn_implementation=attn_implementation, overrides=overrides, seed=seed,
+                                           device=device)
+    elif random_init:
         cfg = architecture_config(config, vocab_size=vocab_size, overrides=overrides)
         cfg._attn_implementation = attn_implementation
         torch.manual_seed(seed)
-        where = torch.device(device) if device is not None and quantization_config is None else contextlib.nullcontext()
-        with where:
-            model = AutoModelForCausalLM.from_config(cfg, dtype=dtype or torch.float32)
-        if quantization_config is None:
-            return model
-        # bitsandbytes quantizes while loading: write the random model once, then load it quantized
-        folder = cache_dir() / "models" / f"random-{config}-seed{seed}"
-        if not (folder / "config.json").exists():
-            model.save_pretrained(folder, safe_serialization=True)
-        del model
-        name_or_path = folder
+        with torch.device(device) if device is not None else contextlib.nullcontext():
+            return AutoModelForCausalLM.from_config(cfg, dtype=dtype or torch.float32)
     src = resolve_model(name_or_path)
     kwargs = {"dtype": dtype or torch.float32, "attn_implementation": attn_implementation,
               "local_files_only": hub_offline()}
@@ -214,31 +206,32 @@ def load_causal_lm(name_or_path=None, *, config: str | None = None, random_init:
     return model
 
 
-def random_model_folder(config: str, *, tokenizer, dtype=None, attn_implementation: str = "sdpa",
-                        overrides: dict | None = None, seed: int = 0, device=None) -> Path:
-    """A folder holding a random model of `config` (and `tokenizer`), written once and reused.
+def random_model_folder(config: str, *, tokenizer=None, vocab_size: int | None = None, dtype=None,
+                        attn_implementation: str = "sdpa", overrides: dict | None = None, seed: int = 0,
+                        device=None) -> Path:
+    """A folder holding a random model of `config` (and `tokenizer`, when given), written once and reused.
 
-    For loaders that only read folders (Unsloth's `FastLanguageModel.from_pretrained`). The name
-    carries everything that shapes the weights, so a changed preset, vocabulary, dtype or seed
+    For loaders that only read folders (Unsloth's `FastLanguageModel.from_pretrained`, bitsandbytes'
+    quantization while loading). The vocabulary is the tokenizer's, else `vocab_size`, else the preset's.
+    The name carries everything that shapes the weights, so a changed preset, vocabulary, dtype or seed
     never reuses a stale folder."""
-    import hashlib
-    import json
-
-    import torch
-
     dtype = dtype or torch.float32
-    key = json.dumps({"config": config, "vocab": len(tokenizer), "overrides": overrides or {}, "seed": seed,
-                      "dtype": str(dtype)}, sort_keys=True)
+    vocab = len(tokenizer) if tokenizer is not None else vocab_size
+    fields = {"config": config, "vocab": vocab, "overrides": overrides or {}, "seed": seed, "dtype": str(dtype)}
+    if tokenizer is None:
+        fields["tokenizer"] = False  # never handed to a loader that needs the tokenizer beside the weights
+    key = json.dumps(fields, sort_keys=True)
     name = Path(str(config)).name
     folder = cache_dir() / "models" / f"random-{name}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
     if (folder / "config.json").exists() and (list(folder.glob("*.safetensors"))):
         return folder
     model = load_causal_lm(config=config, random_init=True, dtype=dtype, attn_implementation=attn_implementation,
-                           overrides=overrides, vocab_size=len(tokenizer), seed=seed, device=device)
+                           overrides=overrides, vocab_size=vocab, seed=seed, device=device)
     tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     model.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(tmp)
     del model
     if torch.cuda.is_available():
         torch.cuda.empty_cache()  # the loader that reads the folder needs the memory next

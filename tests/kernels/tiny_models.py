@@ -7,7 +7,7 @@ Mistral one has grouped-query attention (8 query heads, 2 key/value heads). Same
 from __future__ import annotations
 
 import torch
-from kernel_testing import DEVICE
+from kernel_testing import DEVICE, ON_GPU
 
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
@@ -120,3 +120,62 @@ def projection_gemms(model, ids, labels, suffixes: tuple[str, ...], in_features:
         mode.phase = "bwd"
         loss.backward()
     return counts["fwd"], counts["bwd"]
+
+
+# -- CUDA-graphed training (kernels/schedule/cuda_graph.py), shared by its fast, slow and GPU tests --------------
+
+def graph_model(gc: bool = True, **patch_kw):
+    """The tiny Llama, patched; checkpointing without RNG state, which a capture cannot stash."""
+    from contract_review.kernels.patching.monkey_patch import patch
+
+    model = tiny_lora_model("llama", gradient_checkpointing=gc, preserve_rng_state=False)
+    patch(model, **patch_kw)
+    return model
+
+
+def trainable(model) -> list:
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def graphed_train(model, steps: int, batches: int, lr: float = 3e-3, **kw):
+    """(losses, the GraphedBackward) of ``steps`` AdamW steps over ``batches`` fixed batches, forward and
+    backward through ``GraphedBackward(**kw)``."""
+    from contract_review.kernels.schedule.cuda_graph import GraphedBackward
+
+    params = trainable(model)
+    opt = torch.optim.AdamW(params, lr=lr)
+    step = GraphedBackward(lambda b: model(**b).loss, params, **kw)
+    losses = []
+    for i in range(steps):
+        ids, labels = batch(i % batches)
+        losses.append(step({"input_ids": ids, "labels": labels}))
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+    return losses, step
+
+
+# -- comparisons shared by the schedule tests (offload, MLP stash) and their slow tier ----------------------
+
+def assert_identical_step(model, ref, seed: int = 0) -> None:
+    """The same loss and the same adapter gradients, bit for bit, from one step of each."""
+    (out_a, g_a), (out_b, g_b) = loss_and_grads(model, seed), loss_and_grads(ref, seed)
+    assert torch.equal(out_a.loss, out_b.loss)
+    for n in g_b:
+        assert torch.equal(g_a[n], g_b[n]), n
+
+
+def gate_up_gemms(model, ids, labels) -> tuple[int, int]:
+    """(forward, backward) counts of the gate and up projections' own GEMMs."""
+    return projection_gemms(model, ids, labels, ("gate_proj.base_layer", "up_proj.base_layer"),
+                            model.config.hidden_size)
+
+
+def assert_same_moved(a, b, what: str = "") -> None:
+    """Tensors that moving bytes (offload) must leave unchanged: bit-identical on CPU; on a GPU up to fp32
+    rounding (1e-6 relative: attention backward kernels need not be run-to-run deterministic)."""
+    if ON_GPU:
+        err = ((a.double() - b.double()).norm() / b.double().norm().clamp_min(1e-30)).item()
+        assert err < 1e-6, f"{what}: relative error {err:.2e}"
+    else:
+        assert torch.equal(a, b), f"{what}: not bit-identical (max diff {(a - b).abs().max().item():.3e})"
+

@@ -1,4 +1,4 @@
-"""Run by test_kernel_zero3.py in its own process (DeepSpeed initialises torch.distributed): trains the tiny
+"""Run by patching/slow/test_patch_zero3.py in its own process (DeepSpeed initialises torch.distributed): trains the tiny
 Llama with peft LoRA under DeepSpeed ZeRO-3 (parameters partitioned, one CPU rank, gloo) with and without
 kernels.patch, and prints both loss curves as one JSON line."""
 
@@ -22,7 +22,7 @@ torch.set_num_threads(1)
 import deepspeed  # noqa: E402
 from tiny_models import batch, tiny_lora_model  # noqa: E402
 
-from contract_review.kernels.monkey_patch import patch  # noqa: E402
+from contract_review.kernels.patching.monkey_patch import patch  # noqa: E402
 
 STEPS = 4
 

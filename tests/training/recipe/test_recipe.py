@@ -1,0 +1,76 @@
+"""The LoRA recipe end to end on CPU: tiny random Llama, the real default model, kill and resume."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from contract_review.training.cli import run_training
+from contract_review.training.config import load_config
+from contract_review.training.errors import TrainingError
+from contract_review.training.logging import read_log
+from contract_review.training.recipe.finetune import FineTuneRecipe
+
+CONFIGS = Path(__file__).resolve().parents[3] / "configs"
+
+
+def _losses(run_dir: Path) -> list[float]:
+    return [e["loss"] for e in read_log(run_dir) if e["event"] == "step"]
+
+
+def test_resume_without_a_checkpoint_says_so(small_dataset, tmp_path, tiny_overrides):
+    cfg = load_config(CONFIGS / "smollm2-135m_lora_cpu.yaml", tiny_overrides(small_dataset, tmp_path / "c"))
+    with pytest.raises(TrainingError, match="no checkpoint"):
+        run_training(cfg, resume=True, quiet=True)
+
+
+def test_nan_loss_stops_with_the_step_and_advice(small_dataset, tmp_path, tiny_overrides):
+    cfg = load_config(CONFIGS / "smollm2-135m_lora_cpu.yaml", tiny_overrides(
+        small_dataset, tmp_path / "d", **{"optim.lr": 0.9, "train.max_steps": 30, "train.max_loss": 1e-3,
+                                          "data.subset.limit": 4, "optim.batch_size": 2, "optim.grad_accum": 1}))
+    with pytest.raises(TrainingError) as err:
+        run_training(cfg, quiet=True)
+    assert "step 1" in str(err.value) and "optim.lr" in str(err.value)
+    assert read_log(tmp_path / "d")[-1]["kind"] == "exploding"
+
+
+def test_oom_message_names_the_peak_and_what_to_change(small_dataset, tmp_path, monkeypatch, tiny_overrides):
+    cfg = load_config(CONFIGS / "smollm2-135m_lora_cpu.yaml", tiny_overrides(small_dataset, tmp_path / "e",
+                                                                            **{"data.subset.limit": 4}))
+
+    def oom(self):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(FineTuneRecipe, "train_step", oom)
+    with pytest.raises(TrainingError) as err:
+        run_training(cfg, quiet=True)
+    msg = str(err.value)
+    assert "out of memory" in msg and "peak seen" in msg and "grad_accum" in msg and "gradient_checkpointing" in msg
+
+
+def test_a_gpu_config_with_flex_attention_trains_on_the_cpu_with_sdpa(small_dataset, tmp_path, tiny_overrides, capsys):
+    """The shipped 7B config asks for flex_attention (no backward on the CPU in torch): the same run
+    falls back to sdpa, says so, and still trains."""
+    cfg = load_config(CONFIGS / "llama2-7b_lora_1gpu.yaml", tiny_overrides(
+        small_dataset, tmp_path / "flex", **{"train.max_steps": 2, "optim.batch_size": 2, "optim.grad_accum": 1,
+                                             "data.subset.limit": 4, "backend": "hf"}))
+    assert cfg.model.attn_implementation == "flex_attention"
+    assert run_training(cfg, quiet=True) == 0
+    assert "training with sdpa" in capsys.readouterr().err
+    assert len(_losses(tmp_path / "flex")) == 2
+
+
+def test_early_stopping_keeps_the_best_adapter_and_says_why_it_stopped(small_dataset, tmp_path, tiny_overrides):
+    """lr 1e-12: the eval loss does not move, so the second evaluation is no better than the first and
+    patience 1 stops the run there; the adapter of the first evaluation is what the run returns."""
+    cfg = load_config(CONFIGS / "smollm2-135m_lora_cpu.yaml", tiny_overrides(
+        small_dataset, tmp_path / "es", **{"optim.lr": 1e-12, "train.max_steps": 10, "train.eval_every": 1,
+                                           "train.early_stopping_patience": 1, "data.subset.limit": 4,
+                                           "optim.batch_size": 2, "optim.grad_accum": 1}))
+    assert run_training(cfg, quiet=True) == 0
+    events = read_log(tmp_path / "es")
+    evals = [e for e in events if e["event"] == "eval"]
+    assert [e["step"] for e in evals] == [1, 2] and [e["best"] for e in evals] == [True, False]
+    assert next(e for e in events if e["event"] == "stop")["reason"] == "early_stopping"
+    assert torch.load(tmp_path / "es" / "best" / "trainable.pt", weights_only=False)["step"] == 1
+    assert (tmp_path / "es" / "adapter" / "adapter_model.safetensors").exists()

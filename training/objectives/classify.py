@@ -1,0 +1,88 @@
+"""`objective: classify`: the reviewer model, the causal LM's decoder with LoRA and three heads on its pooled
+final state (clause types: multi-label BCE with a positive weight per type; party and risk: softmax).
+
+Input: `prompt.build_input(text, party_names)` + EOS (`data.encode_classify`), rows not packed. After
+training, per-type thresholds are tuned on the evaluation split (`classify.tune_thresholds`) and the
+adapter folder gets the heads and reviewer.json beside the PEFT adapter.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from contract_review.records import ClauseRecord
+
+from ..card import data_version
+from ..data import collate_classify, encode_classify, load_split
+from ..reviewer_model import (Labels, ReviewerModel, classify_loss, predict_probs, save_reviewer, tune_thresholds,
+                              type_pos_weight)
+from .base import Objective
+
+
+class Classify(Objective):
+    name = "classify"
+    task_type = None  # the heads read the decoder's hidden states; the LM head never runs
+    lm_head = False
+    eval_batch_factor = 2
+
+    def __init__(self, cfg, tokenizer):
+        super().__init__(cfg, tokenizer)
+        self.labels = Labels.from_taxonomy()
+        self.pos_weight = None
+
+    def encode(self, records: list[ClauseRecord]) -> list[dict]:
+        n = self.cfg.data.max_length
+        return [{"input_ids": encode_classify(r.input, self.tokenizer, n), **self.labels.targets(r)} for r in records]
+
+    def length(self, row: dict) -> int:
+        return len(row["input_ids"])
+
+    def model(self, lm: nn.Module) -> nn.Module:
+        model = ReviewerModel(lm, lm.config.hidden_size, self.labels, pooling=self.cfg.classify.pooling)
+        model.heads.to(next(lm.parameters()).device)  # beside a backbone that was loaded onto its device
+        return model
+
+    def fit(self, model: nn.Module, records: list[ClauseRecord], device: torch.device) -> None:
+        pw, prior = type_pos_weight(records, self.labels, self.cfg.classify.pos_weight_cap)
+        self.pos_weight = pw.to(device)
+        model.init_type_bias(prior)
+
+    def collate(self, rows: list[dict]) -> dict[str, torch.Tensor]:
+        return collate_classify(rows, self.pad_id)
+
+    def tokens(self, rows: list[dict], batch: dict[str, torch.Tensor]) -> int:
+        # the attention mask, not the ids: the pad id is often the EOS that ends every row
+        return int(batch["attention_mask"].sum())
+
+    def eval_order(self, rows: list[dict]) -> list[int]:
+        return sorted(range(len(rows)), key=lambda i: len(rows[i]["input_ids"]))
+
+    def loss(self, net: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
+        logits = net(batch["input_ids"], batch["attention_mask"])
+        return classify_loss(logits, batch, self.pos_weight, self.cfg.classify.loss_weights)
+
+    def finish(self, model: nn.Module, adapter_dir: Path, strategy, *, run_dir: Path, step: int,
+               quiet: bool) -> dict:
+        cfg = self.cfg
+        out: dict = {}
+        thresholds = [0.5] * len(self.labels.clause_type)
+        if not strategy.is_main:
+            return out
+        if cfg.classify.tune_thresholds and cfg.data.eval_split:
+            model.eval()
+            records = load_split(cfg.data, cfg.data.eval_split, subset=False)
+            probs = predict_probs(model, self.tokenizer, [r.input for r in records], cfg.data.max_length,
+                                  autocast=cfg.train.precision == "bf16", progress=not quiet)
+            targets = torch.stack([self.labels.targets(r)["clause_type"] for r in records])
+            thresholds = tune_thresholds(probs["clause_type"], targets)
+            torch.save({"probs": probs, "ids": [r.id for r in records]}, run_dir / "eval_probs.pt")
+            out["thresholds_tuned_on"] = f"{cfg.data.eval_split} ({len(records)} records)"
+        meta = {"base_model": cfg.model.name, "max_length": cfg.data.max_length, "thresholds": thresholds,
+                "model_version": f"reviewer-{cfg.output.name}-step{step}", "data_version": data_version(cfg.data.dir),
+                "objective": "classify", "lora": {"r": cfg.lora.r, "alpha": cfg.lora.alpha,
+                                                  "target_modules": cfg.lora.modules()}}
+        save_reviewer(model, adapter_dir, meta, adapter_dtype=cfg.output.adapter_dtype)
+        return out
