@@ -51,6 +51,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     card.add_argument("--verified", type=Path, default=VERIFIED_PARTY_FILE)
     card.set_defaults(func=_card)
 
+    seg = dsub.add_parser(
+        "segments", help="measure how whole segmentation keeps the lawyers' CUAD spans",
+        description=("Segment the CUAD contracts of one split and report the share of lawyer-marked spans that "
+                     "lie inside one segment, segment counts per kind and clause lengths, next to two baselines "
+                     "(blank-line paragraphs; each contract as one segment). Appends to "
+                     "data/dataset/segmentation.json."),
+    )
+    seg.add_argument("--cuad", type=Path, help="CUAD v1 folder (default: the shipped copy)")
+    seg.add_argument("--split", choices=("validation", "train"), default="validation",
+                     help="contracts to measure (test contracts are never used for this)")
+    seg.add_argument("--out", type=Path, default=None, help="results file (default: data/dataset/segmentation.json)")
+    seg.add_argument("--no-write", action="store_true", help="print only")
+    seg.set_defaults(func=_segments)
+
     from .label_studio_cli import register_annotate
 
     register_annotate(sub)
@@ -72,6 +86,23 @@ def _build(args: argparse.Namespace) -> int:
     print(f"verified party labels applied: {report.verified_applied} (stale: {report.verified_stale})")
     for p in paths:
         print(f"wrote {p}")
+    return 0
+
+
+def _segments(args: argparse.Namespace) -> int:
+    import json
+
+    from .corpora import shipped_corpus
+    from .segment_report import RESULTS_FILE, append_results, report
+
+    rows = report(args.cuad or shipped_corpus("cuad"), args.split)
+    for r in rows:
+        brief = {k: v for k, v in r.items() if k != "spans_whole_by_category"}
+        print(json.dumps(brief))
+    if not args.no_write:
+        out = args.out or RESULTS_FILE
+        append_results(rows, out)
+        print(f"wrote {out}")
     return 0
 
 

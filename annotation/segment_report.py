@@ -1,0 +1,150 @@
+"""How well segmentation keeps lawyer-marked clauses whole, measured on CUAD.
+
+    contract-review data segments                      # validation contracts, appends to the results file
+    contract-review data segments --split train --no-write
+
+CUAD's lawyers marked the text of each clause of interest (`master_clauses.csv`). A span
+is *whole* when one segment contains all of it: the model then sees the clause as one
+unit; a span cut across segments is seen in pieces, and a span glued into a long segment
+is diluted. The report gives, per segmenter:
+
+- `spans_whole`: the share of located spans that lie inside one segment (furniture such
+  as a page footer inside the segment is allowed: it is cut out of what the model sees);
+  `spans_whole_clause`: the same, counting only segments the app labels (kind `clause`);
+- `span_share_of_segment`: for whole spans, the median share of the segment's characters
+  the span covers (high: the segment is about the span; low: the span is a needle in it);
+- segment counts per kind and the length distribution of clause segments (characters).
+
+Two baselines expose what the share alone would hide: `document` (each contract one
+segment: every span is whole, and useless) and `paragraphs` (split at blank lines only).
+Splits are the dataset's (`build._cuad_splits`); measure on validation or train, never
+tune on test. Results are appended to `data/dataset/segmentation.json`, one row per
+(segmenter, split, commit), so the history stays data.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import re
+import statistics
+import subprocess
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from contract_review.paths import DATASET_DIR, REPO_ROOT
+
+from . import cuad
+from .build import _cuad_splits
+from .segment import segment
+
+RESULTS_FILE = DATASET_DIR / "segmentation.json"
+SegmentFn = Callable[[str], Sequence]
+
+
+def paragraphs(text: str) -> list[tuple[int, int, str]]:
+    """Baseline: split at blank lines only."""
+    return [(m.start(), m.end(), "clause") for m in re.finditer(r"\S(?:[^\n]|\n(?![ \t]*\n))*", text)]
+
+
+def whole_document(text: str) -> list[tuple[int, int, str]]:
+    """Baseline: the whole contract as one segment."""
+    return [(0, len(text), "clause")]
+
+
+def current(text: str) -> list[tuple[int, int, str]]:
+    return [(s.start, s.end, getattr(s, "kind", "clause")) for s in segment(text)
+            if getattr(s, "kind", "clause") != "furniture"]
+
+
+SEGMENTERS: dict[str, Callable[[str], list[tuple[int, int, str]]]] = {
+    "segment": current, "paragraphs": paragraphs, "document": whole_document,
+}
+
+
+def _quantiles(values: list[int]) -> dict[str, int]:
+    if not values:
+        return {}
+    v = sorted(values)
+    q = lambda p: v[min(len(v) - 1, int(p * len(v)))]  # noqa: E731
+    return {"p10": q(0.1), "p25": q(0.25), "median": q(0.5), "p75": q(0.75), "p90": q(0.9), "max": v[-1]}
+
+
+def _trim(text: str, s: int, e: int) -> tuple[int, int]:
+    while s < e and text[s].isspace():
+        s += 1
+    while e > s and text[e - 1].isspace():
+        e -= 1
+    return s, e
+
+
+def measure(contracts: Sequence[cuad.CuadContract], segmenter: Callable[[str], list[tuple[int, int, str]]]) -> dict:
+    spans = whole = whole_clause = 0
+    share: list[float] = []
+    per_cat: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    kinds: Counter = Counter()
+    lengths: list[int] = []
+    for c in contracts:
+        segs = sorted(segmenter(c.text))
+        starts = [s for s, _, _ in segs]
+        for s, e, kind in segs:
+            kinds[kind] += 1
+            if kind == "clause":
+                lengths.append(e - s)
+        for s, e, cat in c.spans:
+            s, e = _trim(c.text, s, e)
+            if e <= s:
+                continue
+            spans += 1
+            per_cat[cat][1] += 1
+            i = bisect.bisect_right(starts, s) - 1
+            hit = next(((a, b, k) for a, b, k in segs[max(0, i - 3): i + 1] if a <= s and e <= b), None)
+            if hit is None:
+                continue
+            whole += 1
+            per_cat[cat][0] += 1
+            whole_clause += hit[2] == "clause"
+            share.append((e - s) / (hit[1] - hit[0]))
+    return {
+        "contracts": len(contracts),
+        "spans": spans,
+        "spans_whole": round(whole / spans, 4) if spans else None,
+        "spans_whole_clause": round(whole_clause / spans, 4) if spans else None,
+        "span_share_of_segment": round(statistics.median(share), 4) if share else None,
+        "segments": sum(kinds.values()),
+        "segments_by_kind": dict(sorted(kinds.items())),
+        "clause_chars": _quantiles(lengths),
+        "clauses_over_1200_chars": sum(n > 1200 for n in lengths),
+        "spans_whole_by_category": {cat: round(w / n, 3) for cat, (w, n) in sorted(per_cat.items())},
+    }
+
+
+def _commit() -> str:
+    try:
+        out = subprocess.run(["git", "-C", str(REPO_ROOT), "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--", "annotation"],
+                               capture_output=True, text=True, check=True).stdout.strip()
+        return out + ("+changes" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def report(cuad_dir: Path, split: str = "validation", segmenters: Sequence[str] = tuple(SEGMENTERS)) -> list[dict]:
+    if split == "test":
+        raise ValueError("segmentation is measured on validation or train contracts; test contracts stay unseen")
+    contracts = list(cuad.iter_contracts(cuad_dir))
+    splits = _cuad_splits(contracts)
+    chosen = [c for c in contracts if splits[c.doc_id] == split]
+    commit = _commit()
+    return [{"segmenter": name, "split": split, "commit": commit if name == "segment" else None,
+             **measure(chosen, SEGMENTERS[name])} for name in segmenters]
+
+
+def append_results(rows: list[dict], path: Path = RESULTS_FILE) -> None:
+    """Keep one row per (segmenter, split, commit): a rerun at one commit replaces its row."""
+    old = json.loads(path.read_text()) if path.exists() else []
+    key = lambda r: (r["segmenter"], r["split"], r.get("commit"))  # noqa: E731
+    new_keys = {key(r) for r in rows}
+    path.write_text(json.dumps([r for r in old if key(r) not in new_keys] + rows, indent=1) + "\n")
