@@ -11,6 +11,8 @@ is diluted. The report gives, per segmenter:
 - `spans_whole`: the share of located spans that lie inside one segment (furniture such
   as a page footer inside the segment is allowed: it is cut out of what the model sees);
   `spans_whole_clause`: the same, counting only segments the app labels (kind `clause`);
+  `spans_whole_or_one_section`: whole, or cut only into one numbered section and its list
+  items ("6.02" and "6.02(a)", "6.02(b)"), which carry the section's lead-in as context;
 - `span_share_of_segment`: for whole spans, the median share of the segment's characters
   the span covers (high: the segment is about the span; low: the span is a needle in it);
 - segment counts per kind and the length distribution of clause segments (characters).
@@ -40,25 +42,27 @@ from .build import _cuad_splits
 from .segment import segment
 
 RESULTS_FILE = DATASET_DIR / "segmentation.json"
-SegmentFn = Callable[[str], Sequence]
 
 
-def paragraphs(text: str) -> list[tuple[int, int, str]]:
+Segmenter = Callable[[str], list[tuple[int, int, str, str | None]]]  # text -> (start, end, kind, number)
+
+
+def paragraphs(text: str) -> list[tuple[int, int, str, None]]:
     """Baseline: split at blank lines only."""
-    return [(m.start(), m.end(), "clause") for m in re.finditer(r"\S(?:[^\n]|\n(?![ \t]*\n))*", text)]
+    return [(m.start(), m.end(), "clause", None) for m in re.finditer(r"\S(?:[^\n]|\n(?![ \t]*\n))*", text)]
 
 
-def whole_document(text: str) -> list[tuple[int, int, str]]:
+def whole_document(text: str) -> list[tuple[int, int, str, None]]:
     """Baseline: the whole contract as one segment."""
-    return [(0, len(text), "clause")]
+    return [(0, len(text), "clause", None)]
 
 
-def current(text: str) -> list[tuple[int, int, str]]:
-    return [(s.start, s.end, getattr(s, "kind", "clause")) for s in segment(text)
+def current(text: str) -> list[tuple[int, int, str, str | None]]:
+    return [(s.start, s.end, getattr(s, "kind", "clause"), getattr(s, "number", None)) for s in segment(text)
             if getattr(s, "kind", "clause") != "furniture"]
 
 
-SEGMENTERS: dict[str, Callable[[str], list[tuple[int, int, str]]]] = {
+SEGMENTERS: dict[str, Segmenter] = {
     "segment": current, "paragraphs": paragraphs, "document": whole_document,
 }
 
@@ -79,16 +83,24 @@ def _trim(text: str, s: int, e: int) -> tuple[int, int]:
     return s, e
 
 
-def measure(contracts: Sequence[cuad.CuadContract], segmenter: Callable[[str], list[tuple[int, int, str]]]) -> dict:
-    spans = whole = whole_clause = 0
+def _one_section(touched: list[tuple[int, int, str, str | None]]) -> bool:
+    """Whether the segments a span touches are one numbered section and its items ("6.02"
+    with "6.02(a)", "6.02(b)"): a long list split into items that each carry the lead-in."""
+    first = touched[0][3]
+    return bool(first) and all(t[3] and t[3].startswith(first) for t in touched)
+
+
+def measure(contracts: Sequence[cuad.CuadContract], segmenter: Segmenter) -> dict:
+    """The report's numbers for one segmenter over some contracts (see the module docstring)."""
+    spans = whole = whole_clause = whole_section = 0
     share: list[float] = []
     per_cat: dict[str, list[int]] = defaultdict(lambda: [0, 0])
     kinds: Counter = Counter()
     lengths: list[int] = []
     for c in contracts:
         segs = sorted(segmenter(c.text))
-        starts = [s for s, _, _ in segs]
-        for s, e, kind in segs:
+        starts = [s for s, _, _, _ in segs]
+        for s, e, kind, _ in segs:
             kinds[kind] += 1
             if kind == "clause":
                 lengths.append(e - s)
@@ -99,9 +111,12 @@ def measure(contracts: Sequence[cuad.CuadContract], segmenter: Callable[[str], l
             spans += 1
             per_cat[cat][1] += 1
             i = bisect.bisect_right(starts, s) - 1
-            hit = next(((a, b, k) for a, b, k in segs[max(0, i - 3): i + 1] if a <= s and e <= b), None)
+            hit = next((seg for seg in segs[max(0, i - 3): i + 1] if seg[0] <= s and e <= seg[1]), None)
             if hit is None:
+                touched = [seg for seg in segs[max(0, i - 3): bisect.bisect_left(starts, e)] if seg[1] > s]
+                whole_section += bool(touched) and _one_section(touched)
                 continue
+            whole_section += 1
             whole += 1
             per_cat[cat][0] += 1
             whole_clause += hit[2] == "clause"
@@ -111,6 +126,7 @@ def measure(contracts: Sequence[cuad.CuadContract], segmenter: Callable[[str], l
         "spans": spans,
         "spans_whole": round(whole / spans, 4) if spans else None,
         "spans_whole_clause": round(whole_clause / spans, 4) if spans else None,
+        "spans_whole_or_one_section": round(whole_section / spans, 4) if spans else None,
         "span_share_of_segment": round(statistics.median(share), 4) if share else None,
         "segments": sum(kinds.values()),
         "segments_by_kind": dict(sorted(kinds.items())),
