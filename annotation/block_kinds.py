@@ -1,5 +1,5 @@
 """What a passage of a contract is when it is not a clause: an address, a signature block,
-bank details.
+bank details, a table of contents.
 
     block_kind("Acme Corp.\\n123 Main Street\\nNew York, NY 10001\\nAttention: General Counsel")  # "address"
     field_start(text, start, end)   # where a clause's lead-in ends and such a block glued to it begins
@@ -18,6 +18,7 @@ CLAUSE = "clause"
 ADDRESS = "address"
 SIGNATURE = "signature"
 PAYMENT = "payment_details"
+CONTENTS = "contents"
 
 # fields of a signature block; "signed by" or "authorised officer" alone also occur in clauses
 _SIGNATURE_CUES = re.compile(
@@ -45,6 +46,11 @@ _ADDRESS_CUES = re.compile(
     r"Israel|Switzerland|Netherlands|Ireland|India|Singapore|Australia|Korea|Taiwan|Vanuatu|Malaysia)\b\.?\s*$",
     re.IGNORECASE | re.MULTILINE,
 )
+_TOC_LINE = re.compile(r"^.{3,110}?(?:\.{3,}|[ \t])[ \t]*(?:\d{1,3}|[ivx]{1,5})$")
+# the end of an entry of a table of contents run into one line: "... Defined Terms 2 1.2 ..."
+_TOC_ENTRY = re.compile(r"(?<=[A-Za-z.)\]])[ \t.]+(\d{1,3})(?=[ \t]+(?:\d{1,2}(?:\.\d{1,2})*\.?[ \t]|[A-Z])|[ \t]*$)")
+_TOC_REFERENCE = re.compile(r"(?:section|article|clause|paragraph|exhibit|schedule|annex|days?|months?|years?|"
+                            r"of|and|or|to|rule|no\.?|\$)[ \t.]*$", re.I)
 _CLAUSE_WORDS = re.compile(
     r"\b(?:shall|will|agrees?|hereby|must|may|means|warrants?|represents?|undertakes?|covenants?|"
     r"terminat\w*|indemnif\w*|liab\w*|pursuant|provided that|notwithstanding)\b",
@@ -99,7 +105,7 @@ def field_start(text: str, start: int, end: int) -> int | None:
     bank-details block glued to it begins, or None. The lead-in stays a clause."""
     first_sig = _SIGNATURE_CUES.search(text, start, end)
     if first_sig is not None and block_kind(text[first_sig.start():end]) == SIGNATURE:
-        # "... By signing this letter, you agree. ACME CORP. By: /s/ ...": the block starts after the last sentence
+        # "... By signing this letter, you agree. ACME CORP. By: /s/ ...": the block follows the last sentence
         cut = max((m.end() for m in re.finditer(r"[.;:][\"”)]?\s+", text[start:first_sig.start()])), default=0)
         if cut and len(text[start:start + cut].split()) >= 10:
             return start + cut
@@ -111,3 +117,30 @@ def field_start(text: str, start: int, end: int) -> int | None:
         if block_kind(tail) != CLAUSE and block_kind(head) == CLAUSE and not _cues(_ADDRESS_CUES, head[:-1]):
             return cut
     return None
+
+
+def is_contents(masked: str, s: int, e: int) -> bool:
+    """A table of contents laid out one entry a line ("12.1 Term ........ 62")."""
+    lines = [ln.strip() for ln in masked[s:e].splitlines() if ln.strip()]
+    if len(lines) >= 3 and sum(bool(_TOC_LINE.match(ln)) for ln in lines) >= 0.7 * len(lines):
+        return True
+    return bool(re.fullmatch(r"\s*table of contents\s*", masked[s:e], re.I))
+
+
+def inline_contents(masked: str, s: int, e: int) -> tuple[int, int] | None:
+    """A table of contents run into one line: a chain of at least four entries whose page
+    numbers never go down, starting at "TABLE OF CONTENTS" when the line says so."""
+    chain: list[re.Match] = []
+    best: list[re.Match] = []
+    for m in _TOC_ENTRY.finditer(masked, s, e):
+        if _TOC_REFERENCE.search(masked[max(s, m.start() - 12):m.start()]):
+            continue
+        if chain and (m.start() - chain[-1].end() > 160 or int(m.group(1)) < int(chain[-1].group(1))):
+            best = max(best, chain, key=len)
+            chain = []
+        chain.append(m)
+    best = max(best, chain, key=len)
+    if len(best) < 4:
+        return None
+    title = re.compile(r"table\s+of\s+contents?\b|\bcontents\b", re.I).search(masked, s, best[0].start())
+    return (title.start() if title else s), best[-1].end()

@@ -6,7 +6,8 @@
         seg.heading     # its heading as written: "Termination", "PERFORMANCE", None
         seg.context     # heading and parent lead-in it needs ("6.02. Termination. ... terminated only:")
         seg.clean       # its words without page furniture: what a model reads
-        seg.model_text  # context, a line break, then clean: what a model is given
+        seg.fragment    # True when it cannot be read alone: a list item, a paragraph under a heading
+        seg.model_text  # what a model is given: for a fragment its context, a line break, then clean
 
 Contracts arrive as EDGAR text dumps, PDF text layers or DOCX paragraphs: one line per
 paragraph, hard-wrapped lines, whole agreements on one line with inline numbering, page
@@ -33,7 +34,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .block_kinds import CLAUSE, block_kind, field_start
+from .block_kinds import CLAUSE, CONTENTS, block_kind, field_start, inline_contents, is_contents
 from .furniture import find_furniture, mask
 from .numbering import Marker, Outline, continues_sentence, heading_text, parse_marker, split_heading
 
@@ -44,7 +45,6 @@ CONTEXT_CHARS = 320  # the context a model input is given, at most
 LEAD_IN_CHARS = 200  # a one-sentence lead-in ending in ":" up to this length, split from its list, is a heading
 
 HEADING = "heading"
-CONTENTS = "contents"
 FURNITURE = "furniture"
 KINDS = (CLAUSE, HEADING, "address", "signature", "payment_details", CONTENTS, FURNITURE)
 
@@ -60,11 +60,6 @@ _INLINE_AT = re.compile(
 _REFERENCE_END = re.compile(r"(?:section|article|clause|paragraph|schedule|exhibit|annex|appendix)s?"
                             r"[ \t]*(?:\d{1,3}(?:\.\d{1,3})*)?[ \t]*$", re.I)
 _REFERENCE_WORD = re.compile(r"(?:section|article|clause|paragraph|schedule|exhibit|annex|appendix)s?\s*$", re.I)
-_TOC_LINE = re.compile(r"^.{3,110}?(?:\.{3,}|[ \t])[ \t]*(?:\d{1,3}|[ivx]{1,5})$")
-# the end of an entry of a table of contents run into one line: "... Defined Terms 2 1.2 ..."
-_TOC_ENTRY = re.compile(r"(?<=[A-Za-z.)\]])[ \t.]+(\d{1,3})(?=[ \t]+(?:\d{1,2}(?:\.\d{1,2})*\.?[ \t]|[A-Z])|[ \t]*$)")
-_TOC_REFERENCE = re.compile(r"(?:section|article|clause|paragraph|exhibit|schedule|annex|days?|months?|years?|"
-                            r"of|and|or|to|rule|no\.?|\$)[ \t.]*$", re.I)
 _WITNESS = re.compile(r"IN WITNESS WHEREOF|In Witness Whereof")
 
 
@@ -78,6 +73,7 @@ class Segment:
     heading: str | None = None
     context: str = ""
     gaps: tuple[tuple[int, int], ...] = ()  # furniture inside [start, end): not part of `clean`
+    fragment: bool = False  # starts without its own number: a list item, a continuation, a later piece
 
     @property
     def is_clause(self) -> bool:
@@ -95,7 +91,8 @@ class Segment:
 
     @property
     def model_text(self) -> str:
-        return with_context(self.clean, self.context)
+        """A fragment with the heading and lead-in it needs; a numbered clause as written."""
+        return with_context(self.clean, self.context) if self.fragment else self.clean
 
     @property
     def ref(self) -> str | None:
@@ -186,32 +183,6 @@ def _join_page_breaks(text: str, masked: str, blocks: list[tuple[int, int]]) -> 
     return out
 
 
-def _is_contents(masked: str, s: int, e: int) -> bool:
-    lines = [ln.strip() for ln in masked[s:e].splitlines() if ln.strip()]
-    if len(lines) >= 3 and sum(bool(_TOC_LINE.match(ln)) for ln in lines) >= 0.7 * len(lines):
-        return True
-    return bool(re.fullmatch(r"\s*table of contents\s*", masked[s:e], re.I))
-
-
-def _inline_contents(masked: str, s: int, e: int) -> tuple[int, int] | None:
-    """A table of contents run into one line: a chain of at least four entries whose page
-    numbers never go down, starting at "TABLE OF CONTENTS" when the line says so."""
-    chain: list[re.Match] = []
-    best: list[re.Match] = []
-    for m in _TOC_ENTRY.finditer(masked, s, e):
-        if _TOC_REFERENCE.search(masked[max(s, m.start() - 12):m.start()]):
-            continue
-        if chain and (m.start() - chain[-1].end() > 160 or int(m.group(1)) < int(chain[-1].group(1))):
-            best = max(best, chain, key=len)
-            chain = []
-        chain.append(m)
-    best = max(best, chain, key=len)
-    if len(best) < 4:
-        return None
-    title = re.compile(r"table\s+of\s+contents?\b|\bcontents\b", re.I).search(masked, s, best[0].start())
-    return (title.start() if title else s), best[-1].end()
-
-
 class _Builder:
     """Turns the blocks of one contract into items, following its numbering."""
 
@@ -224,10 +195,10 @@ class _Builder:
     def add_block(self, s: int, e: int) -> None:
         if not re.search(r"[^\W\d_]{2}", self.masked[s:e]):
             return  # a ruler, "[***]" alone, a stray number: nothing to read
-        if _is_contents(self.masked, s, e):
+        if is_contents(self.masked, s, e):
             self.items.append(_Item(s, e, kind=CONTENTS))
             return
-        toc = _inline_contents(self.masked, s, e)
+        toc = inline_contents(self.masked, s, e)
         if toc is not None:
             for a, b in ((s, toc[0]), toc, (toc[1], e)):
                 a, b = _trim(self.masked, a, b)
@@ -493,7 +464,8 @@ def segment(
                 head = " ".join(x for x in (item.marker.text if item.marker else None, item.heading) if x)
                 context = " … ".join(x for x in (context, head) if x)
             gaps = tuple((max(fs, a), min(fe, b)) for fs, fe in spans if fs < b and fe > a)
-            out.append(Segment(a, b, text[a:b], kind, item.number, item.section_heading, context, gaps))
+            fragment = kind == CLAUSE and bool(context) and (k > 0 or item.marker is None or item.marker.is_list)
+            out.append(Segment(a, b, text[a:b], kind, item.number, item.section_heading, context, gaps, fragment))
     if furniture:
         out += [Segment(s, e, text[s:e], FURNITURE) for s, e in spans
                 if not any(seg.start <= s and e <= seg.end for seg in out)]

@@ -46,7 +46,7 @@ def test_a_sub_clause_of_a_long_list_carries_its_heading_and_the_lead_in():
     assert b.kind == "clause"
     assert (b.number, b.heading, b.ref) == ("6.02(b)", "Termination", "6.02(b) Termination")
     assert b.context == "6.02. Termination. This Agreement may be terminated only:"
-    assert b.model_text == b.context + "\n" + b.clean
+    assert b.fragment and b.model_text == b.context + "\n" + b.clean
     assert [s.number for s in segs] == ["6.02", "6.02(a)", "6.02(b)", "6.02(c)"]
 
 
@@ -76,6 +76,7 @@ def test_headings_become_the_heading_and_context_of_the_clauses_under_them():
     ]
     assert segs[1].context == "ARTICLE 5 TERMINATION" and segs[4].context == "PERFORMANCE"
     assert segs[4].ref == "Section 1.04 PERFORMANCE"
+    assert not segs[1].fragment and segs[1].model_text == segs[1].clean  # a numbered clause reads alone
 
 
 def test_a_heading_line_is_joined_to_the_paragraph_it_heads():
