@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import bisect
 import re
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 
 _BANNER = re.compile(r"Source:[ \t]+[^\n]{1,160}?,[ \t]*[^,\n]{1,30},[ \t]*\d{1,2}/\d{1,2}/\d{2,4}")
@@ -167,16 +167,23 @@ def _edge_phrases(text: str, edges, found) -> list[tuple[tuple[str, ...], str]]:
     for side in ("tail", "head"):
         counts: dict[tuple[str, ...], set[int]] = defaultdict(set)
         raw: dict[tuple[str, ...], list[tuple[str, ...]]] = defaultdict(list)
+        whole: Counter = Counter()  # edges where the phrase is all the line holds, but for furniture
         for k, (before, after) in enumerate(edges):
             line = before if side == "tail" else after
             if line is None:
                 continue
-            words = [m.group() for m in _visible_tokens(text, line[0], line[1], found)]
+            matches = _visible_tokens(text, line[0], line[1], found)
+            words = [m.group() for m in matches]
             toks = [_template(w) for w in words]
+            # the phrase runs up to furniture already found on its line ("Title   Page 2 of 75")
+            touches = bool(matches) and any(
+                (matches[-1].end() <= a < line[1]) if side == "tail" else (line[0] <= b <= matches[0].start())
+                for a, b in found)
             for n in range(1, min(len(toks), 25) + 1):
                 key = tuple(toks[-n:] if side == "tail" else toks[:n])
                 counts[key].add(k)
                 raw[key].append(tuple(words[-n:] if side == "tail" else words[:n]))
+                whole[key] += n == len(toks) or touches
 
         def usable(key: tuple[str, ...]) -> bool:
             chars = sum(len(t) for t in key) + len(key) - 1
@@ -187,11 +194,14 @@ def _edge_phrases(text: str, edges, found) -> list[tuple[tuple[str, ...], str]]:
                 return False  # a page that starts or ends with a numbered clause or a reference
             if _SIGNATURE_WORDS.search(joined) or _CLAUSE_WORDS.search(joined):
                 return False  # letters of one filing ending alike; a clause's words are text
-            if "#" in key:
-                return _page_numbered(key, raw[key])  # a page number grows from page to page; a date does not
+            if "#" in key and _page_numbered(key, raw[key]):
+                return True  # a page number grows from page to page; a date or a version does not
             # "this Agreement." ending three pages is chance; a sentence repeated is text: without a
             # page number a header or footer is a legend ("Confidential ...") or a title
-            return len(key) >= 3 and (bool(_FURNITURE_WORDS.search(joined)) or _title_like(raw[key][0]))
+            if _FURNITURE_WORDS.search(joined):
+                return len(key) >= 3
+            # a running title stands alone or beside a page number; "This Agreement" opening letters does not
+            return len(key) >= 3 and _title_like(raw[key][0]) and whole[key] >= 0.8 * len(counts[key])
         need = max(MIN_EDGES, 0.3 * len(edges))
         cands = [(len(pages), len(key), key) for key, pages in counts.items() if len(pages) >= need and usable(key)]
         if not cands:
@@ -273,17 +283,23 @@ def find_furniture(text: str) -> list[tuple[int, int]]:
     breaks = found  # every page break found so far
     edges = _edge_lines(text, lines, breaks, found)
     found = _merge(found + _sequenced_page_numbers(text, edges, found))
-    edges = _edge_lines(text, lines, breaks, found)
-    edge_lines = {line for pair in edges for line in pair if line is not None}
-    for tokens, side in _edge_phrases(text, edges, found):
-        rx = _phrase_regex(tokens)
-        chars = sum(len(t) for t in tokens)
-        for m in rx.finditer(text):
-            ls, le = _line_bounds(text, m.start())
-            at_edge = (ls, le) in edge_lines and (
-                not text[m.end():le].strip() if side == "tail" else not text[ls:m.start()].strip())
-            if at_edge or chars >= LONG_PHRASE:
-                found.append(m.span())
+    for _ in range(3):  # a footer may sit behind another ("... legend. FOOTER Page 16/110"): peel them in turn
+        edges = _edge_lines(text, lines, breaks, found)
+        edge_lines = {line for pair in edges for line in pair if line is not None}
+        visible = mask(text, found)
+        new = []
+        for tokens, side in _edge_phrases(text, edges, found):
+            rx = _phrase_regex(tokens)
+            chars = sum(len(t) for t in tokens)
+            for m in rx.finditer(text):
+                ls, le = _line_bounds(text, m.start())
+                at_edge = (ls, le) in edge_lines and (
+                    not visible[m.end():le].strip() if side == "tail" else not visible[ls:m.start()].strip())
+                if (at_edge or chars >= LONG_PHRASE) and not _covered(found, m.start(), m.end()):
+                    new.append(m.span())
+        if not new:
+            break
+        found = _merge(found + new)
     found += _repeated_lines(text)
     return [(s, e) for s, e in _merge(found) if e > s]
 
