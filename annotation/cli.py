@@ -63,6 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                      help="contracts to measure (test contracts are never used for this)")
     seg.add_argument("--out", type=Path, default=None, help="results file (default: data/dataset/segmentation.json)")
     seg.add_argument("--no-write", action="store_true", help="print only")
+    seg.add_argument("--at", metavar="REV", help="measure the segmenter of this earlier commit (e.g. c6ba518)")
     seg.set_defaults(func=_segments)
 
     from .label_studio_cli import register_annotate
@@ -95,7 +96,7 @@ def _segments(args: argparse.Namespace) -> int:
     from .corpora import shipped_corpus
     from .segment_report import RESULTS_FILE, append_results, report
 
-    rows = report(args.cuad or shipped_corpus("cuad"), args.split)
+    rows = report(args.cuad or shipped_corpus("cuad"), args.split, at=args.at)
     for r in rows:
         brief = {k: v for k, v in r.items() if k != "spans_whole_by_category"}
         print(json.dumps(brief))

@@ -18,7 +18,9 @@ is diluted. The report gives, per segmenter:
 - segment counts per kind and the length distribution of clause segments (characters).
 
 Two baselines expose what the share alone would hide: `document` (each contract one
-segment: every span is whole, and useless) and `paragraphs` (split at blank lines only).
+segment: every span is whole, and useless) and `paragraphs` (split at blank lines only);
+`--at REV` measures the segmenter of an earlier commit instead of the current one, for a
+before/after comparison on the same measure.
 Splits are the dataset's (`build._cuad_splits`); measure on validation or train, never
 tune on test. Results are appended to `data/dataset/segmentation.json`, one row per
 (segmenter, split, commit), so the history stays data.
@@ -31,6 +33,8 @@ import json
 import re
 import statistics
 import subprocess
+import sys
+import types
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -57,9 +61,34 @@ def whole_document(text: str) -> list[tuple[int, int, str, None]]:
     return [(0, len(text), "clause", None)]
 
 
-def current(text: str) -> list[tuple[int, int, str, str | None]]:
-    return [(s.start, s.end, getattr(s, "kind", "clause"), getattr(s, "number", None)) for s in segment(text)
-            if getattr(s, "kind", "clause") != "furniture"]
+def _rows(segment_fn) -> Segmenter:
+    def run(text: str) -> list[tuple[int, int, str, str | None]]:
+        return [(s.start, s.end, getattr(s, "kind", "clause"), getattr(s, "number", None)) for s in segment_fn(text)
+                if getattr(s, "kind", "clause") != "furniture"]
+    return run
+
+
+current = _rows(segment)
+
+
+def segmenter_at(rev: str) -> Segmenter:
+    """The segmenter of an earlier commit, read from git, for a before/after comparison. It
+    must need only the standard library, as `annotation/segment.py` did up to c6ba518."""
+    try:
+        source = subprocess.run(["git", "-C", str(REPO_ROOT), "show", f"{rev}:annotation/segment.py"],
+                                capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError) as exc:
+        raise ValueError(f"cannot read annotation/segment.py at {rev!r} from git ({exc}); give a commit of "
+                         "this repository") from None
+    name = "_segment_at_" + re.sub(r"\W", "_", rev)
+    module = types.ModuleType(name)
+    sys.modules[name] = module  # dataclasses look their module up while the class is made
+    try:
+        exec(compile(source, f"{rev}:annotation/segment.py", "exec"), module.__dict__)
+    except ImportError as exc:
+        raise ValueError(f"the segmenter at {rev} imports other modules ({exc}); check that commit out and run "
+                         "`contract-review data segments` there") from None
+    return _rows(module.segment)
 
 
 SEGMENTERS: dict[str, Segmenter] = {
@@ -147,15 +176,18 @@ def _commit() -> str:
         return "unknown"
 
 
-def report(cuad_dir: Path, split: str = "validation", segmenters: Sequence[str] = tuple(SEGMENTERS)) -> list[dict]:
+def report(cuad_dir: Path, split: str = "validation", segmenters: Sequence[str] = tuple(SEGMENTERS),
+           at: str | None = None) -> list[dict]:
+    """Rows for the current segmenter (or the one at commit `at`) and the baselines."""
     if split == "test":
         raise ValueError("segmentation is measured on validation or train contracts; test contracts stay unseen")
     contracts = list(cuad.iter_contracts(cuad_dir))
     splits = _cuad_splits(contracts)
     chosen = [c for c in contracts if splits[c.doc_id] == split]
-    commit = _commit()
+    chosen_fns = dict(SEGMENTERS, segment=segmenter_at(at)) if at else SEGMENTERS
+    commit = at or _commit()
     return [{"segmenter": name, "split": split, "commit": commit if name == "segment" else None,
-             **measure(chosen, SEGMENTERS[name])} for name in segmenters]
+             **measure(chosen, chosen_fns[name])} for name in segmenters]
 
 
 def append_results(rows: list[dict], path: Path = RESULTS_FILE) -> None:
