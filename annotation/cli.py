@@ -66,6 +66,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     seg.add_argument("--at", metavar="REV", help="measure the segmenter of this earlier commit (e.g. c6ba518)")
     seg.set_defaults(func=_segments)
 
+    rematch = dsub.add_parser(
+        "rematch-verified", help="carry the verified party labels over to a rebuilt dataset",
+        description=("When segmentation changes, clause ids and texts move. Match each verified obligated-party "
+                     "label to the rebuilt clause with the same words, or one whose changed words hold no duty or "
+                     "right (furniture cut out, a heading split off), rewrite the labels file with the new ids, and "
+                     "report the labels that could not be carried over and why: read those clauses again. Run "
+                     "`data build` afterwards."),
+    )
+    rematch.add_argument("--old", type=Path, required=True, help="the dataset folder the labels were checked on")
+    rematch.add_argument("--dataset", type=Path, default=DATASET_DIR, help="the rebuilt dataset folder")
+    rematch.add_argument("--verified", type=Path, default=VERIFIED_PARTY_FILE)
+    rematch.add_argument("--cuad", type=Path, help="CUAD v1 folder (default: the shipped copy)")
+    rematch.add_argument("--report", type=Path, help="write the outcomes and the lost labels (with their texts) here")
+    rematch.set_defaults(func=_rematch)
+
     from .label_studio_cli import register_annotate
 
     register_annotate(sub)
@@ -104,6 +119,17 @@ def _segments(args: argparse.Namespace) -> int:
         out = args.out or RESULTS_FILE
         append_results(rows, out)
         print(f"wrote {out}")
+    return 0
+
+
+def _rematch(args: argparse.Namespace) -> int:
+    from .corpora import shipped_corpus
+    from .verified_rematch import rematch_files
+
+    counts = rematch_files(args.verified, args.old, args.dataset, args.cuad or shipped_corpus("cuad"), args.report)
+    for outcome, n in sorted(counts.items()):
+        print(f"{n:5d}  {outcome}")
+    print(f"rewrote {args.verified}" + (f"; lost labels and their reasons in {args.report}" if args.report else ""))
     return 0
 
 
