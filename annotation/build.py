@@ -3,10 +3,14 @@
     records = build_records(cuad_dir, claudette_dir)     # labelled clauses with splits
     write_dataset(records, out_dir)                       # train/validation/test JSONL
 
-CUAD: every contract is segmented (`segment.segment`); a segment takes a CUAD category
-when a lawyer's span covers at least half of the shorter of the two (so a span inside a
-long clause, or a clause inside a long span, both count); segments no span touches
-become `other`. Risk comes from the taxonomy's category table. CLAUDETTE: one record per
+CUAD: every contract is segmented (`segment.segment`) and each clause segment is a record
+(headings, addresses, signature blocks, bank details and tables of contents are not
+clauses, so not records); its `text` is the clause without page furniture, and the model
+input gives a fragment (a list item, a paragraph under a heading) the heading and lead-in
+it needs (`Segment.model_text`). A clause takes a CUAD category when a lawyer's span
+covers at least half of the shorter of the two (so a span inside a long clause, or a
+clause inside a long span, both count); clauses no span touches become `other`. Risk
+comes from the taxonomy's category table. CLAUDETTE: one record per
 sentence, LexGLUE's labels, the experts' fairness level as risk.
 
 Splits are by document: CUAD contracts (near-duplicate contracts grouped first) are
@@ -39,6 +43,7 @@ from .parties import from_cuad, terms_of_service
 from .segment import normalize, segment
 
 SPLIT_SHARES = (("train", 0.8), ("validation", 0.1), ("test", 0.1))
+MODEL_TEXT = "_model_text"
 _LEVEL_RISK = {1: "low", 2: "medium", 3: "high"}
 _LEVEL_WORDS = {1: "fair as written", 2: "potentially unfair", 3: "clearly unfair"}
 
@@ -94,7 +99,8 @@ def _labels(tax: Taxonomy, types: Iterable[str], level: int | None = None) -> tu
     return types, risk, category, reason
 
 
-def _record(tax, *, source, doc_id, split, start, end, text, types, party, party_names, level=None) -> dict:
+def _record(tax, *, source, doc_id, split, start, end, text, types, party, party_names, level=None,
+            model_text: str | None = None) -> dict:
     types, risk, category, reason = _labels(tax, types, level)
     clean = normalize(text)
     answer = Answer(tuple(types), party, risk, category, reason)
@@ -102,7 +108,8 @@ def _record(tax, *, source, doc_id, split, start, end, text, types, party, party
         "id": f"{source}/{doc_id}/{start}-{end}",
         "system": SYSTEM,
         "instruction": INSTRUCTION,
-        "input": build_input(clean, party_names),
+        "input": build_input(model_text or clean, party_names),
+        MODEL_TEXT: model_text or clean,  # kept until validation, to rebuild the input for other names
         "output": answer.to_json(),
         "source": source,
         "doc_id": doc_id,
@@ -163,6 +170,8 @@ def cuad_records(cuad_dir: Path, tax: Taxonomy, report: BuildReport, progress: b
         parties = from_cuad(c.text, c.parties)
         names = parties.names()
         for seg in segment(c.text):
+            if not seg.is_clause:
+                continue
             types = set()
             for s, e, cat in c.spans:
                 if e <= seg.start or s >= seg.end:
@@ -170,10 +179,10 @@ def cuad_records(cuad_dir: Path, tax: Taxonomy, report: BuildReport, progress: b
                 overlap = min(e, seg.end) - max(s, seg.start)
                 if overlap >= 0.5 * min(e - s, seg.end - seg.start):
                     types.add(by_cuad[cat].id)
-            party = label_obligation(seg.text, parties).party
+            party = label_obligation(seg.clean, parties).party
             out.append(
                 _record(tax, source="cuad", doc_id=c.doc_id, split=splits[c.doc_id], start=seg.start, end=seg.end,
-                        text=seg.text, types=types, party=party, party_names=names)
+                        text=seg.clean, types=types, party=party, party_names=names, model_text=seg.model_text)
             )
     return out
 
@@ -237,7 +246,7 @@ def apply_verified(records: list[dict], verified_file: Path | None, report: Buil
         if "party_names" in v:
             # the label answers "first or second party?" for the names the checker was shown
             rec["party_names"] = v["party_names"]
-            rec["input"] = build_input(rec["text"], v["party_names"])
+            rec["input"] = build_input(rec[MODEL_TEXT], v["party_names"])
         ans = json.loads(rec["output"])
         ans["party"] = v["party"]
         rec["output"] = json.dumps(ans, ensure_ascii=False)
@@ -262,6 +271,8 @@ def build_records(
     raw = drop_cross_split_duplicates(raw, report)
     apply_verified(raw, verified_file, report)
     raw.sort(key=lambda r: (r["source"], r["doc_id"], r["start"], r["end"]))
+    for r in raw:
+        del r[MODEL_TEXT]
     records = [ClauseRecord.model_validate(r) for r in tqdm(raw, desc="validating", disable=not progress)]
     for r in records:
         report.records[f"{r.source}/{r.split}"] += 1
