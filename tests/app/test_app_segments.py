@@ -1,10 +1,12 @@
-"""Segmentation of the text layers the app reads: a PDF printed with running headers and
-"Page N of M" footers, and a DOCX, made here with the same libraries word processors use."""
+"""Segmentation and language of the text layers the app reads: a PDF printed with running
+headers and "Page N of M" footers, and DOCX files, made here with the libraries word
+processors use."""
 
 import warnings
 
 from app_files import make_docx, make_paged_pdf
 
+from contract_review.annotation.language import detect_language
 from contract_review.annotation.segment import segment
 from contract_review.app.ingest import read_bytes
 
@@ -97,3 +99,11 @@ def test_a_docx_text_layer_segments_like_the_text():
     got = [(s.kind, s.number) for s in segment(contract.text)]
     assert got[:3] == [("clause", None), ("heading", "ARTICLE I"), ("clause", "Section 1.04")]
     assert ("address", "7") in got and ("payment_details", "8") in got and got[-1][0] == "signature"
+
+
+def test_a_chinese_docx_reads_as_chinese_and_is_flagged():
+    text = ("采购合同\n\n甲方（买方）：上海华信贸易有限公司\n乙方（卖方）：深圳明达电子科技有限公司\n\n"
+            "第一条 乙方向甲方供应电子元器件，合同总金额为人民币伍拾万元整。\n\n"
+            "第二条 乙方应于本合同签订之日起三十日内将全部货物交付至甲方指定地点。")
+    report = detect_language(read_bytes(make_docx(text), "采购合同.docx").text)
+    assert report.language == "zh" and not report.supported and "Chinese" in report.warning()
