@@ -35,6 +35,8 @@ import re
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 
+from .numbering import roman_value
+
 _BANNER = re.compile(r"Source:[ \t]+[^\n]{1,160}?,[ \t]*[^,\n]{1,30},[ \t]*\d{1,2}/\d{1,2}/\d{2,4}")
 _PAGE_OF = re.compile(r"\b(?:Page|PAGE|Pg\.?)[ \t]*\d{1,4}[ \t]*(?:of|OF|/)[ \t]*\d{1,4}\b|"
                       r"\b\d{1,4}[ \t]*[│|][ \t]*Page\b")
@@ -64,17 +66,6 @@ _NUMBERED_LINE = re.compile(r"^\s*(?:\(?[a-zA-Z0-9]{1,4}[.)]|\d+(?:\.\d+)*\s|(?:
 _FAR = 1 << 62
 MIN_EDGES = 3  # a running header/footer repeats on at least this many page edges
 LONG_PHRASE = 20  # characters: a repeated edge phrase this long is cut wherever it appears
-
-
-def _roman(s: str) -> int | None:
-    vals = {"i": 1, "v": 5, "x": 10, "l": 50, "c": 100}
-    s = s.lower()
-    if not s or any(c not in vals for c in s):
-        return None
-    total = 0
-    for a, b in zip(s, s[1:] + " "):
-        total += -vals[a] if b != " " and vals[a] < vals[b] else vals[a]
-    return total
 
 
 def _template(token: str) -> str:
@@ -147,7 +138,7 @@ def _sequenced_page_numbers(text: str, edges, found) -> list[tuple[int, int]]:
         if m is None:
             continue
         raw = m.group(1)
-        value = int(raw) if raw.isdigit() else _roman(raw)
+        value = int(raw) if raw.isdigit() else roman_value(raw)
         if value is not None:
             cands.append((k, value, raw.isdigit(), _trim(text, m.start(), m.end())))
     keep = []
@@ -224,7 +215,7 @@ def _title_like(words: tuple[str, ...]) -> bool:
 
 def _number(token: str) -> int | None:
     digits = re.findall(r"\d+", token)
-    return int(digits[-1]) if digits else _roman(token.strip("-.,()"))
+    return int(digits[-1]) if digits else roman_value(token.strip("-.,()"))
 
 
 def _page_numbered(key: tuple[str, ...], occurrences: list[tuple[str, ...]]) -> bool:

@@ -156,20 +156,12 @@ def parse_marker(text: str, pos: int = 0, prev_labels: dict[str, str] | None = N
         if rest[:1].islower() and "." not in ident:
             return None
         return done(m, ident, f"decimal{ident.count('.') + 1}")
-    m = _PAREN.match(text, pos)
-    if m:
-        ident = m.group("id")
-        style = _letter_style("paren", ident, prev_labels.get("paren-lower" if ident.islower() else "paren-upper"))
-        return done(m, ident, style)
-    m = _HALF.match(text, pos)
-    if m:
-        ident = m.group("id")
-        return done(m, ident, _letter_style("half", ident, prev_labels.get("half-lower")))
-    m = _DOT_LETTER.match(text, pos)
-    if m:
-        ident = m.group("id")
-        style = _letter_style("dot", ident, prev_labels.get("dot-lower" if ident.islower() else "dot-upper"))
-        return done(m, ident, style)
+    for pattern, prefix in ((_PAREN, "paren"), (_HALF, "half"), (_DOT_LETTER, "dot")):
+        m = pattern.match(text, pos)
+        if m:
+            ident = m.group("id")
+            previous = prev_labels.get(f"{prefix}-{'lower' if ident.islower() else 'upper'}")
+            return done(m, ident, _letter_style(prefix, ident, previous))
     m = _BULLET.match(text, pos)
     if m:
         return done(m, "•", "bullet")

@@ -125,7 +125,8 @@ class _Item:
     children: list[int] = field(default_factory=list)
 
 
-def _trim(text: str, start: int, end: int) -> tuple[int, int]:
+def trim(text: str, start: int, end: int) -> tuple[int, int]:
+    """The span without the whitespace at its ends."""
     while start < end and text[start].isspace():
         start += 1
     while end > start and text[end - 1].isspace():
@@ -144,7 +145,7 @@ def _blocks(masked: str) -> list[tuple[int, int]]:
         width = max(e - s for s, e in lines)
         cur = lines[0][0]
         if len(lines) > 1 and block_kind(para.group()) != CLAUSE:
-            blocks.append(_trim(masked, cur, lines[-1][1]))  # an address's lines stay one address
+            blocks.append(trim(masked, cur, lines[-1][1]))  # an address's lines stay one address
             continue
         for (ps, pe), (ls, le) in zip(lines, lines[1:]):
             prev = masked[ps:pe].strip()
@@ -159,9 +160,9 @@ def _blocks(masked: str) -> list[tuple[int, int]]:
             heading = len(prev) < 80 and heading_text(prev) is not None and prev.upper() == prev
             field_line = prev.endswith(":") and block_kind(nxt) != CLAUSE and block_kind(prev) == CLAUSE
             if starts_item or ended or heading or field_line:
-                blocks.append(_trim(masked, cur, pe))
+                blocks.append(trim(masked, cur, pe))
                 cur = ls
-        blocks.append(_trim(masked, cur, lines[-1][1]))
+        blocks.append(trim(masked, cur, lines[-1][1]))
     return [(s, e) for s, e in blocks if e > s]
 
 
@@ -201,15 +202,15 @@ class _Builder:
         toc = inline_contents(self.masked, s, e)
         if toc is not None:
             for a, b in ((s, toc[0]), toc, (toc[1], e)):
-                a, b = _trim(self.masked, a, b)
-                if b > a and (a, b) == _trim(self.masked, *toc):
+                a, b = trim(self.masked, a, b)
+                if b > a and (a, b) == trim(self.masked, *toc):
                     self.items.append(_Item(a, b, kind=CONTENTS))
                 elif b > a:
                     self.add_block(a, b)
             return
         witness = _WITNESS.search(self.masked, s + 1, e)
         if witness is not None:  # the signature block run into the last clause's line
-            self.add_block(*_trim(self.masked, s, witness.start()))
+            self.add_block(*trim(self.masked, s, witness.start()))
             self.add_block(witness.start(), e)
             return
         kind = block_kind(self.masked[s:e])
@@ -225,11 +226,11 @@ class _Builder:
             cut = field_start(self.masked, pos, end)
             if cut is not None:
                 self._add_clause(pos, cut, marker)
-                head_end = _trim(self.masked, cut, end)
+                head_end = trim(self.masked, cut, end)
                 self._add(_Item(head_end[0], head_end[1], kind=block_kind(self.masked[cut:end])))
             else:
                 self._add_clause(pos, end, marker)
-            pos = _trim(self.masked, end, e)[0]
+            pos = trim(self.masked, end, e)[0]
 
     def _next_marker(self, pos: int, marker: Marker | None, end: int) -> int:
         probe = Outline(list(self.outline.stack), self.outline.last_decimal)
@@ -253,7 +254,7 @@ class _Builder:
         return end
 
     def _add_clause(self, s: int, e: int, marker: Marker | None) -> None:
-        s, e = _trim(self.masked, s, e)
+        s, e = trim(self.masked, s, e)
         if e <= s:
             return
         item = _Item(s, e, marker=marker, body=s)
@@ -453,7 +454,7 @@ def segment(
         item = items[index]
         pieces = _pack(masked, s, e, max_chars) if kind == CLAUSE else [(s, e)]
         for k, (a, b) in enumerate(pieces):
-            a, b = _trim(masked, a, b)
+            a, b = trim(masked, a, b)
             words = normalize(masked[a:b])
             if kind == CLAUSE and (len(words) < min_chars or sum(c.isalpha() for c in words) < 10):
                 continue

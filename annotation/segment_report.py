@@ -43,7 +43,7 @@ from contract_review.paths import DATASET_DIR, REPO_ROOT
 
 from . import cuad
 from .build import _cuad_splits
-from .segment import segment
+from .segment import segment, trim
 
 RESULTS_FILE = DATASET_DIR / "segmentation.json"
 
@@ -104,14 +104,6 @@ def _quantiles(values: list[int]) -> dict[str, int]:
     return {"p10": q(0.1), "p25": q(0.25), "median": q(0.5), "p75": q(0.75), "p90": q(0.9), "max": v[-1]}
 
 
-def _trim(text: str, s: int, e: int) -> tuple[int, int]:
-    while s < e and text[s].isspace():
-        s += 1
-    while e > s and text[e - 1].isspace():
-        e -= 1
-    return s, e
-
-
 def _one_section(touched: list[tuple[int, int, str, str | None]]) -> bool:
     """Whether the segments a span touches are one numbered section and its items ("6.02"
     with "6.02(a)", "6.02(b)"): a long list split into items that each carry the lead-in."""
@@ -134,7 +126,7 @@ def measure(contracts: Sequence[cuad.CuadContract], segmenter: Segmenter) -> dic
             if kind == "clause":
                 lengths.append(e - s)
         for s, e, cat in c.spans:
-            s, e = _trim(c.text, s, e)
+            s, e = trim(c.text, s, e)
             if e <= s:
                 continue
             spans += 1
