@@ -43,7 +43,6 @@ from .parties import from_cuad, terms_of_service
 from .segment import normalize, segment
 
 SPLIT_SHARES = (("train", 0.8), ("validation", 0.1), ("test", 0.1))
-MODEL_TEXT = "_model_text"
 _LEVEL_RISK = {1: "low", 2: "medium", 3: "high"}
 _LEVEL_WORDS = {1: "fair as written", 2: "potentially unfair", 3: "clearly unfair"}
 
@@ -109,7 +108,6 @@ def _record(tax, *, source, doc_id, split, start, end, text, types, party, party
         "system": SYSTEM,
         "instruction": INSTRUCTION,
         "input": build_input(model_text or clean, party_names),
-        MODEL_TEXT: model_text or clean,  # kept until validation, to rebuild the input for other names
         "output": answer.to_json(),
         "source": source,
         "doc_id": doc_id,
@@ -158,7 +156,10 @@ def _cuad_splits(contracts: list[cuad.CuadContract]) -> dict[str, str]:
     return {c.doc_id: _hash_split(group_key[find(i)]) for i, c in enumerate(contracts)}
 
 
-def cuad_records(cuad_dir: Path, tax: Taxonomy, report: BuildReport, progress: bool = True) -> list[dict]:
+def cuad_records(cuad_dir: Path, tax: Taxonomy, report: BuildReport, progress: bool = True,
+                 model_texts: dict[str, str] | None = None) -> list[dict]:
+    """Records of every CUAD clause; `model_texts` (id -> the text the input gives the model, a
+    fragment with its context) is filled when given, to rebuild an input for other party names."""
     by_cuad = tax.by_cuad()
     contracts = list(tqdm(cuad.iter_contracts(cuad_dir), desc="CUAD contracts", disable=not progress, total=None))
     splits = _cuad_splits(contracts)
@@ -184,6 +185,8 @@ def cuad_records(cuad_dir: Path, tax: Taxonomy, report: BuildReport, progress: b
                 _record(tax, source="cuad", doc_id=c.doc_id, split=splits[c.doc_id], start=seg.start, end=seg.end,
                         text=seg.clean, types=types, party=party, party_names=names, model_text=seg.model_text)
             )
+            if model_texts is not None:
+                model_texts[out[-1]["id"]] = seg.model_text
     return out
 
 
@@ -221,8 +224,10 @@ def drop_cross_split_duplicates(records: list[dict], report: BuildReport) -> lis
     return [r for i, r in enumerate(records) if i not in drop]
 
 
-def apply_verified(records: list[dict], verified_file: Path | None, report: BuildReport) -> None:
-    """Overlay checked obligated-party labels; a label whose clause text changed is stale."""
+def apply_verified(records: list[dict], verified_file: Path | None, report: BuildReport,
+                   model_texts: dict[str, str] | None = None) -> None:
+    """Overlay checked obligated-party labels; a label whose clause text changed is stale.
+    `model_texts` gives the clause as the input shows it (with its context), where it differs."""
     if verified_file is None or not verified_file.exists():
         return
     tax = load_taxonomy()
@@ -246,7 +251,7 @@ def apply_verified(records: list[dict], verified_file: Path | None, report: Buil
         if "party_names" in v:
             # the label answers "first or second party?" for the names the checker was shown
             rec["party_names"] = v["party_names"]
-            rec["input"] = build_input(rec[MODEL_TEXT], v["party_names"])
+            rec["input"] = build_input((model_texts or {}).get(rec["id"], rec["text"]), v["party_names"])
         ans = json.loads(rec["output"])
         ans["party"] = v["party"]
         rec["output"] = json.dumps(ans, ensure_ascii=False)
@@ -264,15 +269,14 @@ def build_records(
     tax = load_taxonomy()
     report = BuildReport()
     raw: list[dict] = []
+    model_texts: dict[str, str] = {}
     if cuad_dir is not None:
-        raw += cuad_records(Path(cuad_dir), tax, report, progress)
+        raw += cuad_records(Path(cuad_dir), tax, report, progress, model_texts)
     if claudette_dir is not None:
         raw += claudette_records(Path(claudette_dir), tax, report, progress)
     raw = drop_cross_split_duplicates(raw, report)
-    apply_verified(raw, verified_file, report)
+    apply_verified(raw, verified_file, report, model_texts)
     raw.sort(key=lambda r: (r["source"], r["doc_id"], r["start"], r["end"]))
-    for r in raw:
-        del r[MODEL_TEXT]
     records = [ClauseRecord.model_validate(r) for r in tqdm(raw, desc="validating", disable=not progress)]
     for r in records:
         report.records[f"{r.source}/{r.split}"] += 1
