@@ -111,7 +111,8 @@ def rematch(verified: list[dict], old_records: dict[str, dict], new_records: lis
             lost.append({**v, "reason": "the old dataset has no clause with this id and text"})
             out.append(v)
             continue
-        cands = [r for r in by_doc[(old["source"], old["doc_id"])] if r["start"] < old["end"] and r["end"] > old["start"]]
+        same_doc = by_doc[(old["source"], old["doc_id"])]
+        cands = [r for r in same_doc if r["start"] < old["end"] and r["end"] > old["start"]]
         best = None
         for r in cands:
             score = carries_over(old["text"], r["text"])
