@@ -3,10 +3,14 @@
     records = build_records(cuad_dir, claudette_dir)     # labelled clauses with splits
     write_dataset(records, out_dir)                       # train/validation/test JSONL
 
-CUAD: every contract is segmented (`segment.segment`); a segment takes a CUAD category
-when a lawyer's span covers at least half of the shorter of the two (so a span inside a
-long clause, or a clause inside a long span, both count); segments no span touches
-become `other`. Risk comes from the taxonomy's category table. CLAUDETTE: one record per
+CUAD: every contract is segmented (`segment.segment`) and each clause segment is a record
+(headings, addresses, signature blocks, bank details and tables of contents are not
+clauses, so not records); its `text` is the clause without page furniture, and the model
+input gives a fragment (a list item, a paragraph under a heading) the heading and lead-in
+it needs (`Segment.model_text`). A clause takes a CUAD category when a lawyer's span
+covers at least half of the shorter of the two (so a span inside a long clause, or a
+clause inside a long span, both count); clauses no span touches become `other`. Risk
+comes from the taxonomy's category table. CLAUDETTE: one record per
 sentence, LexGLUE's labels, the experts' fairness level as risk.
 
 Splits are by document: CUAD contracts (near-duplicate contracts grouped first) are
@@ -94,7 +98,8 @@ def _labels(tax: Taxonomy, types: Iterable[str], level: int | None = None) -> tu
     return types, risk, category, reason
 
 
-def _record(tax, *, source, doc_id, split, start, end, text, types, party, party_names, level=None) -> dict:
+def _record(tax, *, source, doc_id, split, start, end, text, types, party, party_names, level=None,
+            model_text: str | None = None) -> dict:
     types, risk, category, reason = _labels(tax, types, level)
     clean = normalize(text)
     answer = Answer(tuple(types), party, risk, category, reason)
@@ -102,7 +107,7 @@ def _record(tax, *, source, doc_id, split, start, end, text, types, party, party
         "id": f"{source}/{doc_id}/{start}-{end}",
         "system": SYSTEM,
         "instruction": INSTRUCTION,
-        "input": build_input(clean, party_names),
+        "input": build_input(model_text or clean, party_names),
         "output": answer.to_json(),
         "source": source,
         "doc_id": doc_id,
@@ -151,7 +156,10 @@ def _cuad_splits(contracts: list[cuad.CuadContract]) -> dict[str, str]:
     return {c.doc_id: _hash_split(group_key[find(i)]) for i, c in enumerate(contracts)}
 
 
-def cuad_records(cuad_dir: Path, tax: Taxonomy, report: BuildReport, progress: bool = True) -> list[dict]:
+def cuad_records(cuad_dir: Path, tax: Taxonomy, report: BuildReport, progress: bool = True,
+                 model_texts: dict[str, str] | None = None) -> list[dict]:
+    """Records of every CUAD clause; `model_texts` (id -> the text the input gives the model, a
+    fragment with its context) is filled when given, to rebuild an input for other party names."""
     by_cuad = tax.by_cuad()
     contracts = list(tqdm(cuad.iter_contracts(cuad_dir), desc="CUAD contracts", disable=not progress, total=None))
     splits = _cuad_splits(contracts)
@@ -163,6 +171,8 @@ def cuad_records(cuad_dir: Path, tax: Taxonomy, report: BuildReport, progress: b
         parties = from_cuad(c.text, c.parties)
         names = parties.names()
         for seg in segment(c.text):
+            if not seg.is_clause:
+                continue
             types = set()
             for s, e, cat in c.spans:
                 if e <= seg.start or s >= seg.end:
@@ -170,11 +180,13 @@ def cuad_records(cuad_dir: Path, tax: Taxonomy, report: BuildReport, progress: b
                 overlap = min(e, seg.end) - max(s, seg.start)
                 if overlap >= 0.5 * min(e - s, seg.end - seg.start):
                     types.add(by_cuad[cat].id)
-            party = label_obligation(seg.text, parties).party
+            party = label_obligation(seg.clean, parties).party
             out.append(
                 _record(tax, source="cuad", doc_id=c.doc_id, split=splits[c.doc_id], start=seg.start, end=seg.end,
-                        text=seg.text, types=types, party=party, party_names=names)
+                        text=seg.clean, types=types, party=party, party_names=names, model_text=seg.model_text)
             )
+            if model_texts is not None:
+                model_texts[out[-1]["id"]] = seg.model_text
     return out
 
 
@@ -212,8 +224,10 @@ def drop_cross_split_duplicates(records: list[dict], report: BuildReport) -> lis
     return [r for i, r in enumerate(records) if i not in drop]
 
 
-def apply_verified(records: list[dict], verified_file: Path | None, report: BuildReport) -> None:
-    """Overlay checked obligated-party labels; a label whose clause text changed is stale."""
+def apply_verified(records: list[dict], verified_file: Path | None, report: BuildReport,
+                   model_texts: dict[str, str] | None = None) -> None:
+    """Overlay checked obligated-party labels; a label whose clause text changed is stale.
+    `model_texts` gives the clause as the input shows it (with its context), where it differs."""
     if verified_file is None or not verified_file.exists():
         return
     tax = load_taxonomy()
@@ -237,7 +251,7 @@ def apply_verified(records: list[dict], verified_file: Path | None, report: Buil
         if "party_names" in v:
             # the label answers "first or second party?" for the names the checker was shown
             rec["party_names"] = v["party_names"]
-            rec["input"] = build_input(rec["text"], v["party_names"])
+            rec["input"] = build_input((model_texts or {}).get(rec["id"], rec["text"]), v["party_names"])
         ans = json.loads(rec["output"])
         ans["party"] = v["party"]
         rec["output"] = json.dumps(ans, ensure_ascii=False)
@@ -255,12 +269,13 @@ def build_records(
     tax = load_taxonomy()
     report = BuildReport()
     raw: list[dict] = []
+    model_texts: dict[str, str] = {}
     if cuad_dir is not None:
-        raw += cuad_records(Path(cuad_dir), tax, report, progress)
+        raw += cuad_records(Path(cuad_dir), tax, report, progress, model_texts)
     if claudette_dir is not None:
         raw += claudette_records(Path(claudette_dir), tax, report, progress)
     raw = drop_cross_split_duplicates(raw, report)
-    apply_verified(raw, verified_file, report)
+    apply_verified(raw, verified_file, report, model_texts)
     raw.sort(key=lambda r: (r["source"], r["doc_id"], r["start"], r["end"]))
     records = [ClauseRecord.model_validate(r) for r in tqdm(raw, desc="validating", disable=not progress)]
     for r in records:

@@ -51,6 +51,36 @@ def register(sub: argparse._SubParsersAction) -> None:
     card.add_argument("--verified", type=Path, default=VERIFIED_PARTY_FILE)
     card.set_defaults(func=_card)
 
+    seg = dsub.add_parser(
+        "segments", help="measure how whole segmentation keeps the lawyers' CUAD spans",
+        description=("Segment the CUAD contracts of one split and report the share of lawyer-marked spans that "
+                     "lie inside one segment, segment counts per kind and clause lengths, next to two baselines "
+                     "(blank-line paragraphs; each contract as one segment). Appends to "
+                     "data/dataset/segmentation.json."),
+    )
+    seg.add_argument("--cuad", type=Path, help="CUAD v1 folder (default: the shipped copy)")
+    seg.add_argument("--split", choices=("validation", "train"), default="validation",
+                     help="contracts to measure (test contracts are never used for this)")
+    seg.add_argument("--out", type=Path, default=None, help="results file (default: data/dataset/segmentation.json)")
+    seg.add_argument("--no-write", action="store_true", help="print only")
+    seg.add_argument("--at", metavar="REV", help="measure the segmenter of this earlier commit (e.g. c6ba518)")
+    seg.set_defaults(func=_segments)
+
+    rematch = dsub.add_parser(
+        "rematch-verified", help="carry the verified party labels over to a rebuilt dataset",
+        description=("When segmentation changes, clause ids and texts move. Match each verified obligated-party "
+                     "label to the rebuilt clause with the same words, or one whose changed words hold no duty or "
+                     "right (furniture cut out, a heading split off), rewrite the labels file with the new ids, and "
+                     "report the labels that could not be carried over and why: read those clauses again. Run "
+                     "`data build` afterwards."),
+    )
+    rematch.add_argument("--old", type=Path, required=True, help="the dataset folder the labels were checked on")
+    rematch.add_argument("--dataset", type=Path, default=DATASET_DIR, help="the rebuilt dataset folder")
+    rematch.add_argument("--verified", type=Path, default=VERIFIED_PARTY_FILE)
+    rematch.add_argument("--cuad", type=Path, help="CUAD v1 folder (default: the shipped copy)")
+    rematch.add_argument("--report", type=Path, help="write the outcomes and the lost labels (with their texts) here")
+    rematch.set_defaults(func=_rematch)
+
     from .label_studio_cli import register_annotate
 
     register_annotate(sub)
@@ -72,6 +102,34 @@ def _build(args: argparse.Namespace) -> int:
     print(f"verified party labels applied: {report.verified_applied} (stale: {report.verified_stale})")
     for p in paths:
         print(f"wrote {p}")
+    return 0
+
+
+def _segments(args: argparse.Namespace) -> int:
+    import json
+
+    from .corpora import shipped_corpus
+    from .segment_report import RESULTS_FILE, append_results, report
+
+    rows = report(args.cuad or shipped_corpus("cuad"), args.split, at=args.at)
+    for r in rows:
+        brief = {k: v for k, v in r.items() if k != "spans_whole_by_category"}
+        print(json.dumps(brief))
+    if not args.no_write:
+        out = args.out or RESULTS_FILE
+        append_results(rows, out)
+        print(f"wrote {out}")
+    return 0
+
+
+def _rematch(args: argparse.Namespace) -> int:
+    from .corpora import shipped_corpus
+    from .verified_rematch import rematch_files
+
+    counts = rematch_files(args.verified, args.old, args.dataset, args.cuad or shipped_corpus("cuad"), args.report)
+    for outcome, n in sorted(counts.items()):
+        print(f"{n:5d}  {outcome}")
+    print(f"rewrote {args.verified}" + (f"; lost labels and their reasons in {args.report}" if args.report else ""))
     return 0
 
 

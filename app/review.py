@@ -5,14 +5,22 @@
     review.to_dict()        # the JSON the CLI writes and the app's API returns
 
 Steps, in the order data flows:
-1. parties: `annotation.parties.extract_parties` reads them from the contract's opening;
-2. clauses: `annotation.segment.segment`, the dataset's segmenter, with character offsets;
-3. labels: the `Predictor` labels each clause (type, obligated party, risk, reason,
-   confidence), in batches so a long review reports progress;
-4. summary: counts by risk, the highest risks, parties, usual clauses that are missing.
+1. language and shape: `annotation.language` names the contract's language and
+   `annotation.contract_signal` says whether it reads like a contract; either problem is
+   a warning on the review (`Review.warnings`), never silent;
+2. parties: `annotation.parties.extract_parties` reads them from the contract's opening;
+3. segments: `annotation.segment.segment`, the dataset's segmenter, with character
+   offsets, the contract's own numbers and headings; headings, addresses, signature
+   blocks, bank details, contents and page furniture are kept as `Review.segments` and
+   not labelled as clauses;
+4. labels: the `Predictor` labels each clause (type, obligated party, risk, reason,
+   confidence), in batches so a long review reports progress; a fragment (a list item)
+   is given with its heading and lead-in, as in the dataset (`Segment.model_text`);
+5. summary: counts by risk, the highest risks, parties, usual clauses that are missing.
 
 A finding keeps its clause's offsets into `Review.text`, so every view (highlighted
-contract, clause in context, reports) quotes the clause exactly as written.
+contract, clause in context, reports) can show the clause where it is written; its
+`text` is the clause's words with page furniture (`gaps`) cut out.
 """
 
 from __future__ import annotations
@@ -22,8 +30,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 
+from contract_review.annotation.contract_signal import contract_signal
+from contract_review.annotation.language import detect_language
 from contract_review.annotation.parties import Parties, extract_parties
-from contract_review.annotation.segment import segment
+from contract_review.annotation.segment import Segment, segment
 from contract_review.prompt import Answer
 from contract_review.taxonomy import Taxonomy, load_taxonomy
 from contract_review.eval.predict import ClauseInput, ClausePrediction, Predictor
@@ -57,10 +67,19 @@ class Finding:
     error: str | None = None  # the predictor could not label it (AnswerError kind)
     corrected: bool = False
     original: dict | None = None  # the model's labels, kept when corrected
+    number: str | None = None  # the contract's own number: "Section 1.04", "6.02(b)"
+    heading: str | None = None  # its heading as written: "Termination", "PERFORMANCE"
+    context: str = ""  # the heading and lead-in above it ("6.02. Termination. ... terminated only:")
+    gaps: list[list[int]] = field(default_factory=list)  # page furniture inside [start, end), not in `text`
 
     @property
     def clause_id(self) -> str:
         return f"{self.start}-{self.end}"
+
+    @property
+    def ref(self) -> str:
+        """How a lawyer cites it: "6.02(b) Termination", or "Clause 14" when the contract numbers nothing."""
+        return " ".join(p for p in (self.number, self.heading) if p) or f"Clause {self.index}"
 
     def answer(self) -> Answer:
         return Answer(tuple(self.clause_types), self.party, self.risk, self.risk_category, self.reason)
@@ -77,11 +96,13 @@ class Review:
     created_at: str
     text: str = field(repr=False, default="")
     schema: str = SCHEMA
+    segments: list[dict] = field(default_factory=list)  # not clauses: kind, start, end, number, heading
+    warnings: list[str] = field(default_factory=list)  # what a lawyer must know before trusting the labels
 
     def to_dict(self, include_text: bool = False) -> dict:
         d = {"schema": self.schema, "created_at": self.created_at, "contract": self.contract,
              "parties": self.parties, "model": self.model, "summary": self.summary, "seconds": self.seconds,
-             "findings": [asdict(f) for f in self.findings]}
+             "warnings": self.warnings, "findings": [asdict(f) for f in self.findings], "segments": self.segments}
         if include_text:
             d["text"] = self.text
         return d
@@ -90,7 +111,8 @@ class Review:
     def from_dict(cls, d: dict) -> "Review":
         return cls(contract=d["contract"], parties=d["parties"], model=d["model"],
                    findings=[Finding(**f) for f in d["findings"]], summary=d["summary"], seconds=d["seconds"],
-                   created_at=d["created_at"], text=d.get("text", ""), schema=d.get("schema", SCHEMA))
+                   created_at=d["created_at"], text=d.get("text", ""), schema=d.get("schema", SCHEMA),
+                   segments=d.get("segments", []), warnings=d.get("warnings", []))
 
     def finding(self, index: int) -> Finding:
         return self.findings[index - 1]
@@ -114,14 +136,14 @@ def party_display(role: str, parties: dict, tax: Taxonomy | None = None) -> str:
     return "no one"
 
 
-def finding_from(index: int, seg_start: int, seg_end: int, text: str, pred: ClausePrediction, parties: dict,
-                 tax: Taxonomy) -> Finding:
+def finding_from(index: int, seg: Segment, pred: ClausePrediction, parties: dict, tax: Taxonomy) -> Finding:
     if pred.answer is None:
         answer = Answer(("other",), "none", "none", "none", UNLABELLED_REASON)
     else:
         answer = pred.answer
     return Finding(
-        index=index, start=seg_start, end=seg_end, text=text,
+        index=index, start=seg.start, end=seg.end, text=seg.clean,
+        number=seg.number, heading=seg.heading, context=seg.context, gaps=[list(g) for g in seg.gaps],
         clause_types=list(answer.clause_types),
         type_names=[tax.clause_type(t).name for t in answer.clause_types],
         party=answer.party, party_name=party_display(answer.party, parties, tax),
@@ -155,32 +177,40 @@ def review_contract(contract: Contract, predictor: Predictor, on_progress: Progr
     tax = tax or load_taxonomy()
     seconds: dict[str, float] = {}
     t0 = time.perf_counter()
+    language = detect_language(contract.text)
+    shape = contract_signal(contract.text)
+    warnings = [w for w in (language.warning(),) if w]
+    if not shape.looks_like_contract:
+        warnings.append("This text does not read like a contract: " + "; ".join(shape.reasons) + ".")
     parties: Parties = extract_parties(contract.text)
     party_info = {"first_party": parties.first_party, "second_party": parties.second_party,
                   "aliases": {k: list(v) for k, v in parties.aliases.items()}}
-    segments = segment(contract.text)
+    segments = segment(contract.text, furniture=True)
+    clauses = [s for s in segments if s.is_clause]
     seconds["segment"] = round(time.perf_counter() - t0, 3)
 
     t1 = time.perf_counter()
     names = parties.names()
-    preds = predict_batched(predictor, [ClauseInput(s.text, names) for s in segments], on_progress)
+    preds = predict_batched(predictor, [ClauseInput(s.model_text, names) for s in clauses], on_progress)
     seconds["predict"] = round(time.perf_counter() - t1, 3)
 
-    findings = [finding_from(i, s.start, s.end, s.text, p, party_info, tax)
-                for i, (s, p) in enumerate(zip(segments, preds), start=1)]
+    findings = [finding_from(i, s, p, party_info, tax) for i, (s, p) in enumerate(zip(clauses, preds), start=1)]
+    others = [{"kind": s.kind, "start": s.start, "end": s.end, "number": s.number, "heading": s.heading}
+              for s in segments if not s.is_clause]
     t2 = time.perf_counter()
     summary = summarize(findings, party_info, tax)
     seconds["summary"] = round(time.perf_counter() - t2, 3)
     seconds["total"] = round(time.perf_counter() - t0, 3)
     return Review(
         contract={"name": contract.name, "kind": contract.kind, "doc_id": contract.doc_id, "sha1": contract.sha1,
-                  "chars": len(contract.text), "pages": contract.pages, "clauses": len(findings)},
+                  "chars": len(contract.text), "pages": contract.pages, "clauses": len(findings),
+                  "language": language.to_dict(), "shape": shape.to_dict()},
         parties=party_info,
         model={"choice": model_choice or predictor.name, "name": predictor.name,
                "model_version": predictor.model_version},
         findings=findings, summary=summary, seconds=seconds,
         created_at=datetime.now(timezone.utc).replace(microsecond=0).isoformat(),
-        text=contract.text,
+        text=contract.text, segments=others, warnings=warnings,
     )
 
 

@@ -72,3 +72,24 @@ def test_missing_corpus_folder_and_empty_contract_are_reported(cuad_dir, claudet
 
 def test_corpus_error_is_a_value_error_the_cli_reports():
     assert issubclass(CorpusError, ValueError)
+
+
+def test_records_are_clauses_without_page_furniture_and_fragments_carry_their_lead_in(cuad_dir, claudette_dir,
+                                                                                      tmp_path):
+    from contract_review.annotation.build import build_records
+
+    cuad, _ = _small_corpus(cuad_dir, claudette_dir, tmp_path, n=12)
+    records, report = build_records(cuad, None, progress=False)
+    agape = [r for r in records if r.doc_id.startswith("AgapeAtpCorp")]
+    assert agape and report.cuad_spans_located > 0
+    assert not [r.id for r in records if "Source:" in r.text or "ODM Supply Agreement 7" in r.text]
+    assert not [r.id for r in agape if r.text.startswith("IN WITNESS") or "By: /s/" in r.text]
+    b = next(r for r in agape if r.text.startswith("(b) On the commencement of the winding up"))
+    context, clause = b.input.split("\nClause: ", 1)[1].split("\n", 1)
+    assert context.endswith("each party shall have the right to summarily terminate this Agreement:")
+    assert clause == b.text and b.input.endswith(b.text)
+    # a numbered clause that reads alone is given as written
+    arbitration = next(r for r in agape if r.text.startswith("8.1 Any and all disputes"))
+    assert arbitration.input.endswith("\nClause: " + arbitration.text)
+    law = next(r for r in agape if r.text.startswith("10. GOVERNING LAW"))
+    assert law.clause_types == ["governing_law"]  # the lawyers' span lands on its clause

@@ -2,10 +2,9 @@
 
 import hashlib
 import re
-from collections import Counter, defaultdict
+from collections import Counter
 
-from contract_review.annotation.claudette import LEXGLUE_TRAIN, LEXGLUE_VALIDATION, strip_tags
-from contract_review.annotation.segment import normalize
+from contract_review.annotation.claudette import LEXGLUE_TRAIN, LEXGLUE_VALIDATION
 from contract_review.records import SPLITS
 from contract_review.taxonomy import load_taxonomy
 
@@ -36,28 +35,6 @@ def test_claudette_follows_the_lexglue_company_split(dataset):
 
 def _words(text):
     return re.findall(r"[a-z0-9]+", text.lower())
-
-
-def test_offsets_point_at_the_clause_text(all_records, cuad_dir, claudette_dir):
-    texts = {}
-    by_doc = defaultdict(list)
-    for r in all_records:
-        by_doc[(r.source, r.doc_id)].append(r)
-    for (source, doc_id), records in by_doc.items():
-        if source == "cuad":
-            text = (cuad_dir / "full_contract_txt" / f"{doc_id}.txt").read_text(encoding="utf-8-sig")
-        else:
-            xml = (claudette_dir / "OriginalTaggedDocuments" / f"{doc_id}.xml").read_text(encoding="utf-8")
-            text, _ = strip_tags(xml)
-        texts[doc_id] = text
-        for r in records:
-            if source == "claudette" and normalize(text[r.start : r.end]) != r.text:
-                continue  # the two unaligned CLAUDETTE sentences keep their tokenised text
-            assert normalize(text[r.start : r.end]) == r.text, r.id
-    unaligned = sum(
-        1 for r in all_records if r.source == "claudette" and normalize(texts[r.doc_id][r.start : r.end]) != r.text
-    )
-    assert unaligned <= 2
 
 
 def test_cuad_spans_are_mapped_onto_clauses(dataset):

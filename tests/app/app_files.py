@@ -56,6 +56,35 @@ def make_pdf(text: str, encrypt_password: str | None = None) -> bytes:
     return bytes(pdf.output())
 
 
+def make_paged_pdf(text: str, header: str, footer: str) -> bytes:
+    """A PDF whose every page carries a running header and a footer with "Page N of M", as
+    word processors print them; small pages, so paragraphs break across pages."""
+    from fpdf import FPDF
+
+    from contract_review.app.export import _dejavu
+
+    class Paged(FPDF):
+        def header(self):
+            self.set_font("DejaVu", size=8)
+            self.cell(0, 5, header, new_x="LMARGIN", new_y="NEXT")
+            self.ln(2)
+
+        def footer(self):
+            self.set_y(-12)
+            self.set_font("DejaVu", size=8)
+            self.cell(0, 5, f"{footer}    Page {self.page_no()} of {{nb}}", align="C")
+
+    pdf = Paged(format="A5")
+    pdf.add_font("DejaVu", "", str(_dejavu()[0]))
+    pdf.set_auto_page_break(True, margin=18)
+    pdf.add_page()
+    for para in text.split("\n\n"):
+        pdf.set_font("DejaVu", size=10)
+        pdf.multi_cell(0, 5, para.strip(), new_x="LMARGIN", new_y="NEXT")
+        pdf.ln(3)
+    return bytes(pdf.output())
+
+
 def make_scanned_pdf() -> bytes:
     """A page holding only a picture of text: what a scanner without OCR produces."""
     from fpdf import FPDF

@@ -33,9 +33,12 @@ def test_review_uses_the_dataset_segmenter_with_exact_offsets(cuad_test_contract
     contract = read_contract(cuad_test_contract)
     seen = []
     review = review_contract(contract, rules, on_progress=lambda done, total: seen.append((done, total)))
-    segs = segment(contract.text)
+    segs = [s for s in segment(contract.text) if s.is_clause]
     assert [(f.start, f.end) for f in review.findings] == [(s.start, s.end) for s in segs]
-    assert all(f.text == contract.text[f.start : f.end] for f in review.findings)
+    # a finding's text is its clause's words, page furniture cut out; its span is where it is written
+    assert [(f.text, f.number, f.heading, f.context) for f in review.findings] == \
+        [(s.clean, s.number, s.heading, s.context) for s in segs]
+    assert all(f.text.split()[0] in contract.text[f.start : f.end] for f in review.findings)
     assert seen[0] == (0, len(segs)) and seen[-1] == (len(segs), len(segs))  # progress reaches the end
     s = review.summary
     assert sum(s["risk_counts"].values()) == s["clauses"] == len(segs)
@@ -173,3 +176,51 @@ def test_a_local_base_model_with_its_adapter_reviews_through_the_product_path(tm
     review = review_contract(read_contract(cuad_test_contract), predictor, model_choice=choice.describe())
     assert review.findings and all(f.clause_types and f.risk and f.reason for f in review.findings)
     assert predictor.model_version == "random-tiny-llama-untrained"
+
+
+class _Recording:
+    """The real rules predictor, keeping what it was asked."""
+
+    def __init__(self, inner):
+        self.inner, self.inputs = inner, []
+        self.name, self.model_version = inner.name, inner.model_version
+
+    def predict(self, clauses, progress=False):
+        self.inputs.extend(clauses)
+        return self.inner.predict(clauses, progress)
+
+
+def test_findings_cite_the_contracts_numbers_and_only_clauses_are_labelled(rules):
+    from test_app_segments import _pdf_text
+
+    predictor = _Recording(rules)
+    review = review_contract(read_text(_pdf_text()[0], "supply.pdf"), predictor)
+    b = next(f for f in review.findings if f.number == "6.02(b)")
+    assert b.ref == "6.02(b) Termination" and b.context.endswith("This Agreement may be terminated only:")
+    asked = next(c for c in predictor.inputs if "undergoes a change of control" in c.text)
+    assert asked.text == b.context + "\n" + b.text  # the model reads the lead-in with the item
+    assert next(f for f in review.findings if f.number == "Section 1.04").ref == "Section 1.04 PERFORMANCE"
+    # the lead-in, the address, the bank details and the signature block are no findings
+    not_clauses = ("6.02.", "Acme Widgets Corp. 123", "Bank:", "IN WITNESS")
+    assert not [f for f in review.findings if f.text.startswith(not_clauses)]
+    kinds = {s["kind"] for s in review.segments}
+    assert {"heading", "address", "payment_details", "signature"} <= kinds
+    assert review.warnings == [] and review.contract["language"]["language"] == "en"
+    assert Review.from_dict(review.to_dict()).to_dict() == review.to_dict()
+
+
+def test_a_chinese_contract_is_reviewed_with_a_warning_that_says_so(rules):
+    text = ("采购合同\n\n甲方（买方）：上海华信贸易有限公司\n乙方（卖方）：深圳明达电子科技有限公司\n\n"
+            "第一条 乙方向甲方供应电子元器件，合同总金额为人民币伍拾万元整。\n\n"
+            "第二条 乙方应于本合同签订之日起三十日内将全部货物交付至甲方指定地点。")
+    review = review_contract(read_text(text, "采购合同.txt"), rules)
+    assert review.contract["language"]["language"] == "zh" and not review.contract["language"]["supported"]
+    assert len(review.warnings) == 1 and "Chinese" in review.warnings[0]
+
+
+def test_text_that_is_not_a_contract_is_reviewed_with_a_warning(rules):
+    text = ("Preheat the oven to 180 degrees. Mix the flour, sugar and butter in a large bowl until the dough is "
+            "smooth. Add two eggs and a pinch of salt, then bake for forty minutes until golden.")
+    review = review_contract(read_text(text, "recipe.txt"), rules)
+    assert review.contract["shape"]["looks_like_contract"] is False
+    assert any(w.startswith("This text does not read like a contract") for w in review.warnings)

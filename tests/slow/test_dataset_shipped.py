@@ -3,6 +3,9 @@
 import re
 from collections import Counter, defaultdict
 
+from contract_review.annotation.claudette import strip_tags
+from contract_review.annotation.furniture import find_furniture, mask
+from contract_review.annotation.segment import normalize
 from contract_review.records import SPLITS
 
 
@@ -53,3 +56,26 @@ def test_dataset_card_numbers_match_the_shipped_dataset(tmp_path):
     assert section(card.read_text()) == section((DATA_DIR / "README.md").read_text()), \
         "data/README.md is stale: run `contract-review data card`"
     assert (tmp_path / "lengths.png").stat().st_size > 10_000
+
+
+def test_offsets_point_at_the_clause_text(all_records, cuad_dir, claudette_dir):
+    texts = {}
+    by_doc = defaultdict(list)
+    for r in all_records:
+        by_doc[(r.source, r.doc_id)].append(r)
+    for (source, doc_id), records in by_doc.items():
+        if source == "cuad":
+            text = (cuad_dir / "full_contract_txt" / f"{doc_id}.txt").read_text(encoding="utf-8-sig")
+            text = mask(text, find_furniture(text))  # a clause's text is its words without page furniture
+        else:
+            xml = (claudette_dir / "OriginalTaggedDocuments" / f"{doc_id}.xml").read_text(encoding="utf-8")
+            text, _ = strip_tags(xml)
+        texts[doc_id] = text
+        for r in records:
+            if source == "claudette" and normalize(text[r.start : r.end]) != r.text:
+                continue  # the two unaligned CLAUDETTE sentences keep their tokenised text
+            assert normalize(text[r.start : r.end]) == r.text, r.id
+    unaligned = sum(
+        1 for r in all_records if r.source == "claudette" and normalize(texts[r.doc_id][r.start : r.end]) != r.text
+    )
+    assert unaligned <= 2
