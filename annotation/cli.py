@@ -39,8 +39,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     build.add_argument("--quiet", action="store_true", help="no progress bars")
     build.set_defaults(func=_build)
 
-    check = dsub.add_parser("check", help="validate a records file (JSONL or JSONL.gz)",
-                            description="Validate every record of a file; errors name the file and line.")
+    check = dsub.add_parser(
+        "check", help="validate a records file (JSONL or JSONL.gz)",
+        description="Validate every record of a file against the record format and the taxonomy, and refuse "
+                    "records whose labels contradict each other: a labelled party or risk bearer the record's "
+                    "party list does not name, a severity outside the scale, a risk without a bearer or a "
+                    "bearer without a risk, risk different from severity. Every problem is listed with its "
+                    "file and line.")
     check.add_argument("file", type=Path)
     check.set_defaults(func=_check)
 
@@ -83,12 +88,22 @@ def _card(args: argparse.Namespace) -> int:
     return 0
 
 
+_SHOWN_PROBLEMS = 20
+
+
 def _check(args: argparse.Namespace) -> int:
     from collections import Counter
 
-    from contract_review.records import read_records
+    from contract_review.records import check_records
 
-    records = read_records(args.file)
+    records, problems = check_records(args.file)
+    for line in problems[:_SHOWN_PROBLEMS]:
+        print(line, file=sys.stderr)
+    if len(problems) > _SHOWN_PROBLEMS:
+        print(f"... and {len(problems) - _SHOWN_PROBLEMS} more invalid records", file=sys.stderr)
     splits = Counter(r.split for r in records)
+    if problems:
+        print(f"error: {args.file}: {len(problems)} invalid records, {len(records)} valid", file=sys.stderr)
+        return 2
     print(f"{args.file}: {len(records)} valid records {dict(splits)}", file=sys.stdout)
     return 0
