@@ -37,7 +37,7 @@ from contract_review.prompt import Answer, build_input
 from contract_review.records import ClauseRecord, read_records, write_records
 
 from .obligation import label_obligation
-from .parties import Parties
+from .parties import Parties, short_forms
 
 SYNONYMS_FILE = DATA_DIR / "synonyms_legal.yaml"
 METHODS = ("synonym", "backtranslate", "party_swap")
@@ -123,10 +123,6 @@ class PartyTerms:
                        {"first_party": list(self.first[1:]), "second_party": list(self.second[1:])})
 
 
-_GENERIC = {"the", "a", "an", "company", "corporation", "inc", "llc", "ltd", "limited", "group", "international",
-            "global", "holdings", "party"}
-
-
 def party_terms(rec: ClauseRecord) -> PartyTerms:
     """Names as written, plus aliases the clause itself shows: a short form of the name (its first
     word, "Acme" for "Acme Corp.") and quoted definitions right after a name ("Acme Corp. (the "Seller")")."""
@@ -135,9 +131,7 @@ def party_terms(rec: ClauseRecord) -> PartyTerms:
         name = (rec.party_names.get(role) or "").strip()
         terms = [name] if name else []
         if name:
-            first_word = re.split(r"[\s,]+", name)[0].strip(".,")
-            if len(first_word) >= 4 and first_word.lower() not in _GENERIC and first_word != name:
-                terms.append(first_word)
+            terms += short_forms(name)
             m = re.search(re.escape(name) + r"""[^()]{0,80}\(\s*(?:the\s+)?["“]([^"”]{2,40})["”]""", rec.text)
             if m:
                 terms.append(m.group(1))

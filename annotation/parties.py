@@ -674,6 +674,28 @@ def _dedupe_aliases(parties: list[Party]) -> list[Party]:
     return out
 
 
+_SHORT_GENERIC = {"the", "a", "an", "company", "corporation", "inc", "llc", "ltd", "limited", "group", "international",
+                  "global", "holdings", "party"}
+
+
+def short_forms(name: str) -> list[str]:
+    """How a contract usually shortens a name: its first word ("Acme" for "Acme Corp."), unless that word is
+    generic ("The", "International") or too short to be safe."""
+    first_word = re.split(r"[\s,]+", name.strip())[0].strip(".,") if name.strip() else ""
+    if len(first_word) >= 4 and first_word.lower() not in _SHORT_GENERIC and first_word != name.strip():
+        return [first_word]
+    return []
+
+
+def with_short_forms(names: dict[str, str], aliases: dict[str, list[str]] | None = None) -> Parties:
+    """The roles of a clause known only by its party names (an app or API input), each name's short form
+    added as an alias so "Beta shall ..." is found for "Beta Logistics LLC"."""
+    aliases = aliases or {}
+    return Parties(names.get("first_party", ""), names.get("second_party", ""),
+                   {role: list(dict.fromkeys([*aliases.get(role, []), *short_forms(names.get(role, ""))]))
+                    for role in ROLES})
+
+
 def extract_parties(text: str) -> Parties:
     """The two roles of a contract with no labels of its own (the app, plain-text contracts)."""
     return contract_parties(text).roles()

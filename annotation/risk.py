@@ -88,7 +88,7 @@ def _after_term_days(text: str) -> float | None:
         return 1e6
     after = [m.start() for m in re.finditer(r"\b(?:after|following|beyond|post)\b[^.;]{0,40}\b(?:termination|"
                                               r"expiration|expiry|end)\b|\bafter\s+the\s+(?:term|agreement)\b|"
-                                              r"\bthereafter\b", text, re.IGNORECASE)]
+                                              r"\bthereafter\b|\b(?:years?|months?)\s+after\b", text, re.IGNORECASE)]
     near = [d for pos, d in _durations(text) if any(-120 < a - pos < 120 for a in after)]
     if near:
         return max(near)
