@@ -71,7 +71,7 @@ _NAME_STOP = re.compile(
     r",?\s+\d|\s+(?:This|THIS|The|Dated|DATED|Source|Effective|EFFECTIVE|WHEREAS|Whereas|TABLE|Table|Page|"
     r"Address|Attention|Tel|Fax|Phone|Suite|Street|Ave(?:nue)?|Road|Boulevard|P\.?O\.?|And|Legal|"
     r"(?i:January|February|March|April|May|June|July|August|September|October|November|December))\b|\s*:")
-_SEP_AND = re.compile(r"\s*(?:;\s*(?:(?i:and)\s*:?\s+)?|,?\s+(?i:and)\s*:?\s+|\s+-\s*(?i:and)\s*-\s+|(?<=\)),\s+)")
+_SEP_AND = re.compile(r"\s*(?:;\s*(?:(?i:and)\s*:?\s+)?|,?\s+(?i:and)\s*:?\s+|\s+-\s*(?i:and)\s*-\s+|,\s+)")
 _BLANK = re.compile(r"_{3,}|\[\s*[•·*.\s]*\]|^\[[^\]]{0,60}\]$|^[•·*_.\s\[\]()]*[•·*_\[][•·*_.\s\[\]()]*$|"
                     r"^\[?\s*(?:enter|insert|name\s+of)\b", re.IGNORECASE)
 _SIGN_BLOCK = re.compile(r"IN\s+WITNESS\s+WHEREOF|SIGNATURE\s+PAGE|AGREED\s+AND\s+ACCEPTED|ACCEPTED\s+AND\s+AGREED",
@@ -344,8 +344,15 @@ def _units(text: str, start: int, end: int) -> list[tuple[int, str]]:
                               or bool(re.search(r"(?:" + _ORG.pattern + r")\s*$", before, re.IGNORECASE)))
                 starts_name = bool(re.match(r"\s*(?:\(?[0-9a-z]{1,3}[.)]\s+)?(?:the\s+(?:(?:above|below|undersigned)[- ]named\s+)?)?"
                                             r"[\"“]?(?:[A-Z0-9\[_]|[a-z]{1,2}[A-Z.])", after))
-                if sep.strip() == ",":  # "(...), JAMES W. NANTZ III ("Nantz")": a bare comma only before a defined party
-                    starts_name = starts_name and bool(re.match(r"[^()]{2,120}\([^()]*[\"“]", after + seg[m.end() + 80 : m.end() + 200]))
+                if sep.strip() == ",":
+                    # "(...), JAMES W. NANTZ III ("Nantz")", "... corporation, Hyde Park Bancorp, MHC (the "MHC")":
+                    # a bare comma ends a party that has defined its alias, before another defined party
+                    ends_party = bool(_DEFINITION.search(unit_so_far)) and (before.endswith(")") or bool(
+                        re.search(r"(?:" + _ORG.pattern + r")\s*$", before, re.IGNORECASE)))
+                    starts_name = (starts_name and bool(re.match(r"[^()]{2,120}\([^()]*[\"“]",
+                                                                 after + seg[m.end() + 80 : m.end() + 200]))
+                                   and not re.match(r"\s*(?:\d|(?:" + _ORG.pattern + r")(?:[\s,(]|$))", after,
+                                                    re.IGNORECASE))
                 if ends_party and starts_name:
                     cuts.append((i, m.end()))
                     i = m.end()
@@ -434,32 +441,33 @@ def _party_a_b(text: str) -> list[_Found]:
     return [ab["A"], ab["B"]] if len(ab) == 2 else []
 
 
+_LETTER_WITH = re.compile(r"\b(?:hereby\s+)?(?:confirms?|agrees?|sets?\s+forth)\s+(?:its|their|the\s+terms\s+of\s+(?:its|their)"
+                          r"|the)\s+(?:agreement|engagement|understanding)\s+with\s+", re.IGNORECASE)
+
+
 def _from_letter(text: str) -> list[_Found]:
-    """A letter agreement: the parties the first paragraph after the salutation defines, then the
-    addressee above the salutation."""
+    """A letter agreement: the signers the first paragraph after the salutation introduces ("X (the
+    "Company") and Y (the "Bank") hereby confirm their agreement with Z (the "Agent")"), then the
+    addressee, named there or above the salutation."""
     m = _LETTER.search(text[:12000])
     if not m:
         return []
-    body = text[m.end() : m.end() + 1500]
-    found = []
-    for d in re.finditer(r"\(([^()]{0,120})\)", body):
-        aliases = _definitions(d.group(0))
-        if not aliases:
-            continue
-        before = body[: d.start()]
-        starts = [x.end() for x in re.finditer(r"(?:^|[.;:]\s+|,\s+(?:and\s+)?|\band\s+|\bwith\s+)", before)]
-        head = _name_head(before[starts[-1] if starts else 0 :])
-        role_alias = any(a.lower() in _GENERIC or a.lower() in _PRONOUNS for a in aliases)
-        if head and not _is_alias_like(head) and (_has_legal_form(head) or role_alias):
-            found.append(_Found(head, aliases, m.end() + d.start(), "opening"))
-        elif aliases and role_alias:
-            found.append(_Found("", aliases, m.end() + d.start(), "opening"))
-    lines = [ln.strip() for ln in text[max(0, m.start() - 600) : m.start()].split("\n") if ln.strip()]
-    for ln in lines:
-        head = _name_head(ln)
-        if head and _has_legal_form(head) and not any(same_party(head, f.name) for f in found if f.name):
-            found.append(_Found(head, [], m.start(), "opening"))
-            break
+    start = m.end()
+    end = start + min(1500, len(re.split(r"\n[ \t]*\n", text[start : start + 1500].lstrip())[0])
+                      + len(text[start : start + 1500]) - len(text[start : start + 1500].lstrip()))
+    found: list[_Found] = []
+    with_ = _LETTER_WITH.search(text, start, end)
+    for i, (pos, unit) in enumerate(_units(text, start, with_.start() if with_ else end)):
+        found.extend(f for f in _unit_party(unit, pos) if (f.aliases or _has_legal_form(f.name)) and _party_like(f, i))
+    if with_:
+        found.extend(f for f in _unit_party(text[with_.end() : end], with_.end()) if f.name or f.aliases)
+    if not with_:
+        lines = [ln.strip() for ln in text[max(0, m.start() - 600) : m.start()].split("\n") if ln.strip()]
+        for ln in lines:
+            head = _name_head(ln)
+            if head and _has_legal_form(head) and not any(same_party(head, f.name) for f in found if f.name):
+                found.append(_Found(head, [], m.start(), "opening"))
+                break
     return found
 
 
@@ -571,8 +579,13 @@ def contract_parties(text: str, hints: list[str] | None = None) -> PartyList:
         if not f.name and unplaced:
             f.name = unplaced.pop(0)
             sources[id(f)].append("hints")
-    for h in unplaced:  # a hint party the opening does not introduce at all: after the others
-        if not any(same_party(h, f.name) for f in found) and _find(text, h) >= 0:
+    # a hint party the opening does not introduce at all goes after the others, when the opening found
+    # fewer than two or the party signs (a regulator the opening merely mentions is no party)
+    signers = signature_names(text)
+    few = len([f for f in found if f.name]) < 2
+    for h in unplaced:
+        if not any(same_party(h, f.name) for f in found) and _find(text, h) >= 0 and (
+                few or any(same_party(h, s) for s in signers)):
             found.append(_Found(h, [], len(text), "hints"))
             sources[id(found[-1])] = ["hints"]
 
@@ -585,7 +598,6 @@ def contract_parties(text: str, hints: list[str] | None = None) -> PartyList:
             owner.aliases.append(a)
 
     # signatures: full legal names for truncated ones, parties when fewer than two were found
-    signers = signature_names(text)
     for s in signers:
         s = re.sub(r"^[A-Z][A-Z .&'-]{1,40}\s*[:：]\s*(?=\S)", "", s)  # "HYDRASPIN: HYDRASPIN USA, INC."
         twin = next((f for f in found if f.name and same_party(f.name, s)), None) or next(
