@@ -63,7 +63,8 @@ _PARTY_AB = re.compile(
     r"(?:Party\s+([AB])|([甲乙])方)\s*(?:\([^)]{0,40}\))?\s*[:：]\s*"
     r"((?:(?!\s{2}|Party\s+[AB]\b|[甲乙]方|Address\b|地址)[^\n;（(]){2,120})")
 # the words a name is made of: capitalised words, "iMine" / "eBay", numbers ("695014 B.C. Ltd.")
-_WORD = r"(?:[A-Z0-9][\w&.'’\-/@!+,]*|[a-z]{1,2}[A-Z.][\w&.'’\-/@]*|(?:of|and|de|du|des|la|le|the|for|und|y|dba|d/b/a|&)(?=\s))"
+_WORD = (r"(?:[A-Z0-9][\w&.'’\-/@!+,]*|[a-z]{1,2}[A-Z.][\w&.'’\-/@]*|[a-z]-[a-z][\w&.'’\-/@,]*|"
+         r"(?:of|and|de|du|des|la|le|the|for|und|y|dba|d/b/a|&)(?=\s))")
 _NAME_HEAD = re.compile(rf"(?:{_WORD})(?:\s+(?:{_WORD}|\([A-Z][\w .&/-]{{0,24}}\)(?=\s+[A-Z])))*")
 _NAME_STOP = re.compile(
     r",?\s+(?:a|an|the|with|having|whose|which|located|organized|organised|incorporated|acting|on\s+behalf|"
@@ -71,7 +72,7 @@ _NAME_STOP = re.compile(
     r",?\s+\d|\s+(?:This|THIS|The|Dated|DATED|Source|Effective|EFFECTIVE|WHEREAS|Whereas|TABLE|Table|Page|"
     r"Address|Attention|Tel|Fax|Phone|Suite|Street|Ave(?:nue)?|Road|Boulevard|P\.?O\.?|And|Legal|"
     r"(?i:January|February|March|April|May|June|July|August|September|October|November|December))\b|\s*:")
-_SEP_AND = re.compile(r"\s*(?:;\s*(?:(?i:and)\s*:?\s+)?|,?\s+(?i:and)\s*:?\s+|\s+-\s*(?i:and)\s*-\s+|,\s+)")
+_SEP_AND = re.compile(r"\s*(?:;\s*(?:(?i:and)\s*:?\s+)?|,?\s+(?i:and)\s*:?\s+|\s+-\s*(?i:and)\s*-\s+|\n\s*&\s*\n\s*|,\s+)")
 _BLANK = re.compile(r"_{3,}|\[\s*[•·*.\s]*\]|^\[[^\]]{0,60}\]$|^[•·*_.\s\[\]()]*[•·*_\[][•·*_.\s\[\]()]*$|"
                     r"^\[?\s*(?:enter|insert|name\s+of)\b", re.IGNORECASE)
 _SIGN_BLOCK = re.compile(r"IN\s+WITNESS\s+WHEREOF|SIGNATURE\s+PAGE|AGREED\s+AND\s+ACCEPTED|ACCEPTED\s+AND\s+AGREED",
@@ -230,7 +231,8 @@ def _name_head(unit: str) -> str:
     """The name a unit of the opening starts with: "Acme Corp., a Delaware corporation (...)" -> "Acme Corp."."""
     unit = re.split(r"\n[ \t]*\n", unit.lstrip())[0]  # a name never crosses a paragraph break
     unit = re.sub(r"^[\s,;:\-–—(]*(?:\(?[0-9ivx]{1,3}[.)]\s+)?", "", unit)
-    unit = re.sub(r"^(?:the\s+undersigned\s*,?\s*|and\s+)", "", unit, flags=re.IGNORECASE)
+    unit = re.sub(r"^(?:the\s+undersigned\s*,?\s*|and\s+|[●•·*-]\s*)", "", unit, flags=re.IGNORECASE)
+    unit = re.sub(r"^the\s+(?=[A-Z])", "", unit)  # "the At Home Corporation": the article is not the name
     m = _NAME_HEAD.match(unit)
     if not m:
         return ""
@@ -298,13 +300,16 @@ def _opening_window(text: str, limit: int = 12000) -> tuple[int, int] | None:
         if letter and m.start() > letter.end() + 600:
             return None  # a letter agreement: its parties are the signer and the addressee
         after = head[m.end() : m.end() + 400]
-        if not re.match(r"\s*(?:\(?[0-9ivx]{1,3}[.)]\s+)?(?:the\s+undersigned|[\"“]?[A-Z0-9\[_]|[a-z]{1,2}[A-Z.]|the\s+[a-z\-]+\s+[A-Z])", after):
+        lead = re.match(r"\s*(?:the\s+following\s+(?:\w+\s+)?parties[^:]{0,80}:)?[\s●•·*-]*", after)
+        if not re.match(r"(?:\(?[0-9ivx]{1,3}[.)]\s+)?(?:the\s+undersigned|[\"“]?[A-Z0-9\[_]|[a-z]{1,2}[A-Z.]|"
+                        r"the\s+[a-z\-]+\s+[A-Z]|the\s+[A-Z]\w*\s[^()\n]{0,60}?(?i:" + _ORG.pattern + r")|an?\s+\[)",
+                        after[lead.end() :], re.IGNORECASE if False else 0):
             continue
         if re.search(r"\.{4,}|\s\d{1,3}\s*$", head[max(0, m.start() - 80) : m.start()]):  # a table of contents line
             continue
-        end = _PREAMBLE_END.search(head, m.end() + 20)
-        stop = min(end.start() if end else len(head), m.end() + 2500)
-        return m.end(), stop
+        end = _PREAMBLE_END.search(head, m.end() + lead.end() + 20)
+        stop = min(end.start() if end else len(head), m.end() + lead.end() + 2500)
+        return m.end() + lead.end(), stop
     return None
 
 
@@ -342,8 +347,9 @@ def _units(text: str, start: int, end: int) -> list[tuple[int, str]]:
                 ends_party = (";" in sep or before.endswith((")", ",", "]")) or "," in sep or "-" in sep
                               or before[-1:].isdigit() or bool(_DEFINITION.search(unit_so_far))
                               or bool(re.search(r"(?:" + _ORG.pattern + r")\s*$", before, re.IGNORECASE)))
-                starts_name = bool(re.match(r"\s*(?:\(?[0-9a-z]{1,3}[.)]\s+)?(?:the\s+(?:(?:above|below|undersigned)[- ]named\s+)?)?"
-                                            r"[\"“]?(?:[A-Z0-9\[_]|[a-z]{1,2}[A-Z.])", after))
+                starts_name = bool(re.match(r"[\s●•·*-]*(?:an?\s+(?=\[))?(?:\(?[0-9a-z]{1,3}[.)]\s+)?"
+                                            r"(?:the\s+(?:(?:above|below|undersigned)[- ]named\s+)?)?"
+                                            r"[\"“]?(?:[A-Z0-9\[_]|[a-z]{1,2}[A-Z.]|[a-z]-[a-z])", after))
                 if sep.strip() == ",":
                     # "(...), JAMES W. NANTZ III ("Nantz")", "... corporation, Hyde Park Bancorp, MHC (the "MHC")":
                     # a bare comma ends a party that has defined its alias, before another defined party
@@ -416,7 +422,8 @@ def _unit_party(unit: str, pos: int) -> list[_Found]:
     if ref and re.match(r"\s*the\s+(?:above|below|undersigned)|.*\b(?:named|identified|listed|specified)\b", unit[:120]):
         return [_Found("", [ref.group(1), *[a for a in aliases if a != ref.group(1)]], pos, "opening")]
     head = _name_head(unit)
-    blank = re.match(r"\s*(\[[^\]]{0,40}\]|_{3,}|[•·]+)", unit)  # "[•], a [•] corporation", "[-1] whose office"
+    # "[•], a [•] corporation", "[-1] whose office", "a [resident of] [corporation organized in] ..."
+    blank = re.match(r"[\s●•·*-]*(?:an?\s+)?(\[[^\]]{0,40}\]|_{3,}|[•·]+)", unit)
     if blank and is_blank(blank.group(1)):
         return [_Found(blank.group(1), aliases, pos, "opening", blank=True)]
     if head and _is_alias_like(head) and aliases:
@@ -491,6 +498,11 @@ def _hint_terms(hints: list[str]) -> tuple[list[str], list[str]]:
         # "Party A (Shipper): ZTO Express Co., Ltd.", "WATER NOW: WATER NOW, INC.": a label, then the name
         raw = re.sub(r"^\s*(?:(?:Party\s+[A-C]|[甲乙丙]方)\s*(?:\([^)]{0,30}\))?|[A-Z][A-Z .&'-]{1,40})\s*[:：]\s*(?=\S)", "",
                      raw)
+        definition = re.search(r"\(\s*(?:the\s+)?[\"“]", raw)
+        if definition and definition.start() > 2:  # 'e-centives, Inc., ("Application Provider" or "e-centives")'
+            aliases += [q for q in (clean_name(x) for x in _DEFINITION.findall(raw[definition.start() :]))
+                        if q and not _COLLECTIVE.fullmatch(q) and not _NOT_A_PARTY.search(q)]
+            raw = raw[: definition.start()]
         quoted = [clean_name(q) for q in _DEFINITION.findall(raw)]
         text = clean_name(raw)
         descriptive = len(raw) > 80 or re.search(r"\b(?:on behalf|each|if you|which shall|referred|collectively|"
