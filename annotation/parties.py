@@ -407,6 +407,8 @@ def _party_like(f: _Found, index: int) -> bool:
         return False
     if re.match(r"[\w&.-]+\s+(?:and|&)\s", f.name) and _is_alias_like(f.name.split()[0]):
         return False  # "Vendor and AT&T Corp.", "Tadeo and Diplomat": a later mention, not an introduction
+    if re.search(r"(?:" + _ORG.pattern + r")\s+&\s+(?!Co\b)[A-Z]", f.name, re.IGNORECASE):
+        return False  # "ANTHEMIC, LLC & VNUE": a title naming both sides
     if _has_legal_form(f.name):
         return True
     return index < 2 and len(f.name.split()) >= 2 and not _is_alias_like(f.name)
@@ -421,6 +423,11 @@ def _unit_party(unit: str, pos: int) -> list[_Found]:
                    r"(?:\s+(?:named|identified|listed|specified|set\s+forth|indicated)\b|(?=[\s,]))", unit)
     if ref and re.match(r"\s*the\s+(?:above|below|undersigned)|.*\b(?:named|identified|listed|specified)\b", unit[:120]):
         return [_Found("", [ref.group(1), *[a for a in aliases if a != ref.group(1)]], pos, "opening")]
+    # "the individual or legal entity identified on the cover page ("you")": a party the opening only describes
+    if aliases and re.match(r"\s*(?:the|each|any)\s+(?:individual|person|persons|entity|entities|party|parties|company|"
+                            r"franchisee|licensee|business)\b[^()]{0,100}?\b(?:identified|named|listed|specified|set\s+"
+                            r"forth|described|signing)\b", unit, re.IGNORECASE):
+        return [_Found("", aliases, pos, "opening")]
     head = _name_head(unit)
     # "[•], a [•] corporation", "[-1] whose office", "a [resident of] [corporation organized in] ..."
     blank = re.match(r"[\s●•·*-]*(?:an?\s+)?(\[[^\]]{0,40}\]|_{3,}|[•·]+)", unit)
@@ -601,13 +608,26 @@ def contract_parties(text: str, hints: list[str] | None = None) -> PartyList:
             found.append(_Found(h, [], len(text), "hints"))
             sources[id(found[-1])] = ["hints"]
 
-    # aliases the hints mark: to the party that defines them, else the one named closest before
+    # aliases the hints mark: to the party named just before their definition; when nobody is and the
+    # contract's other side is still missing, they name that side ("you", "Franchisee" of a template)
+    orphans = []
     for a in hint_aliases:
         if any(a == x or a in f.aliases for f in found for x in [f.name]):
             continue
         owner = _alias_owner(text, a, found)
         if owner is not None:
             owner.aliases.append(a)
+        else:
+            orphans.append(a)
+    first_person = [a for a in orphans if a.lower() in ("we", "us", "our")]
+    if first_person and found:  # "we" is the drafting party, the first named
+        found[0].aliases += first_person
+    orphans = [a for a in orphans if a not in first_person and len(a.split()) <= 4]
+    if orphans and len(found) < 2:
+        blanks = [a for a in orphans if is_blank(a)]  # "________", "[enter Company Name]": the template's blank
+        found.append(_Found(blanks[0] if blanks else "", [a for a in orphans if a not in blanks], len(text), "hints",
+                            blank=bool(blanks)))
+        sources[id(found[-1])] = ["hints"]
 
     # signatures: full legal names for truncated ones, parties when fewer than two were found
     for s in signers:
@@ -683,7 +703,9 @@ def _alias_owner(text: str, alias: str, found: list[_Found]) -> _Found | None:
             for m in re.finditer(r"\b" + r"\W*".join(re.escape(w) for w in tokens) + r"\b", text[:pos], re.IGNORECASE):
                 if best is None or m.end() > best[0]:
                     best = (m.end(), f)
-    return best[1] if best and pos - best[0] < 400 else None
+    if best is None or pos - best[0] > 150 or _DEFINITION.search(text, best[0], pos):
+        return None  # too far, or another definition comes between: not this party's alias
+    return best[1]
 
 
 def _dedupe_aliases(parties: list[Party]) -> list[Party]:
