@@ -32,7 +32,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +43,7 @@ from contract_review.taxonomy import Taxonomy, load_taxonomy
 
 from . import claudette, cuad
 from .dedup import MinHasher, jaccard, near_duplicate_pairs, shingles
+from .graded_labels import apply_graded
 from .obligation import label_obligation
 from .parties import PartyList, contract_parties, same_party, terms_of_service_list
 from .risk import label_risk
@@ -66,6 +66,8 @@ class BuildReport:
     verified_stale: int = 0
     verified_remapped: int = 0  # checked against the other role order: first and second swapped back
     verified_unmatched: list = field(default_factory=list)  # ids whose checker's names match no listed party
+    graded_applied: int = 0
+    graded_stale: int = 0
     type_rules: Counter = field(default_factory=Counter)  # "split/type" -> clauses the rule labeller typed
     party_lists: Counter = field(default_factory=Counter)  # what the documents' party lists look like
     # "source/doc_id" -> the document's canonical party list (written to parties.jsonl, not to the report)
@@ -85,6 +87,8 @@ class BuildReport:
             "verified_stale": self.verified_stale,
             "verified_remapped": self.verified_remapped,
             "verified_unmatched": sorted(self.verified_unmatched),
+            "graded_applied": self.graded_applied,
+            "graded_stale": self.graded_stale,
             "type_rules": dict(sorted(self.type_rules.items())),
             "party_lists": dict(sorted(self.party_lists.items())),
             "prelabel_vs_verified": {f"{a}->{b}": n for (a, b), n in sorted(self.prelabel_vs_verified.items())},
@@ -320,6 +324,7 @@ def build_records(
     claudette_dir: Path | None,
     verified_file: Path | None = None,
     progress: bool = True,
+    graded_file: Path | None = None,
 ) -> tuple[list[ClauseRecord], BuildReport]:
     if cuad_dir is None and claudette_dir is None:
         raise ValueError("nothing to build: give --cuad DIR, --claudette DIR or both")
@@ -332,6 +337,7 @@ def build_records(
         raw += claudette_records(Path(claudette_dir), tax, report, progress, report.party_list_rows)
     raw = drop_cross_split_duplicates(raw, report)
     apply_verified(raw, verified_file, report)
+    report.graded_applied, report.graded_stale = apply_graded(raw, graded_file)
     raw.sort(key=lambda r: (r["source"], r["doc_id"], r["start"], r["end"]))
     records = [ClauseRecord.model_validate(r) for r in tqdm(raw, desc="validating", disable=not progress)]
     for r in records:

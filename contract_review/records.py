@@ -60,11 +60,19 @@ class RiskAnnotation(BaseModel):
     severity: str
     reason: str = ""
     annotated_at: str | None = None
+    clause_types: list[str] | None = None  # the types the annotator judged the clause to be (measures the rules)
 
     @field_validator("risk_to", "severity")
     @classmethod
     def _known(cls, value: str, info) -> str:
         return _in_taxonomy(info.field_name, value)
+
+    @field_validator("clause_types")
+    @classmethod
+    def _known_types(cls, value: list[str] | None) -> list[str] | None:
+        for t in value or []:
+            _in_taxonomy("clause_type", t)
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> "RiskAnnotation":
