@@ -46,7 +46,7 @@ from .journal import Journal
 from .label_studio import LabelStudioClient, LabelStudioError
 from .labeling_config import AnnotatedLabels, graded_config, risk_result
 from .merge import MergeReport, merge_records
-from .pull import fetch_into_journal
+from .pull import fetch_into_journal, latest_versions
 
 DISAGREEMENT_FIELD = "risk_disagreement"  # task data field the disagreements tab filters on
 DISAGREEMENT_VIEW = "Risk disagreements"
@@ -258,15 +258,10 @@ def _annotation(e: dict) -> RiskAnnotation:
 
 def resolve_graded(entries: list[dict]) -> GradedResolution:
     """Per clause: each annotator's latest annotation, the ground truth if any; agreement or adjudication."""
-    latest: dict[tuple, dict] = {}
-    for e in entries:
-        k = (e["server"], e["project_id"], e["annotation_id"])
-        if k not in latest or (e.get("updated_at") or "") >= (latest[k].get("updated_at") or ""):
-            latest[k] = e
     by_clause: dict[str, dict[str, dict]] = defaultdict(dict)
     truth: dict[str, dict] = {}
     res = GradedResolution()
-    for e in sorted(latest.values(), key=lambda e: (e.get("updated_at") or "", e["annotation_id"])):
+    for e in latest_versions(entries):
         cid = e["clause"].get("clause_id")
         if e["was_cancelled"]:
             continue

@@ -108,17 +108,22 @@ def _differing(labels: list[AnnotatedLabels]) -> list[str]:
     return out
 
 
-def resolve(entries: list[dict]) -> Resolution:
-    # the latest version of each annotation, then each annotator's latest annotation per clause
+def latest_versions(entries: list[dict]) -> list[dict]:
+    """The latest journaled version of each annotation, oldest first (a later edit wins)."""
     latest: dict[tuple, dict] = {}
     for e in entries:
         k = (e["server"], e["project_id"], e["annotation_id"])
         if k not in latest or (e.get("updated_at") or "") >= (latest[k].get("updated_at") or ""):
             latest[k] = e
+    return sorted(latest.values(), key=lambda e: (e.get("updated_at") or "", e["annotation_id"]))
+
+
+def resolve(entries: list[dict]) -> Resolution:
+    # the latest version of each annotation, then each annotator's latest annotation per clause
     by_clause: dict[str, dict[str, dict]] = defaultdict(dict)
     gt: dict[str, dict] = {}
     res = Resolution()
-    for e in sorted(latest.values(), key=lambda e: (e.get("updated_at") or "", e["annotation_id"])):
+    for e in latest_versions(entries):
         cid = e["clause"].get("clause_id")
         if e["was_cancelled"]:
             continue

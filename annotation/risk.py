@@ -343,25 +343,7 @@ def _ip_assignment(c: _Ctx):
     return None
 
 
-def _license_grant(c: _Ctx):
-    if _has(r"\bexclusive\b", c.text) and not _has(r"non-?exclusive", c.text):
-        return "medium", "an exclusive licence"
-    if _has(r"\bsublicens|\bworldwide\b[^.]{0,80}royalty-?free|irrevocab|perpetual", c.text):
-        return "medium", "a sublicensable, royalty-free worldwide or perpetual licence"
-    return None
 
-
-def _perpetual_license(c: _Ctx):
-    if _has(r"terminat\w*\s+(?:for|upon|in\s+the\s+event\s+of)\s+(?:\w+\s+){0,3}breach|subject\s+to\s+(?:the\s+)?payment",
-            c.text):
-        return "medium", "the licence can still end for breach or depends on payment"
-    return None
-
-
-def _escrow(c: _Ctx):
-    if _has(r"change\s+of\s+control|cease[sd]?\s+to\s+(?:support|maintain|do\s+business)|discontinu|any\s+breach", c.text):
-        return "medium", "broad release events (change of control, end of support, any breach)"
-    return None
 
 
 def _post_termination(c: _Ctx):
@@ -387,11 +369,6 @@ def _insurance(c: _Ctx):
         return "medium", f"cover of at least ${max(amounts):,.0f} must be kept"
     return None
 
-
-def _covenant_not_to_sue(c: _Ctx):
-    if _has(r"\bcontest|\bchallenge|\bvalidity", c.text) and not _has(r"\brelease|\bwaive", c.text):
-        return "medium", "a no-challenge of the licensed rights, not a release of claims"
-    return None
 
 
 def _warranty_duration(c: _Ctx):
@@ -480,34 +457,22 @@ def _exclusive_remedy(c: _Ctx):
     return None
 
 
-def _mfn(c: _Ctx):
-    if _has(r"retroactive|refund\s+the\s+difference|credit\s+the\s+difference|pay\s+the\s+difference", c.text):
-        return "high", "better terms given to others must be applied retroactively"
-    if _has(r"similarly\s+situated|comparable\s+(?:volume|terms|quantit)|like\s+quantit", c.text):
-        return "low", "limited to similarly situated customers buying comparable volumes"
-    return None
 
 
-def _price_restriction(c: _Ctx):
-    if _has(r"\bCPI\b|consumer\s+price\s+index|adjust|increase[^.]{0,40}\b(?:no\s+more\s+than|not\s+(?:to\s+)?exceed)",
-            c.text):
-        return "low", "prices may still be adjusted within limits"
-    return None
 
 
-def _rofr(c: _Ctx):
-    if _has(r"first\s+negotiat", c.text) and not _has(r"first\s+refusal", c.text):
-        return "low", "only a right to negotiate first"
-    if _has(r"\bequity\b|\bshares\b|\bstock\b|all\s+or\s+substantially\s+all|sale\s+of\s+(?:the\s+)?(?:company|business)",
-            c.text):
-        return "high", "the first right covers a sale of the business or its equity"
-    return None
+def _phrases(*rules: tuple[str, str | None, str, str]) -> Criterion:
+    """A criterion that is a list of (phrase, unless-phrase, severity, why): the first phrase the clause has,
+    without its unless-phrase, decides."""
+    compiled = [(re.compile(p, re.IGNORECASE), re.compile(u, re.IGNORECASE) if u else None, sev, why)
+                for p, u, sev, why in rules]
 
-
-def _third_party_beneficiary(c: _Ctx):
-    if _has(r"indemnif|affiliates?|officers|directors|employees", c.text):
-        return "low", "only indemnified persons or affiliates may enforce it"
-    return None
+    def crit(c: _Ctx):
+        for pat, unless, sev, why in compiled:
+            if pat.search(c.text) and not (unless and unless.search(c.text)):
+                return sev, why
+        return None
+    return crit
 
 
 CRITERIA: dict[str, Criterion] = {
@@ -524,13 +489,22 @@ CRITERIA: dict[str, Criterion] = {
     "change_of_control": _change_of_control,
     "minimum_commitment": _minimum_commitment,
     "ip_ownership_assignment": _ip_assignment,
-    "license_grant": _license_grant,
-    "irrevocable_or_perpetual_license": _perpetual_license,
-    "source_code_escrow": _escrow,
+    "license_grant": _phrases(
+        (r"\bexclusive\b", r"non-?exclusive", "medium", "an exclusive licence"),
+        (r"\bsublicens|\bworldwide\b[^.]{0,80}royalty-?free|irrevocab|perpetual", None, "medium",
+         "a sublicensable, royalty-free worldwide or perpetual licence")),
+    "irrevocable_or_perpetual_license": _phrases(
+        (r"terminat\w*\s+(?:for|upon|in\s+the\s+event\s+of)\s+(?:\w+\s+){0,3}breach|subject\s+to\s+(?:the\s+)?payment",
+         None, "medium", "the licence can still end for breach or depends on payment")),
+    "source_code_escrow": _phrases(
+        (r"change\s+of\s+control|cease[sd]?\s+to\s+(?:support|maintain|do\s+business)|discontinu|any\s+breach", None,
+         "medium", "broad release events (change of control, end of support, any breach)")),
     "post_termination_services": _post_termination,
     "audit_rights": _audit,
     "insurance": _insurance,
-    "covenant_not_to_sue": _covenant_not_to_sue,
+    "covenant_not_to_sue": _phrases(
+        (r"\bcontest|\bchallenge|\bvalidity", r"\brelease|\bwaive", "medium",
+         "a no-challenge of the licensed rights, not a release of claims")),
     "warranty_duration": _warranty_duration,
     "renewal_term": _renewal,
     "notice_period_to_terminate_renewal": _notice_to_terminate_renewal,
@@ -540,10 +514,21 @@ CRITERIA: dict[str, Criterion] = {
     "warranty_disclaimer": _warranty_disclaimer,
     "data_protection": _data_protection,
     "exclusive_remedy": _exclusive_remedy,
-    "most_favored_nation": _mfn,
-    "price_restrictions": _price_restriction,
-    "rofr_rofo_rofn": _rofr,
-    "third_party_beneficiary": _third_party_beneficiary,
+    "most_favored_nation": _phrases(
+        (r"retroactive|refund\s+the\s+difference|credit\s+the\s+difference|pay\s+the\s+difference", None, "high",
+         "better terms given to others must be applied retroactively"),
+        (r"similarly\s+situated|comparable\s+(?:volume|terms|quantit)|like\s+quantit", None, "low",
+         "limited to similarly situated customers buying comparable volumes")),
+    "price_restrictions": _phrases(
+        (r"\bCPI\b|consumer\s+price\s+index|adjust|increase[^.]{0,40}\b(?:no\s+more\s+than|not\s+(?:to\s+)?exceed)",
+         None, "low", "prices may still be adjusted within limits")),
+    "rofr_rofo_rofn": _phrases(
+        (r"first\s+negotiat", r"first\s+refusal", "low", "only a right to negotiate first"),
+        (r"\bequity\b|\bshares\b|\bstock\b|all\s+or\s+substantially\s+all|sale\s+of\s+(?:the\s+)?(?:company|business)",
+         None, "high", "the first right covers a sale of the business or its equity")),
+    "third_party_beneficiary": _phrases(
+        (r"indemnif|affiliates?|officers|directors|employees", None, "low",
+         "only indemnified persons or affiliates may enforce it")),
 }
 
 
