@@ -149,12 +149,9 @@ def _record(tax: Taxonomy, *, source: str, doc_id: str, split: str, start: int, 
     return rec
 
 
-def _checklist_types(text: str, split: str, report: BuildReport) -> set[str]:
-    """Types the rule labeller finds in a clause the corpus left `other`, counted per split."""
-    found = {m.type_id for m in rule_types(text)}
-    for t in found:
-        report.type_rules[f"{split}/{t}"] += 1
-    return found
+def _checklist_types(text: str) -> set[str]:
+    """Types the rule labeller finds in a clause the corpus left `other`."""
+    return {m.type_id for m in rule_types(text)}
 
 
 def _count_party_list(plist: PartyList, report: BuildReport) -> None:
@@ -217,7 +214,7 @@ def cuad_records(cuad_dir: Path, tax: Taxonomy, report: BuildReport, progress: b
                     types.add(by_cuad[cat].id)
             labeller = "cuad"
             if not types:  # CUAD's lawyers marked nothing here: the checklist rules may
-                types = _checklist_types(seg.text, split, report)
+                types = _checklist_types(seg.text)
                 labeller = "rules" if types else "cuad"
             out.append(_record(tax, source="cuad", doc_id=c.doc_id, split=split, start=seg.start, end=seg.end,
                                text=seg.text, types=types, type_labeller=labeller, plist=plist))
@@ -243,7 +240,7 @@ def claudette_records(root: Path, tax: Taxonomy, report: BuildReport, progress: 
             level = max(unfair.values()) if unfair else (1 if fair else None)
             labeller = "claudette"
             if not types:
-                types = _checklist_types(s.text, doc.split, report)
+                types = _checklist_types(s.text)
                 labeller = "rules" if types else "claudette"
             out.append(_record(tax, source="claudette", doc_id=doc.company, split=doc.split, start=s.start,
                                end=s.end, text=s.text, types=types, type_labeller=labeller, plist=plist, level=level))
@@ -340,8 +337,12 @@ def build_records(
     report.graded_applied, report.graded_stale = apply_graded(raw, graded_file)
     raw.sort(key=lambda r: (r["source"], r["doc_id"], r["start"], r["end"]))
     records = [ClauseRecord.model_validate(r) for r in tqdm(raw, desc="validating", disable=not progress)]
+    report.type_rules.clear()  # counted again on the records kept (a duplicate dropped above is not one)
     for r in records:
         report.records[f"{r.source}/{r.split}"] += 1
+        if r.type_labeller == "rules":
+            for t in r.clause_types:
+                report.type_rules[f"{r.split}/{t}"] += 1
     return records, report
 
 
