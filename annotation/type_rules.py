@@ -64,8 +64,8 @@ _RULES: dict[str, tuple[str, tuple[str, ...], str | None]] = {
          r"(?:reasonable\s+)?control\b"),
         None),
     "confidentiality": (
-        r"\bconfidential(?:ity)?\b(?!\s+(?:treatment|portions?|material\s+omitted))|non-?disclosure|"
-        r"proprietary\s+information|secrecy",
+        # "Confidentiality", "Confidential Information"; a bare "CONFIDENTIAL" is a page banner of SEC exhibits
+        r"\bconfidentiality\b|\bconfidential\s+information\b|non-?disclosure|proprietary\s+information|secrecy",
         (r"\b(?:shall|will|agrees?\s+to|must|undertakes?\s+to)\s+(?:\w+\s+){0,4}?(?:keep|hold|maintain|treat|preserve)\s+"
          r"(?:[\w,'’]+\s+){0,10}?(?:(?:strictly\s+)?confidential|in\s+(?:strict(?:est)?\s+)?confidence|secret)",
          r"\b(?:shall|will|agrees?|must)\s+not\s+(?:\w+ly\s+|use\s+or\s+|directly\s+or\s+indirectly\s+)?"

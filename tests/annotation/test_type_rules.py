@@ -37,6 +37,7 @@ def test_each_checklist_type_is_found_by_heading_or_operative_phrase(text, expec
     "Either party may terminate this Agreement for convenience upon ninety days' notice.",
     '"Force Majeure Event" shall have the meaning set forth in Section 16.3.',
     "Confidential Treatment Requested by Achaogen, Inc. Omitted portions are marked [***].",
+    "CONFIDENTIAL\nc) Excite's goal is to deliver clickthroughs to the Client Site during the fourth month.",
     "TABLE OF CONTENTS 1.1 Definitions 2 1.2 Term 3 2.1 Services 4 2.2 Fees 5 3.1 Warranty 6 3.2 Indemnity 7",
     "Payments are due within thirty (30) days of the invoice date.",
 ])
