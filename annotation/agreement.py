@@ -5,8 +5,9 @@ Per label field, over the tasks that two or more annotators labelled:
 - Krippendorff's alpha (nominal), which takes any number of annotators and missing labels;
 - the raw share of tasks on which all annotators agree, for a reader without the statistics.
 
-`clause_types` is a set of labels: it is compared as the whole set (exact agreement), and
-`risk_clause` (medium/high or not) is the decision F1 is measured on.
+`clause_types` is a set of labels: it is compared as the whole set (exact agreement);
+`risk_to` (who bears the risk) and `severity` are the graded set's two questions, and
+`risk_clause` (severity medium/high or not) is the decision F1 is measured on.
 A statistic is None when it is undefined (fewer than two items, or a single category used by
 everyone: chance agreement is then 1 and kappa is 0/0).
 """
@@ -70,16 +71,18 @@ class FieldAgreement:
     alpha: float | None
 
 
-FIELDS = ("clause_types", "party", "risk", "risk_category", "risk_clause")
+FIELDS = ("clause_types", "party", "risk_to", "severity", "risk_category", "risk_clause")
 
 
 def _value(labels: dict, field: str):
     if field == "clause_types":
         types = labels.get("clause_types")
         return tuple(sorted(types)) if types else None
-    if field == "risk_clause":
-        risk = labels.get("risk")
-        return None if risk is None else load_taxonomy().is_risk_clause(risk)
+    if field in ("severity", "risk_clause"):
+        severity = labels.get("severity") or labels.get("risk")  # an annotation from before severity had its name
+        if field == "severity" or severity is None:
+            return severity
+        return load_taxonomy().is_risk_clause(severity)
     return labels.get(field)
 
 

@@ -6,7 +6,8 @@
                     with no translation model available it raises `TranslatorUnavailable` instead
                     of pretending;
     party_swap      exchange the two parties' names and aliases in the clause and swap the
-                    obligated-party label to match (first <-> second; both/none unchanged).
+                    obligated-party and risk-bearer labels to match (first <-> second; both/none
+                    unchanged); the reason names the other party.
 
 Protected terms are never changed: modal verbs (shall, may, must, will ...), negations (not,
 no, neither, unless, without, except ...), numbers, dates and time units, capitalised words
@@ -36,7 +37,7 @@ from contract_review.prompt import Answer, build_input
 from contract_review.records import ClauseRecord, read_records, write_records
 
 from .obligation import label_obligation
-from .parties import Parties
+from .parties import Parties, short_forms
 
 SYNONYMS_FILE = DATA_DIR / "synonyms_legal.yaml"
 METHODS = ("synonym", "backtranslate", "party_swap")
@@ -122,10 +123,6 @@ class PartyTerms:
                        {"first_party": list(self.first[1:]), "second_party": list(self.second[1:])})
 
 
-_GENERIC = {"the", "a", "an", "company", "corporation", "inc", "llc", "ltd", "limited", "group", "international",
-            "global", "holdings", "party"}
-
-
 def party_terms(rec: ClauseRecord) -> PartyTerms:
     """Names as written, plus aliases the clause itself shows: a short form of the name (its first
     word, "Acme" for "Acme Corp.") and quoted definitions right after a name ("Acme Corp. (the "Seller")")."""
@@ -134,9 +131,7 @@ def party_terms(rec: ClauseRecord) -> PartyTerms:
         name = (rec.party_names.get(role) or "").strip()
         terms = [name] if name else []
         if name:
-            first_word = re.split(r"[\s,]+", name)[0].strip(".,")
-            if len(first_word) >= 4 and first_word.lower() not in _GENERIC and first_word != name:
-                terms.append(first_word)
+            terms += short_forms(name)
             m = re.search(re.escape(name) + r"""[^()]{0,80}\(\s*(?:the\s+)?["“]([^"”]{2,40})["”]""", rec.text)
             if m:
                 terms.append(m.group(1))
@@ -246,14 +241,21 @@ def swap_parties(text: str, terms: PartyTerms) -> str:
 
 
 # -- records and the check -----------------------------------------------------------------------
-def _augmented(src: ClauseRecord, text: str, method: str, k: int, party: str | None = None) -> ClauseRecord:
-    party = party or src.party
-    answer = Answer(tuple(src.clause_types), party, src.risk, src.risk_category, src.reason)
+def _augmented(src: ClauseRecord, text: str, method: str, k: int, swap: PartyTerms | None = None) -> ClauseRecord:
+    """The augmented record; `swap` (party_swap) exchanges the sides: the obligated party and the risk's
+    bearer change roles, and the reason names the other party."""
+    party = _FLIP.get(src.party, src.party) if swap else src.party
+    risk_to = _FLIP.get(src.risk_to, src.risk_to) if swap else src.risk_to
+    # a name ending in "." can end the reason's sentence: keep exactly one full stop after the swap
+    reason = (swap_parties(src.reason, swap).rstrip(".") + ".") if swap else src.reason
+    answer = Answer(tuple(src.clause_types), party, src.risk, src.risk_category, reason, risk_to=risk_to,
+                    severity=src.severity)
     return ClauseRecord.model_validate({
-        **src.model_dump(exclude_none=True, exclude={"verified", "labeller"}),
+        **src.model_dump(exclude_none=True, exclude={"verified", "labeller", "risk_graded", "risk_annotations",
+                                                     "risk_adjudicator"}),
         "id": f"{src.id}#{method}{k}", "source": "augmented", "source_id": src.id, "augmentation": method,
         "text": text, "input": build_input(text, dict(src.party_names)), "output": answer.to_json(),
-        "party": party,
+        "party": party, "risk_to": risk_to, "reason": reason,
     })
 
 
@@ -274,16 +276,18 @@ def check_augmentation(src: ClauseRecord, aug: ClauseRecord) -> None:
         raise AugmentationRefused(f"{aug.id}: must be source 'augmented' with source_id {src.id}")
     if aug.text == src.text:
         raise AugmentationRefused(f"{aug.id}: text unchanged")
-    same = ("clause_types", "risk", "risk_category", "reason", "party_names", "doc_id")
-    for name in same:
+    method = (aug.augmentation or "").split(":")[0]
+    same = ("clause_types", "severity", "risk", "risk_category", "party_names", "doc_id")
+    for name in same + (() if method == "party_swap" else ("reason", "risk_to")):
         if getattr(aug, name) != getattr(src, name):
             raise AugmentationRefused(f"{aug.id}: {name} changed")
     terms = party_terms(src)
-    method = (aug.augmentation or "").split(":")[0]
     if method == "party_swap":
-        want = _FLIP.get(src.party, src.party)
-        if aug.party != want:
-            raise AugmentationRefused(f"{aug.id}: party {src.party} must become {want}, got {aug.party}")
+        for name in ("risk_to", "party"):
+            want = _FLIP.get(getattr(src, name), getattr(src, name))
+            if getattr(aug, name) != want:
+                raise AugmentationRefused(f"{aug.id}: {name} {getattr(src, name)} must become {want}, "
+                                          f"got {getattr(aug, name)}")
         if protected_terms(src.text, terms.all(), drop=terms.all()) != protected_terms(aug.text, terms.all(), drop=terms.all()):
             raise AugmentationRefused(f"{aug.id}: a protected term other than the parties changed")
         if _role_counts(src.text, terms) != _role_counts(aug.text, terms)[::-1]:
@@ -367,7 +371,7 @@ def augment_records(records: Sequence[ClauseRecord], methods: Sequence[str], per
                 if text == src.text:
                     report.no_candidate["party_swap"] += 1
                 else:
-                    keep(src, _augmented(src, text, "party_swap", 0, _FLIP.get(src.party, src.party)), "party_swap")
+                    keep(src, _augmented(src, text, "party_swap", 0, swap=terms), "party_swap")
     if "backtranslate" in methods and train:
         texts = translator.round_trip([r.text for r in train])
         for src, text in zip(train, texts):

@@ -7,18 +7,28 @@ CUAD: every contract is segmented (`segment.segment`) and each clause segment is
 (headings, addresses, signature blocks, bank details and tables of contents are not
 clauses, so not records); its `text` is the clause without page furniture, and the model
 input gives a fragment (a list item, a paragraph under a heading) the heading and lead-in
-it needs (`Segment.model_text`). A clause takes a CUAD category when a lawyer's span
-covers at least half of the shorter of the two (so a span inside a long clause, or a
-clause inside a long span, both count); clauses no span touches become `other`. Risk
-comes from the taxonomy's category table. CLAUDETTE: one record per
-sentence, LexGLUE's labels, the experts' fairness level as risk.
+it needs (`Segment.model_text`). A clause takes a CUAD category when a lawyer's span covers
+at least half of the shorter of the two (so a span inside a long clause, or a clause inside
+a long span, both count); clauses no span touches are `other`, unless the checklist rule
+labeller (`type_rules.py`) finds a type CUAD does not mark (indemnification, force
+majeure, ...). CLAUDETTE: one record per sentence, LexGLUE's labels (and the same rule
+labeller on sentences LexGLUE marks no category for).
+
+Each contract gets one canonical party list (`parties.contract_parties`: the opening, CUAD's
+Parties column, the signature blocks), written to `parties.jsonl`; every record's
+`party_names` / `party_aliases` come from it, and so do the obligated party
+(`obligation.py`) and the risk's bearer and severity (`risk.py`, the written criteria of
+data/guidelines.md; CLAUDETTE's expert fairness level sets the severity of its categories).
 
 Splits are by document: CUAD contracts (near-duplicate contracts grouped first) are
 hashed into train/validation/test 80/10/10; CLAUDETTE follows LexGLUE's company split.
 A clause that duplicates (exactly or nearly) a clause of a later split is dropped from
 the earlier one (train < validation < test), so evaluation sets stay whole and nothing
 leaks. Verified obligated-party labels (`data/party_verified.jsonl`) override the rule
-pre-labeller. The output is a pure function of the inputs: two runs give identical bytes.
+pre-labeller; a label checked against other party names than the contract's canonical list
+is re-mapped through the names (first and second swapped) or, when the names cannot be
+matched, left out and listed in the build report. The output is a pure function of the
+inputs: two runs give identical bytes.
 """
 
 from __future__ import annotations
@@ -26,7 +36,6 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,13 +47,15 @@ from contract_review.taxonomy import Taxonomy, load_taxonomy
 
 from . import claudette, cuad
 from .dedup import MinHasher, jaccard, near_duplicate_pairs, shingles
+from .graded_labels import apply_graded
 from .obligation import label_obligation
-from .parties import from_cuad, terms_of_service
+from .parties import PartyList, contract_parties, same_party, terms_of_service_list
+from .risk import label_risk
 from .segment import normalize, segment
+from .type_rules import rule_types
 
 SPLIT_SHARES = (("train", 0.8), ("validation", 0.1), ("test", 0.1))
-_LEVEL_RISK = {1: "low", 2: "medium", 3: "high"}
-_LEVEL_WORDS = {1: "fair as written", 2: "potentially unfair", 3: "clearly unfair"}
+PARTIES_FILE = "parties.jsonl"
 
 
 @dataclass
@@ -57,6 +68,14 @@ class BuildReport:
     claudette_unaligned: int = 0
     verified_applied: int = 0
     verified_stale: int = 0
+    verified_remapped: int = 0  # checked against the other role order: first and second swapped back
+    verified_unmatched: list = field(default_factory=list)  # ids whose checker's names match no listed party
+    graded_applied: int = 0
+    graded_stale: int = 0
+    type_rules: Counter = field(default_factory=Counter)  # "split/type" -> clauses the rule labeller typed
+    party_lists: Counter = field(default_factory=Counter)  # what the documents' party lists look like
+    # "source/doc_id" -> the document's canonical party list (written to parties.jsonl, not to the report)
+    party_list_rows: dict = field(default_factory=dict)
     # (rule pre-label, verified label) -> count: the pre-labeller's accuracy, always current
     prelabel_vs_verified: Counter = field(default_factory=Counter)
 
@@ -70,6 +89,12 @@ class BuildReport:
             "claudette_unaligned": self.claudette_unaligned,
             "verified_applied": self.verified_applied,
             "verified_stale": self.verified_stale,
+            "verified_remapped": self.verified_remapped,
+            "verified_unmatched": sorted(self.verified_unmatched),
+            "graded_applied": self.graded_applied,
+            "graded_stale": self.graded_stale,
+            "type_rules": dict(sorted(self.type_rules.items())),
+            "party_lists": dict(sorted(self.party_lists.items())),
             "prelabel_vs_verified": {f"{a}->{b}": n for (a, b), n in sorted(self.prelabel_vs_verified.items())},
         }
 
@@ -84,30 +109,24 @@ def _hash_split(key: str) -> str:
     return SPLIT_SHARES[-1][0]
 
 
-def _labels(tax: Taxonomy, types: Iterable[str], level: int | None = None) -> tuple[list[str], str, str, str]:
-    """Order clause types by risk (highest first); derive risk, category and reason."""
+def _record(tax: Taxonomy, *, source: str, doc_id: str, split: str, start: int, end: int, text: str, types,
+            type_labeller: str, plist: PartyList, level: int | None = None, model_text: str | None = None) -> dict:
+    """One labelled record: types as given, the obligated party and the risk by the rule pre-labellers."""
     types = tax.order_types(types)
-    top = tax.clause_type(types[0])
-    if level is not None:
-        risk = _LEVEL_RISK[level]
-        reason = f"{top.name} ({_LEVEL_WORDS[level]}): {top.reason}"
-    else:
-        risk = top.risk
-        reason = tax.default_reason(top.id)
-    category = top.risk_category if risk != "none" else "none"
-    return types, risk, category, reason
-
-
-def _record(tax, *, source, doc_id, split, start, end, text, types, party, party_names, level=None,
-            model_text: str | None = None) -> dict:
-    types, risk, category, reason = _labels(tax, types, level)
+    roles = plist.roles()
+    tos = plist.kind == "terms_of_service"
+    risk = label_risk(text, types, roles, terms_of_service=tos, fairness=level, tax=tax)
+    category = tax.clause_type(risk.type_id).risk_category if risk.severity != "none" else "none"
+    party = label_obligation(text, roles).party
+    names = plist.names()
     clean = normalize(text)
-    answer = Answer(tuple(types), party, risk, category, reason)
+    answer = Answer(tuple(types), party, risk.severity, category, risk.reason, risk_to=risk.risk_to,
+                    severity=risk.severity)
     rec = {
         "id": f"{source}/{doc_id}/{start}-{end}",
         "system": SYSTEM,
         "instruction": INSTRUCTION,
-        "input": build_input(model_text or clean, party_names),
+        "input": build_input(model_text or clean, names),
         "output": answer.to_json(),
         "source": source,
         "doc_id": doc_id,
@@ -117,16 +136,34 @@ def _record(tax, *, source, doc_id, split, start, end, text, types, party, party
         "text": clean,
         "clause_types": types,
         "party": party,
-        "party_names": party_names,
-        "risk": risk,
+        "party_names": names,
+        "party_aliases": {role: a for role, a in plist.aliases().items() if a},
+        "risk_to": risk.risk_to,
+        "severity": risk.severity,
+        "risk": risk.severity,
         "risk_category": category,
-        "reason": reason,
+        "reason": risk.reason,
+        "type_labeller": type_labeller,
         "party_labeller": "rules",
+        "risk_labeller": "claudette+rules" if level is not None and risk.criterion.startswith("claudette") else "rules",
         "verified": False,
     }
     if level is not None:
         rec["fairness"] = level
     return rec
+
+
+def _checklist_types(text: str) -> set[str]:
+    """Types the rule labeller finds in a clause the corpus left `other`."""
+    return {m.type_id for m in rule_types(text)}
+
+
+def _count_party_list(plist: PartyList, report: BuildReport) -> None:
+    named = sum(p.named for p in plist.parties)
+    report.party_lists[f"named_{min(named, 3)}{'+' if named > 3 else ''}"] += 1
+    report.party_lists["with_blank"] += any(p.blank for p in plist.parties)
+    report.party_lists["with_unnamed"] += any(not p.name for p in plist.parties)
+    report.party_lists["more_than_two"] += len(plist.parties) > 2
 
 
 def _cuad_splits(contracts: list[cuad.CuadContract]) -> dict[str, str]:
@@ -157,19 +194,20 @@ def _cuad_splits(contracts: list[cuad.CuadContract]) -> dict[str, str]:
 
 
 def cuad_records(cuad_dir: Path, tax: Taxonomy, report: BuildReport, progress: bool = True,
-                 model_texts: dict[str, str] | None = None) -> list[dict]:
-    """Records of every CUAD clause; `model_texts` (id -> the text the input gives the model, a
-    fragment with its context) is filled when given, to rebuild an input for other party names."""
+                 party_lists: dict[str, dict] | None = None) -> list[dict]:
     by_cuad = tax.by_cuad()
     contracts = list(tqdm(cuad.iter_contracts(cuad_dir), desc="CUAD contracts", disable=not progress, total=None))
     splits = _cuad_splits(contracts)
     out = []
     for c in tqdm(contracts, desc="CUAD clauses", disable=not progress):
-        report.documents[f"cuad/{splits[c.doc_id]}"] += 1
+        split = splits[c.doc_id]
+        report.documents[f"cuad/{split}"] += 1
         report.cuad_spans_missed += c.missed_spans
         report.cuad_spans_located += len(c.spans)
-        parties = from_cuad(c.text, c.parties)
-        names = parties.names()
+        plist = contract_parties(c.text, hints=c.parties)
+        _count_party_list(plist, report)
+        if party_lists is not None:
+            party_lists[f"cuad/{c.doc_id}"] = {"source": "cuad", "doc_id": c.doc_id, "split": split, **plist.as_dict()}
         for seg in segment(c.text):
             if not seg.is_clause:
                 continue
@@ -180,23 +218,26 @@ def cuad_records(cuad_dir: Path, tax: Taxonomy, report: BuildReport, progress: b
                 overlap = min(e, seg.end) - max(s, seg.start)
                 if overlap >= 0.5 * min(e - s, seg.end - seg.start):
                     types.add(by_cuad[cat].id)
-            party = label_obligation(seg.clean, parties).party
-            out.append(
-                _record(tax, source="cuad", doc_id=c.doc_id, split=splits[c.doc_id], start=seg.start, end=seg.end,
-                        text=seg.clean, types=types, party=party, party_names=names, model_text=seg.model_text)
-            )
-            if model_texts is not None:
-                model_texts[out[-1]["id"]] = seg.model_text
+            labeller = "cuad"
+            if not types:  # CUAD's lawyers marked nothing here: the checklist rules may
+                types = _checklist_types(seg.clean)
+                labeller = "rules" if types else "cuad"
+            out.append(_record(tax, source="cuad", doc_id=c.doc_id, split=split, start=seg.start, end=seg.end,
+                               text=seg.clean, types=types, type_labeller=labeller, plist=plist,
+                               model_text=seg.model_text))
     return out
 
 
-def claudette_records(root: Path, tax: Taxonomy, report: BuildReport, progress: bool = True) -> list[dict]:
+def claudette_records(root: Path, tax: Taxonomy, report: BuildReport, progress: bool = True,
+                      party_lists: dict[str, dict] | None = None) -> list[dict]:
     by_code = tax.by_claudette()
     out = []
     for doc in tqdm(claudette.iter_documents(root), desc="CLAUDETTE companies", disable=not progress):
         report.documents[f"claudette/{doc.split}"] += 1
-        parties = terms_of_service(doc.company)
-        names = parties.names()
+        plist = terms_of_service_list(doc.company)
+        if party_lists is not None:
+            party_lists[f"claudette/{doc.company}"] = {"source": "claudette", "doc_id": doc.company,
+                                                      "split": doc.split, **plist.as_dict()}
         for s in doc.sentences:
             report.claudette_unaligned += not s.aligned
             unfair = {code: s.levels.get(code, 2) for code in s.labels}  # LexGLUE's 1 = level 2 or 3
@@ -204,11 +245,12 @@ def claudette_records(root: Path, tax: Taxonomy, report: BuildReport, progress: 
             fair = {code for code, lvl in s.levels.items() if lvl == 1 and code not in unfair}
             types = {by_code[c].id for c in unfair} | {by_code[c].id for c in fair}
             level = max(unfair.values()) if unfair else (1 if fair else None)
-            out.append(
-                _record(tax, source="claudette", doc_id=doc.company, split=doc.split, start=s.start, end=s.end,
-                        text=s.text, types=types, party=label_obligation(s.text, parties).party,
-                        party_names=names, level=level)
-            )
+            labeller = "claudette"
+            if not types:
+                types = _checklist_types(s.text)
+                labeller = "rules" if types else "claudette"
+            out.append(_record(tax, source="claudette", doc_id=doc.company, split=doc.split, start=s.start,
+                               end=s.end, text=s.text, types=types, type_labeller=labeller, plist=plist, level=level))
     return out
 
 
@@ -224,10 +266,27 @@ def drop_cross_split_duplicates(records: list[dict], report: BuildReport) -> lis
     return [r for i, r in enumerate(records) if i not in drop]
 
 
-def apply_verified(records: list[dict], verified_file: Path | None, report: BuildReport,
-                   model_texts: dict[str, str] | None = None) -> None:
-    """Overlay checked obligated-party labels; a label whose clause text changed is stale.
-    `model_texts` gives the clause as the input shows it (with its context), where it differs."""
+def _role_map(checked: dict[str, str], names: dict[str, str], aliases: dict[str, list[str]]) -> dict[str, str] | None:
+    """How the roles a checker saw map onto the record's canonical roles: identity, swapped, or None when the
+    checker's names cannot be matched to the list (then the label cannot be carried over safely)."""
+    if all(checked.get(r) == names.get(r) for r in ("first_party", "second_party")):
+        return {"first_party": "first_party", "second_party": "second_party"}
+
+    def role_of(name: str) -> str | None:
+        hits = {role for role in ("first_party", "second_party")
+                for term in [names.get(role, ""), *aliases.get(role, [])]
+                if term and name and (term.lower() == name.lower() or same_party(term, name))}
+        return hits.pop() if len(hits) == 1 else None
+
+    mapped = {r: role_of(checked.get(r, "")) for r in ("first_party", "second_party")}
+    if None in mapped.values() or len(set(mapped.values())) != 2:
+        return None
+    return mapped
+
+
+def apply_verified(records: list[dict], verified_file: Path | None, report: BuildReport) -> None:
+    """Overlay checked obligated-party labels; a label whose clause text changed is stale, one checked
+    against party names that do not match the contract's list is re-mapped or left out (listed)."""
     if verified_file is None or not verified_file.exists():
         return
     tax = load_taxonomy()
@@ -244,16 +303,22 @@ def apply_verified(records: list[dict], verified_file: Path | None, report: Buil
         if rec is None or hashlib.sha1(rec["text"].encode()).hexdigest() != v["text_sha1"]:
             report.verified_stale += 1
             continue
-        report.prelabel_vs_verified[(rec["party"], v["party"])] += 1
-        rec["party"] = v["party"]
+        party = v["party"]
+        if "party_names" in v:
+            mapping = _role_map(v["party_names"], rec["party_names"], rec.get("party_aliases", {}))
+            if mapping is None:
+                report.verified_unmatched.append(v["id"])
+                continue
+            if mapping["first_party"] != "first_party":
+                report.verified_remapped += 1
+            party = mapping.get(party, party)
+        report.prelabel_vs_verified[(rec["party"], party)] += 1
+        rec["party"] = party
         rec["verified"] = True
         rec["labeller"] = v["labeller"]
-        if "party_names" in v:
-            # the label answers "first or second party?" for the names the checker was shown
-            rec["party_names"] = v["party_names"]
-            rec["input"] = build_input((model_texts or {}).get(rec["id"], rec["text"]), v["party_names"])
+        rec["party_labeller"] = v["labeller"]  # the label is the checker's, not the rules'
         ans = json.loads(rec["output"])
-        ans["party"] = v["party"]
+        ans["party"] = party
         rec["output"] = json.dumps(ans, ensure_ascii=False)
         report.verified_applied += 1
 
@@ -263,23 +328,28 @@ def build_records(
     claudette_dir: Path | None,
     verified_file: Path | None = None,
     progress: bool = True,
+    graded_file: Path | None = None,
 ) -> tuple[list[ClauseRecord], BuildReport]:
     if cuad_dir is None and claudette_dir is None:
         raise ValueError("nothing to build: give --cuad DIR, --claudette DIR or both")
     tax = load_taxonomy()
     report = BuildReport()
     raw: list[dict] = []
-    model_texts: dict[str, str] = {}
     if cuad_dir is not None:
-        raw += cuad_records(Path(cuad_dir), tax, report, progress, model_texts)
+        raw += cuad_records(Path(cuad_dir), tax, report, progress, report.party_list_rows)
     if claudette_dir is not None:
-        raw += claudette_records(Path(claudette_dir), tax, report, progress)
+        raw += claudette_records(Path(claudette_dir), tax, report, progress, report.party_list_rows)
     raw = drop_cross_split_duplicates(raw, report)
-    apply_verified(raw, verified_file, report, model_texts)
+    apply_verified(raw, verified_file, report)
+    report.graded_applied, report.graded_stale = apply_graded(raw, graded_file)
     raw.sort(key=lambda r: (r["source"], r["doc_id"], r["start"], r["end"]))
     records = [ClauseRecord.model_validate(r) for r in tqdm(raw, desc="validating", disable=not progress)]
+    report.type_rules.clear()  # counted again on the records kept (a duplicate dropped above is not one)
     for r in records:
         report.records[f"{r.source}/{r.split}"] += 1
+        if r.type_labeller == "rules":
+            for t in r.clause_types:
+                report.type_rules[f"{r.split}/{t}"] += 1
     return records, report
 
 
@@ -292,4 +362,8 @@ def write_dataset(records: list[ClauseRecord], out_dir: Path, report: BuildRepor
         write_jsonl(path, (r.model_dump(exclude_none=True) for r in records if r.split == split))
         paths.append(path)
     write_jsonl(out_dir / "build_report.jsonl", [report.as_dict()])
+    rows = report.party_list_rows
+    if rows:
+        write_jsonl(out_dir / PARTIES_FILE, [rows[k] for k in sorted(rows)])
+        paths.append(out_dir / PARTIES_FILE)
     return paths

@@ -1,4 +1,5 @@
-"""The dataset card's numbers: counts per split and label, lengths, pre-labeller accuracy.
+"""The dataset card's numbers: counts per split and label, who made the labels, party lists,
+the checklist rule labeller's coverage, lengths, pre-labeller accuracy.
 
 `contract-review data card` recomputes them from the dataset and the verified labels and
 rewrites the generated part of `data/README.md` (between the GENERATED markers) plus a
@@ -60,11 +61,20 @@ def dataset_stats(records: list[ClauseRecord]) -> dict:
     return {
         "records": by(lambda r: r.source),
         "documents": {s: len({(r.source, r.doc_id) for r in records if r.split == s}) for s in SPLITS},
-        "risk": by(lambda r: r.risk),
+        "severity": by(lambda r: r.severity),
+        "risk_to": by(lambda r: r.risk_to),
+        "severity_by_bearer": dict(Counter(f"{r.severity}/{r.risk_to}" for r in records)),
+        "severity_by_source": dict(Counter(f"{r.source}/{r.severity}" for r in records)),
         "party": by(lambda r: r.party),
         "clause_types": {t: {s: sum(t in r.clause_types for r in records if r.split == s) for s in SPLITS}
                          for t in tax.clause_type_ids},
+        "rule_types": {t: {s: sum(t in r.clause_types and r.type_labeller == "rules" for r in records if r.split == s)
+                           for s in SPLITS} for t in tax.clause_type_ids},
+        "type_labeller": by(lambda r: r.type_labeller),
+        "party_labeller": by(lambda r: "checker" if r.verified else r.party_labeller),
+        "risk_labeller": by(lambda r: r.risk_labeller),
         "verified": by(lambda r: r.verified),
+        "graded": by(lambda r: r.risk_graded),
         "length_chars": {"min": lengths[0], "p10": q(0.1), "median": q(0.5), "p90": q(0.9), "max": lengths[-1]},
     }
 
@@ -88,21 +98,70 @@ def plot_lengths(records: list[ClauseRecord], path: Path) -> None:
     plt.close(fig)
 
 
-def render(stats: dict, accuracy: dict | None) -> str:
+def _split_table(title: str, stats: dict, key: str, rows) -> str:
+    return f"### {title}\n\n" + _table([key.replace("_", " "), *SPLITS],
+                                        [[f"`{v}`", *(stats[key][s].get(v, 0) for s in SPLITS)] for v in rows])
+
+
+def render(stats: dict, accuracy: dict | None, build_report: dict | None = None) -> str:
     tax = load_taxonomy()
+    report = build_report or {}
     parts = []
     parts.append("### Records per split\n\n" + _table(
         ["split", "documents", "CUAD clauses", "CLAUDETTE sentences", "total"],
         [[s, stats["documents"][s], stats["records"][s].get("cuad", 0), stats["records"][s].get("claudette", 0),
           sum(stats["records"][s].values())] for s in SPLITS]))
-    parts.append("### Risk level\n\n" + _table(
-        ["risk", *SPLITS], [[lvl, *(stats["risk"][s].get(lvl, 0) for s in SPLITS)] for lvl in tax.risk_levels]))
-    parts.append("### Obligated party (rule pre-labels, verified labels where checked)\n\n" + _table(
-        ["party", *SPLITS], [[p, *(stats["party"][s].get(p, 0) for s in SPLITS)] for p in tax.parties])
-        + "\n\nVerified records: " + ", ".join(f"{s} {stats['verified'][s].get(True, 0)}" for s in SPLITS) + ".")
-    parts.append("### Clause types\n\n" + _table(
-        ["clause type", "default risk", *SPLITS],
-        [[f"`{t}`", tax.clause_type(t).risk, *(stats["clause_types"][t][s] for s in SPLITS)] for t in tax.clause_type_ids]))
+    parts.append(_split_table("Severity (for the party who bears the risk)", stats, "severity", tax.severity_levels))
+    parts.append(_split_table("Who bears the risk (`risk_to`)", stats, "risk_to", tax.risk_bearers))
+    sb = stats["severity_by_bearer"]
+    parts.append("### Severity by bearer, all splits\n\n" + _table(
+        ["severity \\ risk_to", *tax.risk_bearers],
+        [[f"`{lvl}`", *(sb.get(f"{lvl}/{b}", 0) for b in tax.risk_bearers)] for lvl in tax.severity_levels]))
+    ss = stats["severity_by_source"]
+    parts.append("### Severity by source\n\n" + _table(
+        ["severity", "CUAD", "CLAUDETTE"],
+        [[f"`{lvl}`", ss.get(f"cuad/{lvl}", 0), ss.get(f"claudette/{lvl}", 0)] for lvl in tax.severity_levels]))
+    parts.append(_split_table("Obligated party (rule pre-labels, checked labels where verified)", stats, "party",
+                              tax.parties)
+                 + "\n\nVerified records: " + ", ".join(f"{s} {stats['verified'][s].get(True, 0)}" for s in SPLITS)
+                 + "; graded records: " + ", ".join(f"{s} {stats['graded'][s].get(True, 0)}" for s in SPLITS) + ".")
+    rules = stats["rule_types"]
+    parts.append("### Clause types\n\n`rules` counts the clauses the checklist rule labeller typed (all of them "
+                 "for the seven checklist types).\n\n" + _table(
+                     ["clause type", "default severity", "bearer rule", *SPLITS, "rules"],
+                     [[f"`{t}`", tax.clause_type(t).severity, tax.clause_type(t).risk_to,
+                       *(stats["clause_types"][t][s] for s in SPLITS), sum(rules[t].values())]
+                      for t in tax.clause_type_ids]))
+    checklist = [t for t in tax.clause_type_ids if sum(rules[t].values())]
+    other_before = {s: stats["clause_types"]["other"][s] + sum(
+        stats["type_labeller"][s].get(k, 0) for k in ("rules",)) for s in SPLITS}
+    parts.append("### The checklist rule labeller's coverage\n\nClauses the rule labeller typed, per split, and the "
+                 "share of the clauses the corpora left `other` that it typed. Its precision is measured on the graded "
+                 "set.\n\n" + _table(
+                     ["clause type", *SPLITS],
+                     [[f"`{t}`", *(rules[t][s] for s in SPLITS)] for t in checklist]
+                     + [["typed clauses (of those left `other`)",
+                         *(f"{stats['type_labeller'][s].get('rules', 0)} of {other_before[s]} "
+                           f"({stats['type_labeller'][s].get('rules', 0) / max(other_before[s], 1):.1%})"
+                           for s in SPLITS)]]))
+    labellers = []
+    for key, title in (("type_labeller", "clause types"), ("party_labeller", "obligated party"),
+                       ("risk_labeller", "bearer and severity")):
+        values = sorted({v for s in SPLITS for v in stats[key][s]})
+        labellers += [[f"{title}: `{v}`", *(stats[key][s].get(v, 0) for s in SPLITS)] for v in values]
+    parts.append("### Who made the labels\n\n" + _table(["label: labeller", *SPLITS], labellers))
+    pl = report.get("party_lists", {})
+    if pl:
+        docs = sum(v for k, v in pl.items() if k.startswith("named_"))
+        parts.append(
+            f"### Party lists (CUAD contracts)\n\n{docs} contracts: {pl.get('named_2', 0)} with two named parties, "
+            f"{pl.get('named_3', 0) + pl.get('named_3+', 0)} with three or more, {pl.get('named_1', 0)} with one and "
+            f"{pl.get('named_0', 0)} with none the extractor could name (the other role reads as blank, not named or "
+            f"not identified); {pl.get('with_blank', 0)} with a template blank, {pl.get('with_unnamed', 0)} with a party "
+            f"the contract only refers to, {pl.get('more_than_two', 0)} listing more than two parties. Verified labels: "
+            f"{report.get('verified_applied', 0)} applied, {report.get('verified_remapped', 0)} re-mapped at build "
+            f"time, {len(report.get('verified_unmatched', []))} left out (checker's names match no listed party), "
+            f"{report.get('verified_stale', 0)} stale.")
     L = stats["length_chars"]
     parts.append(f"### Length\n\nClause length in characters: min {L['min']}, 10th percentile {L['p10']}, median "
                  f"{L['median']}, 90th percentile {L['p90']}, max {L['max']}.\n\n![lengths](dataset/lengths.png)")
@@ -111,7 +170,8 @@ def render(stats: dict, accuracy: dict | None) -> str:
         parts.append(
             f"### Rule pre-labeller against the {accuracy['n']} verified labels\n\n"
             f"Accuracy **{accuracy['accuracy']:.3f}**, macro-F1 {accuracy['macro_f1']:.3f}. "
-            f"Rows: verified label; columns: pre-label.\n\n"
+            f"Rows: verified label; columns: pre-label. The verified set is not a uniform sample (see above): "
+            f"these figures over-represent typed clauses.\n\n"
             + _table(["verified \\ rules", *tax.parties], [[g, *(conf[g][p] for p in tax.parties)] for g in tax.parties])
             + "\n\n" + _table(["label", "precision", "recall", "F1", "support"],
                               [[k, f"{v['precision']:.2f}", f"{v['recall']:.2f}", f"{v['f1']:.2f}", v["support"]]
@@ -136,5 +196,6 @@ def update_card(dataset_dir: Path, card: Path, verified_file: Path | None, out_d
         raise ValueError(f"{card}: missing the markers {BEGIN} ... {END} where the numbers go")
     head, rest = text.split(BEGIN, 1)
     _, tail = rest.split(END, 1)
-    card.write_text(head + BEGIN + "\n\n" + render(stats, accuracy) + "\n\n" + END + tail, encoding="utf-8")
+    card.write_text(head + BEGIN + "\n\n" + render(stats, accuracy, build_report) + "\n\n" + END + tail,
+                    encoding="utf-8")
     return stats

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from contract_review.paths import CORPORA_DIR, DATASET_DIR, VERIFIED_PARTY_FILE
+from contract_review.paths import CORPORA_DIR, DATASET_DIR, RISK_GRADED_FILE, VERIFIED_PARTY_FILE
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -22,7 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="build train/validation/test JSONL from CUAD and CLAUDETTE folders",
         description=(
             "Segment every CUAD contract into clauses, map the lawyers' spans onto them, read the "
-            "CLAUDETTE Terms of Service sentence by sentence, pre-label the obligated party, split by "
+            "CLAUDETTE Terms of Service sentence by sentence, give each contract one party list, add the "
+            "checklist types CUAD does not mark, pre-label the obligated party and the risk's bearer and "
+            "severity, split by "
             "document (CLAUDETTE by LexGLUE's company split) with no duplicate crossing splits, and "
             "write {train,validation,test}.jsonl. Either corpus may be left out. With neither given, "
             f"the copies shipped in {CORPORA_DIR.relative_to(CORPORA_DIR.parent.parent)} are used."
@@ -35,12 +37,21 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--verified", type=Path, default=VERIFIED_PARTY_FILE,
         help="checked obligated-party labels to apply (default: data/party_verified.jsonl; 'none' to skip)",
     )
+    build.add_argument(
+        "--graded", type=Path, default=RISK_GRADED_FILE,
+        help="the graded set's adjudicated risk labels to apply (default: data/risk_graded.jsonl when it exists; "
+             "'none' to skip)")
     build.add_argument("--gzip", action="store_true", help="write .jsonl.gz (the shipped dataset is compressed)")
     build.add_argument("--quiet", action="store_true", help="no progress bars")
     build.set_defaults(func=_build)
 
-    check = dsub.add_parser("check", help="validate a records file (JSONL or JSONL.gz)",
-                            description="Validate every record of a file; errors name the file and line.")
+    check = dsub.add_parser(
+        "check", help="validate a records file (JSONL or JSONL.gz)",
+        description="Validate every record of a file against the record format and the taxonomy, and refuse "
+                    "records whose labels contradict each other: a labelled party or risk bearer the record's "
+                    "party list does not name, a severity outside the scale, a risk without a bearer or a "
+                    "bearer without a risk, risk different from severity. Every problem is listed with its "
+                    "file and line.")
     check.add_argument("file", type=Path)
     check.set_defaults(func=_check)
 
@@ -94,12 +105,17 @@ def _build(args: argparse.Namespace) -> int:
     if cuad_dir is None and claudette_dir is None:
         cuad_dir, claudette_dir = shipped_corpus("cuad"), shipped_corpus("unfair-tos")
     verified = None if str(args.verified).lower() == "none" else args.verified
-    records, report = build_records(cuad_dir, claudette_dir, verified, progress=not args.quiet)
+    graded = None if str(args.graded).lower() == "none" else args.graded
+    records, report = build_records(cuad_dir, claudette_dir, verified, progress=not args.quiet, graded_file=graded)
     paths = write_dataset(records, args.out, report, compress=args.gzip)
     for key, n in report.records.items():
         print(f"{key:24s} {n:7d} clauses")
     print(f"dropped as duplicates of a later split: {dict(report.dropped_duplicates)}")
-    print(f"verified party labels applied: {report.verified_applied} (stale: {report.verified_stale})")
+    print(f"verified party labels applied: {report.verified_applied} (stale: {report.verified_stale}, re-mapped "
+          f"to the contract's party list: {report.verified_remapped}, names matching no listed party: "
+          f"{len(report.verified_unmatched)})")
+    print(f"graded risk labels applied: {report.graded_applied} (stale: {report.graded_stale})")
+    print(f"checklist types from the rule labeller: {sum(report.type_rules.values())} clauses")
     for p in paths:
         print(f"wrote {p}")
     return 0
@@ -141,12 +157,22 @@ def _card(args: argparse.Namespace) -> int:
     return 0
 
 
+_SHOWN_PROBLEMS = 20
+
+
 def _check(args: argparse.Namespace) -> int:
     from collections import Counter
 
-    from contract_review.records import read_records
+    from contract_review.records import check_records
 
-    records = read_records(args.file)
+    records, problems = check_records(args.file)
+    for line in problems[:_SHOWN_PROBLEMS]:
+        print(line, file=sys.stderr)
+    if len(problems) > _SHOWN_PROBLEMS:
+        print(f"... and {len(problems) - _SHOWN_PROBLEMS} more invalid records", file=sys.stderr)
     splits = Counter(r.split for r in records)
+    if problems:
+        print(f"error: {args.file}: {len(problems)} invalid records, {len(records)} valid", file=sys.stderr)
+        return 2
     print(f"{args.file}: {len(records)} valid records {dict(splits)}", file=sys.stdout)
     return 0

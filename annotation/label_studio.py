@@ -188,3 +188,26 @@ class LabelStudioClient:
     def create_user(self, email: str, username: str = "", first_name: str = "") -> dict:
         return self.request("POST", "/api/users/", json={"email": email, "username": username or email.split("@")[0],
                                                          "first_name": first_name})
+
+    def find_or_create_user(self, name: str, domain: str) -> int:
+        """The id of the user `name` (e-mail name@domain), created on first use: how an annotator who labels
+        outside the UI (a label file) appears in Label Studio."""
+        email = f"{name}@{domain}"
+        for uid, who in self.users().items():
+            if who == email:
+                return uid
+        return int(self.create_user(email, username=name, first_name=name)["id"])
+
+    def update_task_data(self, task_id: int, data: dict) -> dict:
+        return self.request("PATCH", f"/api/tasks/{task_id}/", json={"data": data})
+
+    def ensure_view(self, project_id: int, title: str, data_field: str) -> dict:
+        """A Data Manager tab of the project listing the tasks whose `data_field` is not empty."""
+        views = self.request("GET", "/api/dm/views/", params={"project": project_id}) or []
+        for view in views:
+            if (view.get("data") or {}).get("title") == title:
+                return view
+        flt = {"conjunction": "and", "items": [{"filter": f"filter:tasks:{data_field}", "operator": "not_empty",
+                                                "type": "String", "value": ""}]}
+        return self.request("POST", "/api/dm/views/", json={"project": project_id,
+                                                            "data": {"title": title, "filters": flt}})

@@ -19,6 +19,8 @@ from pathlib import Path
 
 from contract_review.paths import DATA_DIR, DATASET_DIR
 
+from .graded_cli import add_graded_pull_arguments, pull_graded_command, register_graded
+
 ANNOTATION_DIR = DATA_DIR / "annotation"
 _ENV_HELP = """environment:
   CONTRACT_REVIEW_LS_URL       server address (default http://127.0.0.1:8080)
@@ -83,7 +85,10 @@ def register_annotate(sub: argparse._SubParsersAction) -> None:
     pull.add_argument("--offline", action="store_true", help="no server: rebuild the dataset from the journal")
     pull.add_argument("--tries", type=int, default=None, help="tries before giving up on the server (default 5)")
     pull.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_graded_pull_arguments(pull)
     pull.set_defaults(func=_pull)
+
+    register_graded(asub, _ENV_HELP)
 
     aug = asub.add_parser("augment", help="label-preserving augmentation of the train split",
                           description="Synonym replacement that never touches protected terms, back-translation "
@@ -173,6 +178,8 @@ def _pull(args: argparse.Namespace) -> int:
     journal = Journal(args.journal)
     disagreements = args.disagreements or args.journal.with_name("disagreements.jsonl")
     try:
+        if args.graded:
+            return pull_graded_command(args, journal, disagreements)
         if args.offline:
             report = merge_journal(journal, args.dataset, disagreements)
         else:

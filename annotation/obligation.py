@@ -49,7 +49,7 @@ class ObligationLabel:
     evidence: str  # the duty phrase the label rests on, for a reviewer
 
 
-def _role_in(phrase: str, parties: Parties) -> str | None:
+def role_in(phrase: str, parties: Parties) -> str | None:
     if _BOTH.search(phrase):
         return "both"
     hits: list[tuple[int, str]] = []
@@ -73,7 +73,7 @@ def label_obligation(text: str, parties: Parties) -> ObligationLabel:
         after = text[m.end() :]
         passive = _PASSIVE_AGENT.match(after)
         if passive:
-            role = _role_in(passive.group(1), parties)
+            role = role_in(passive.group(1), parties)
             if role:
                 roles.append((role, text[m.start() : m.end() + passive.end()]))
                 continue
@@ -83,10 +83,10 @@ def label_obligation(text: str, parties: Parties) -> ObligationLabel:
         before = text[max(0, m.start() - 160) : m.start()]
         cuts = [b.end() for b in _BOUNDARY.finditer(before)]
         subject = before[cuts[-1] :] if cuts else before
-        role = _role_in(subject, parties)
+        role = role_in(subject, parties)
         if role is None and cuts:  # "X and its affiliates shall": look one boundary further back
             subject = before[cuts[-2] :] if len(cuts) > 1 else before
-            role = _role_in(subject, parties)
+            role = role_in(subject, parties)
         if role:
             roles.append((role, (subject + m.group(0)).strip()))
     found = {r for r, _ in roles}

@@ -32,8 +32,10 @@ from .journal import Journal
 from .label_studio import LabelStudioClient, LabelStudioError
 from .labeling_config import AnnotatedLabels, labels_from_result
 from .merge import MergeReport, merge_records
+from .parties import Parties
+from .risk import label_risk
 
-LABEL_FIELDS = ("clause_types", "party", "risk", "risk_category")
+LABEL_FIELDS = ("clause_types", "party", "risk_to", "severity", "risk_category")
 
 
 # -- 1. fetch ---------------------------------------------------------------------------------
@@ -106,17 +108,22 @@ def _differing(labels: list[AnnotatedLabels]) -> list[str]:
     return out
 
 
-def resolve(entries: list[dict]) -> Resolution:
-    # the latest version of each annotation, then each annotator's latest annotation per clause
+def latest_versions(entries: list[dict]) -> list[dict]:
+    """The latest journaled version of each annotation, oldest first (a later edit wins)."""
     latest: dict[tuple, dict] = {}
     for e in entries:
         k = (e["server"], e["project_id"], e["annotation_id"])
         if k not in latest or (e.get("updated_at") or "") >= (latest[k].get("updated_at") or ""):
             latest[k] = e
+    return sorted(latest.values(), key=lambda e: (e.get("updated_at") or "", e["annotation_id"]))
+
+
+def resolve(entries: list[dict]) -> Resolution:
+    # the latest version of each annotation, then each annotator's latest annotation per clause
     by_clause: dict[str, dict[str, dict]] = defaultdict(dict)
     gt: dict[str, dict] = {}
     res = Resolution()
-    for e in sorted(latest.values(), key=lambda e: (e.get("updated_at") or "", e["annotation_id"])):
+    for e in latest_versions(entries):
         cid = e["clause"].get("clause_id")
         if e["was_cancelled"]:
             continue
@@ -154,8 +161,8 @@ def resolve(entries: list[dict]) -> Resolution:
             })
             continue
         reasons = [lab.reason for lab in labs if lab.reason]
-        merged = AnnotatedLabels(labs[0].clause_types, labs[0].party, labs[0].risk, labs[0].risk_category,
-                                 reasons[0] if reasons else None)
+        merged = AnnotatedLabels(labs[0].clause_types, labs[0].party, labs[0].severity, labs[0].risk_category,
+                                 reasons[0] if reasons else None, labs[0].risk_to)
         res.resolved.append(Resolved(group[0]["clause"], merged, [e["annotator"] for e in group],
                                      max(e["updated_at"] for e in group), group[-1]["model_version"],
                                      "single" if len(group) == 1 else "agreed"))
@@ -165,23 +172,34 @@ def resolve(entries: list[dict]) -> Resolution:
 # -- 3. records ------------------------------------------------------------------------------------
 def record_from_resolved(r: Resolved) -> ClauseRecord:
     """A dataset record; labels the annotator left empty take the taxonomy's defaults of the
-    riskiest chosen clause type (as `data build` does), and the split is set by the merge."""
+    riskiest chosen clause type (as `data build` does), a bearer the annotator left empty comes
+    from the rule pre-labeller (and the record says so), and the split is set by the merge."""
     tax = load_taxonomy()
     lab, c = r.labels, r.clause
     types = tax.order_types(lab.clause_types)
     top = tax.clause_type(types[0])
-    risk = lab.risk or top.risk
-    category = lab.risk_category or (top.risk_category if risk != "none" else "none")
+    severity = lab.severity or top.severity
+    category = lab.risk_category or (top.risk_category if severity != "none" else "none")
     reason = lab.reason or tax.default_reason(top.id)
     party_names = dict(c.get("party_names") or {})
-    answer = Answer(tuple(types), lab.party, risk, category, reason)
+    aliases = {k: list(v) for k, v in (c.get("party_aliases") or {}).items()}
+    risk_to, risk_labeller = lab.risk_to, "annotator"
+    if severity == "none":
+        risk_to = "none"
+    elif risk_to is None or risk_to == "none":
+        roles = Parties(party_names.get("first_party", ""), party_names.get("second_party", ""),
+                        {"first_party": aliases.get("first_party", []), "second_party": aliases.get("second_party", [])})
+        risk_to, risk_labeller = label_risk(c["text"], types, roles, tax=tax).risk_to, "annotator+rules"
+        risk_to = "both" if risk_to == "none" else risk_to
+    answer = Answer(tuple(types), lab.party, severity, category, reason, risk_to=risk_to, severity=severity)
     fields = {
         "id": c["clause_id"], "system": SYSTEM, "instruction": INSTRUCTION,
         "input": build_input(c["text"], party_names), "output": answer.to_json(),
         "source": "annotation", "doc_id": c["doc_id"], "split": "train",
         "start": int(c["start"]), "end": int(c["end"]), "text": c["text"],
-        "clause_types": types, "party": lab.party, "party_names": party_names, "risk": risk,
-        "risk_category": category, "reason": reason, "party_labeller": "annotator",
+        "clause_types": types, "party": lab.party, "party_names": party_names, "party_aliases": aliases,
+        "risk_to": risk_to, "severity": severity, "risk": severity, "risk_category": category, "reason": reason,
+        "type_labeller": "annotator", "party_labeller": "annotator", "risk_labeller": risk_labeller,
         "annotator": ",".join(r.annotators), "annotated_at": r.annotated_at, "model_version": r.model_version,
     }
     if c.get("fairness") is not None:

@@ -44,13 +44,15 @@ class Clause:
     text: str
     party_names: dict[str, str] = field(default_factory=dict)
     fairness: int | None = None
+    party_aliases: dict[str, list[str]] = field(default_factory=dict)
+    context: str = ""  # the clause's heading or lead-in, when known
 
     def task_data(self, picked: Picked) -> dict:
         data = {
             "clause_id": self.id, "doc_id": self.doc_id, "source": self.source, "start": self.start,
-            "end": self.end, "text": self.text, "party_names": self.party_names,
-            "parties": parties_text(self.party_names), "selected_as": picked.why,
-            "annotators": picked.annotators,
+            "end": self.end, "text": self.text, "party_names": self.party_names, "party_aliases": self.party_aliases,
+            "parties": parties_text(self.party_names, self.party_aliases), "context": self.context,
+            "selected_as": picked.why, "annotators": picked.annotators,
         }
         if self.fairness is not None:
             data["fairness"] = self.fairness
@@ -58,13 +60,14 @@ class Clause:
 
 
 def clauses_from_records(path: Path) -> list[Clause]:
-    return [Clause(r.id, r.doc_id, r.source, r.start, r.end, r.text, dict(r.party_names), r.fairness)
+    return [Clause(r.id, r.doc_id, r.source, r.start, r.end, r.text, dict(r.party_names), r.fairness,
+                   {k: list(v) for k, v in r.party_aliases.items()}, r.model_dump().get("context") or "")
             for r in read_records(path) if r.source != "augmented"]
 
 
 def clauses_from_contracts(folder: Path) -> list[Clause]:
     """Plain-text contracts (*.txt): segmented into clauses, parties read from the opening."""
-    from .parties import extract_parties
+    from .parties import contract_parties
     from .segment import segment
 
     files = sorted(Path(folder).glob("*.txt"))
@@ -73,10 +76,10 @@ def clauses_from_contracts(folder: Path) -> list[Clause]:
     out = []
     for f in files:
         text = f.read_text(encoding="utf-8", errors="replace")
-        names = extract_parties(text).names()
+        plist = contract_parties(text)
         for seg in segment(text):
             out.append(Clause(f"user/{f.stem}/{seg.start}-{seg.end}", f.stem, "user", seg.start, seg.end,
-                              seg.text, names))
+                              seg.text, plist.names(), party_aliases=plist.aliases()))
     return out
 
 

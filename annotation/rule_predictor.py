@@ -6,7 +6,8 @@ blank:
   "Arbitration"), or all of whose content words do ("Cap On Liability" -> cap ... liability);
   `other` when none does. Names come from `data/taxonomy.yaml`, nothing is hard-coded;
 - obligated party: `annotation.obligation.label_obligation` (the guideline rules);
-- risk, risk category, reason: the taxonomy defaults of the riskiest matched type.
+- bearer, severity, reason: `annotation.risk.label_risk` (the guidelines' per-type criteria);
+  risk category: the taxonomy's, of the type whose risk that is.
 
 Its confidence is a coarse rule score, not a probability: a name match is surer than a
 word match, a duty with a known bearer surer than none. It is good enough to order tasks
@@ -26,7 +27,8 @@ from contract_review.taxonomy import Taxonomy, load_taxonomy
 from contract_review.eval.predict import ClauseInput, ClausePrediction
 
 from .obligation import label_obligation
-from .parties import Parties, terms_of_service
+from .parties import Parties, terms_of_service, with_short_forms
+from .risk import label_risk
 
 _STOP = {"of", "on", "for", "the", "to", "and", "or", "by", "a", "an", "in", "with", "using"}
 # confidence of each kind of evidence (see the module docstring: a score, not a probability)
@@ -43,7 +45,8 @@ class RulePredictor:
 
     def __init__(self, taxonomy: Taxonomy | None = None):
         self.tax = taxonomy or load_taxonomy()
-        src = (Path(__file__).with_name("obligation.py").read_bytes() + Path(__file__).read_bytes())
+        src = b"".join(Path(__file__).with_name(name).read_bytes() for name in ("obligation.py", "risk.py")) + \
+            Path(__file__).read_bytes()
         # the version changes whenever the rules or the taxonomy do, so Label Studio can tell them apart
         self.model_version = f"rules-t{self.tax.version}-{hashlib.sha1(src).hexdigest()[:8]}"
 
@@ -74,20 +77,22 @@ class RulePredictor:
         first, second = names.get("first_party", ""), names.get("second_party", "")
         if second == "the user":  # a Terms of Service (annotation.parties.terms_of_service's convention)
             return terms_of_service(first)
-        return Parties(first_party=first, second_party=second)
+        return with_short_forms(names)
 
     def predict_one(self, clause: ClauseInput) -> ClausePrediction:
         types, type_conf = self.clause_types(clause.text)
         types = self.tax.order_types(types)
-        top = self.tax.clause_type(types[0])
-        obligation = label_obligation(clause.text, self._parties(clause.party_names))
+        parties = self._parties(clause.party_names)
+        obligation = label_obligation(clause.text, parties)
         party_conf = _PARTY_FOUND if obligation.evidence else _PARTY_NONE
-        category = top.risk_category if top.risk != "none" else "none"
-        reason = self.tax.default_reason(top.id)
-        answer = Answer(tuple(types), obligation.party, top.risk, category, reason)
+        tos = clause.party_names.get("second_party") == "the user"  # terms_of_service()'s convention
+        risk = label_risk(clause.text, types, parties, terms_of_service=tos, tax=self.tax)
+        category = self.tax.clause_type(risk.type_id).risk_category if risk.severity != "none" else "none"
+        answer = Answer(tuple(types), obligation.party, risk.severity, category, risk.reason, risk_to=risk.risk_to,
+                        severity=risk.severity)
         confidence = round(min(type_conf, party_conf), 4)
         scores = {"clause_type": {t: type_conf for t in types}, "party": {obligation.party: party_conf},
-                  "risk": {top.risk: type_conf}}
+                  "risk": {risk.severity: type_conf}}
         return ClausePrediction(answer=answer, confidence=confidence, scores=scores)
 
     def predict(self, clauses: Sequence[ClauseInput], progress: bool = False) -> list[ClausePrediction]:

@@ -16,6 +16,7 @@ TAXONOMY_FILE = DATA_DIR / "taxonomy.yaml"
 CORPORA_DIR = DATA_DIR / "corpora"
 DATASET_DIR = DATA_DIR / "dataset"
 VERIFIED_PARTY_FILE = DATA_DIR / "party_verified.jsonl"
+RISK_GRADED_FILE = DATA_DIR / "risk_graded.jsonl"  # the graded set's adjudicated risk labels (annotate pull --graded)
 
 
 def cache_dir() -> Path:

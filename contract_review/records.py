@@ -3,8 +3,17 @@
 A record is one clause in the instruction format (`instruction`, `input`, `output`,
 `system`) plus metadata: where it comes from (`source`, `doc_id`, character offsets
 `start`/`end` into the document text), its `split`, and its labels as separate fields
-(`clause_types`, `party`, `risk`, `risk_category`, `reason`) so tools need not parse
-`output`. `output` is always the JSON of those labels (see `prompt.Answer`).
+(`clause_types`, `party`, `risk_to`, `severity`, `risk`, `risk_category`, `reason`) so tools
+need not parse `output`. `output` is always the JSON of those labels (see `prompt.Answer`).
+
+Labels are only as good as who made them, so each kind of label names its maker:
+`type_labeller` (clause types), `party_labeller` (obligated party), `risk_labeller` (bearer and
+severity); `verified`/`labeller` mark a checked obligated party, and a graded record
+(`risk_graded`) keeps every annotator's risk label beside the adjudicated one.
+
+A record is refused when its labels contradict each other: a labelled party or bearer the
+record's party list does not name, a severity without a bearer or a bearer without a
+severity, `risk` different from `severity`.
 
 Writes are atomic (temporary file, then rename); reads name the file and line of any
 problem.
@@ -23,7 +32,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from .prompt import Answer
+from .prompt import Answer, check_risk
 from .taxonomy import TaxonomyError, load_taxonomy
 
 Split = Literal["train", "validation", "test"]
@@ -39,6 +48,42 @@ def _in_taxonomy(field_name: str, value: str) -> str:
         return load_taxonomy().check(field_name, value)
     except TaxonomyError as exc:
         raise ValueError(str(exc)) from None
+
+
+class RiskAnnotation(BaseModel):
+    """One annotator's risk label of a graded clause."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    annotator: str = Field(min_length=1)
+    risk_to: str
+    severity: str
+    reason: str = ""
+    annotated_at: str | None = None
+    clause_types: list[str] | None = None  # the types the annotator judged the clause to be (measures the rules)
+
+    @field_validator("risk_to", "severity")
+    @classmethod
+    def _known(cls, value: str, info) -> str:
+        return _in_taxonomy(info.field_name, value)
+
+    @field_validator("clause_types")
+    @classmethod
+    def _known_types(cls, value: list[str] | None) -> list[str] | None:
+        for t in value or []:
+            _in_taxonomy("clause_type", t)
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "RiskAnnotation":
+        problem = check_risk(self.risk_to, self.severity)
+        if problem:
+            raise ValueError(f"annotation by {self.annotator}: {problem}")
+        return self
+
+
+# the adjudicator value of a graded record whose annotators agreed, so nobody had to decide
+AGREED = "agreement"
 
 
 class ClauseRecord(BaseModel):
@@ -59,15 +104,25 @@ class ClauseRecord(BaseModel):
     # labels
     clause_types: list[str] = Field(min_length=1)
     party: str
+    # the contract's parties by role, from its one canonical list (annotation/parties.py)
     party_names: dict[str, str] = Field(default_factory=dict)
-    risk: str
+    party_aliases: dict[str, list[str]] = Field(default_factory=dict)
+    risk_to: str  # who bears the risk (a role, like `party`)
+    severity: str  # how severe it is for that party
+    risk: str  # = severity, kept while readers of `risk` switch over
     risk_category: str
     reason: str
     fairness: int | None = None  # CLAUDETTE's expert fairness level (1-3), when known
     # who labelled what
-    party_labeller: str = "rules"
+    type_labeller: str = Field(min_length=1)  # "cuad", "claudette", "rules", "annotator", ...
+    party_labeller: str = Field(min_length=1)  # "rules", the checker's id (verified), "annotator"
+    risk_labeller: str = Field(min_length=1)  # "rules", "claudette+rules", "graded", "annotator"
     verified: bool = False
-    labeller: str | None = None  # who checked the record against the guidelines
+    labeller: str | None = None  # who checked the obligated party against the guidelines
+    # the graded set: every annotator's risk label, and who settled it
+    risk_graded: bool = False
+    risk_annotations: list[RiskAnnotation] | None = None
+    risk_adjudicator: str | None = None  # who chose the final label, or "agreement"
     annotator: str | None = None
     annotated_at: str | None = None
     model_version: str | None = None
@@ -81,7 +136,7 @@ class ClauseRecord(BaseModel):
             _in_taxonomy("clause_type", t)
         return value
 
-    @field_validator("party", "risk", "risk_category")
+    @field_validator("party", "risk_to", "severity", "risk", "risk_category")
     @classmethod
     def _known_label(cls, value: str, info) -> str:
         return _in_taxonomy(info.field_name, value)
@@ -92,12 +147,44 @@ class ClauseRecord(BaseModel):
             raise ValueError(f"end ({self.end}) must be after start ({self.start})")
         if self.verified and not self.labeller:
             raise ValueError("a verified record must name its labeller")
+        if self.risk != self.severity:
+            raise ValueError(f"risk {self.risk!r} must equal severity {self.severity!r} (one value, two names)")
+        problem = check_risk(self.risk_to, self.severity)
+        if problem:
+            raise ValueError(problem)
+        for name in ("party", "risk_to"):
+            missing = self.unnamed_roles(getattr(self, name))
+            if missing:
+                raise ValueError(f"{name} {getattr(self, name)!r}, but the record's party list names no "
+                                 f"{' or '.join(missing)} (party_names {self.party_names}); fix the label or the list")
+        self._check_graded()
         if json.loads(self.output) != json.loads(self.answer().to_json()):
             raise ValueError("output does not match the label fields")
         return self
 
+    def unnamed_roles(self, label: str) -> list[str]:
+        """The roles a party label needs that the party list leaves unnamed."""
+        roles = {"first_party": ["first_party"], "second_party": ["second_party"],
+                 "both": ["first_party", "second_party"]}.get(label, [])
+        return [r for r in roles if not (self.party_names.get(r) or "").strip()]
+
+    def _check_graded(self) -> None:
+        if not self.risk_graded:
+            if self.risk_annotations or self.risk_adjudicator:
+                raise ValueError("risk_annotations / risk_adjudicator belong to a graded record (risk_graded true)")
+            return
+        anns = self.risk_annotations or []
+        if len({a.annotator for a in anns}) < 2:
+            raise ValueError("a graded record needs risk labels from two different annotators (risk_annotations)")
+        if not self.risk_adjudicator:
+            raise ValueError(f"a graded record names who settled its label (risk_adjudicator, or {AGREED!r})")
+        if self.risk_adjudicator == AGREED and any((a.risk_to, a.severity) != (self.risk_to, self.severity)
+                                                   for a in anns):
+            raise ValueError(f"risk_adjudicator {AGREED!r} but the annotators' labels differ from the record's")
+
     def answer(self) -> Answer:
-        return Answer(tuple(self.clause_types), self.party, self.risk, self.risk_category, self.reason)
+        return Answer(tuple(self.clause_types), self.party, self.risk, self.risk_category, self.reason,
+                      risk_to=self.risk_to, severity=self.severity)
 
     @property
     def is_risk(self) -> bool:
@@ -128,19 +215,37 @@ def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
             yield lineno, obj
 
 
+def _problem(path, lineno: int, exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    where = ".".join(str(p) for p in err["loc"]) or "record"
+    msg = err["msg"].removeprefix("Value error, ")
+    return f"{path}:{lineno}: {where}: {msg}"
+
+
 def read_records(path: str | Path, allow_empty: bool = False) -> list[ClauseRecord]:
     records = []
     for lineno, obj in iter_jsonl(path):
         try:
             records.append(ClauseRecord.model_validate(obj))
         except ValidationError as exc:
-            err = exc.errors()[0]
-            where = ".".join(str(p) for p in err["loc"]) or "record"
-            msg = err["msg"].removeprefix("Value error, ")
-            raise RecordError(f"{path}:{lineno}: {where}: {msg}") from None
+            raise RecordError(_problem(path, lineno, exc)) from None
     if not records and not allow_empty:
         raise RecordError(f"{path}: no records in file (is it empty?)")
     return records
+
+
+def check_records(path: str | Path) -> tuple[list[ClauseRecord], list[str]]:
+    """Every valid record of a file and one message (file:line: field: problem) per invalid one,
+    so a check reports all that is wrong at once. A file that is not JSONL still raises."""
+    records, problems = [], []
+    for lineno, obj in iter_jsonl(path):
+        try:
+            records.append(ClauseRecord.model_validate(obj))
+        except ValidationError as exc:
+            problems.append(_problem(path, lineno, exc))
+    if not records and not problems:
+        raise RecordError(f"{path}: no records in file (is it empty?)")
+    return records, problems
 
 
 def atomic_write(path: str | Path, data: bytes) -> None:

@@ -1,8 +1,9 @@
 """Typed loader for `data/taxonomy.yaml`, the one home of the label taxonomy.
 
 Every package gets labels from `load_taxonomy()`; nothing else hard-codes a label name.
-The YAML is validated when read: an unknown risk level, a duplicate id or a clause type
-that names a risk category not declared in the file fails with the offending entry named.
+The YAML is validated when read: an unknown severity level or bearer rule, a duplicate id or
+a clause type that names a risk category not declared in the file fails with the offending
+entry named.
 """
 
 from __future__ import annotations
@@ -25,12 +26,18 @@ class ClauseType:
     id: str
     name: str
     description: str
-    risk: str
+    severity: str  # the starting guess of a clause of this type (data/guidelines.md moves it)
+    risk_to: str  # a bearer rule (Taxonomy.bearer_rules): how the bearer is found in a clause
     risk_category: str
     reason: str
     cuad: str | None = None
     claudette: str | None = None
     merged: str | None = None
+
+    @property
+    def risk(self) -> str:
+        """The default severity under its old name (`risk` equals severity until readers switch)."""
+        return self.severity
 
 
 @dataclass(frozen=True)
@@ -39,12 +46,24 @@ class Taxonomy:
     clause_types: tuple[ClauseType, ...]
     parties: tuple[str, ...]
     party_zh: dict[str, str]
-    risk_levels: tuple[str, ...]
+    severity_levels: tuple[str, ...]
     risk_positive: frozenset[str]
     risk_categories: tuple[str, ...]
+    bearer_rules: tuple[str, ...] = ("obliged", "counterparty", "both", "none")
+    terms_of_service_bearer: str = "second_party"
     _by_id: dict[str, ClauseType] = field(repr=False, compare=False, default_factory=dict)
 
     # -- lookups -----------------------------------------------------------------
+    @property
+    def risk_levels(self) -> tuple[str, ...]:
+        """The severity scale under its old name (`risk` equals severity until readers switch)."""
+        return self.severity_levels
+
+    @property
+    def risk_bearers(self) -> tuple[str, ...]:
+        """Who can bear a risk: the same roles as the obligated party."""
+        return self.parties
+
     @property
     def clause_type_ids(self) -> tuple[str, ...]:
         return tuple(c.id for c in self.clause_types)
@@ -72,10 +91,10 @@ class Taxonomy:
         return tuple(code for code in order if code in present)
 
     def order_types(self, types) -> list[str]:
-        """Clause types as every record lists them: highest default risk first, then taxonomy
+        """Clause types as every record lists them: highest default severity first, then taxonomy
         order; `other` only when nothing else applies (and when nothing is given)."""
         ordered = sorted(set(types) or {"other"},
-                         key=lambda t: (-self.risk_rank(self.clause_type(t).risk), self.clause_type_ids.index(t)))
+                         key=lambda t: (-self.risk_rank(self.clause_type(t).severity), self.clause_type_ids.index(t)))
         if len(ordered) > 1 and "other" in ordered:
             ordered.remove("other")
         return ordered
@@ -86,8 +105,9 @@ class Taxonomy:
         return ct.reason if ct.id == "other" else f"{ct.name}: {ct.reason}"
 
     def risk_rank(self, level: str) -> int:
-        self.check("risk", level)
-        return self.risk_levels.index(level)
+        """A severity level's place on the scale (none = 0)."""
+        self.check("severity", level)
+        return self.severity_levels.index(level)
 
     def is_risk_clause(self, level: str) -> bool:
         return level in self.risk_positive
@@ -97,7 +117,9 @@ class Taxonomy:
         allowed = {
             "clause_type": self.clause_type_ids,
             "party": self.parties,
-            "risk": self.risk_levels,
+            "risk_to": self.parties,
+            "severity": self.severity_levels,
+            "risk": self.severity_levels,
             "risk_category": self.risk_categories,
         }.get(field_name)
         if allowed is None:
@@ -118,15 +140,21 @@ def _require(entry: dict, key: str, where: str):
 def parse_taxonomy(raw: dict, source: str = "taxonomy") -> Taxonomy:
     if not isinstance(raw, dict):
         raise TaxonomyError(f"{source}: expected a mapping at the top level")
-    risk_levels = tuple(_require(r, "id", f"{source}: risk_levels") for r in _require(raw, "risk_levels", source))
+    levels = tuple(_require(r, "id", f"{source}: severity_levels") for r in _require(raw, "severity_levels", source))
+    rules = tuple(_require(r, "id", f"{source}: bearer_rules") for r in _require(raw, "bearer_rules", source))
     risk_categories = tuple(
         _require(r, "id", f"{source}: risk_categories") for r in _require(raw, "risk_categories", source)
     )
     parties = tuple(_require(p, "id", f"{source}: parties") for p in _require(raw, "parties", source))
     party_zh = {p["id"]: p.get("zh", "") for p in raw["parties"]}
     positive = frozenset(_require(raw, "risk_positive", source))
-    if not positive <= set(risk_levels):
-        raise TaxonomyError(f"{source}: risk_positive {sorted(positive)} must be risk levels {risk_levels}")
+    if not positive <= set(levels):
+        raise TaxonomyError(f"{source}: risk_positive {sorted(positive)} must be severity levels {levels}")
+    if levels[0] != "none":
+        raise TaxonomyError(f"{source}: severity_levels must start with 'none' (nobody bears a risk), got {levels[0]!r}")
+    tos_bearer = _require(raw, "terms_of_service_bearer", source)
+    if tos_bearer not in parties:
+        raise TaxonomyError(f"{source}: terms_of_service_bearer {tos_bearer!r} not in {parties}")
 
     types: list[ClauseType] = []
     seen: set[str] = set()
@@ -137,13 +165,18 @@ def parse_taxonomy(raw: dict, source: str = "taxonomy") -> Taxonomy:
         if unknown:
             raise TaxonomyError(f"{where}: unknown keys {sorted(unknown)}; allowed: {sorted(known)}")
         ct = ClauseType(**{k: entry.get(k) for k in known if k in entry})
-        for key in ("id", "name", "description", "risk", "risk_category", "reason"):
+        for key in ("id", "name", "description", "severity", "risk_to", "risk_category", "reason"):
             if not getattr(ct, key):
                 raise TaxonomyError(f"{where}: missing {key!r}")
         if ct.id in seen:
             raise TaxonomyError(f"{where}: duplicate id")
-        if ct.risk not in risk_levels:
-            raise TaxonomyError(f"{where}: risk {ct.risk!r} not in {risk_levels}")
+        if ct.severity not in levels:
+            raise TaxonomyError(f"{where}: severity {ct.severity!r} not in {levels}")
+        if ct.risk_to not in rules:
+            raise TaxonomyError(f"{where}: risk_to {ct.risk_to!r} is not a bearer rule {rules}")
+        if (ct.severity == "none") != (ct.risk_to == "none"):
+            raise TaxonomyError(f"{where}: severity none goes with risk_to none and only with it "
+                                f"(got severity {ct.severity!r}, risk_to {ct.risk_to!r})")
         if ct.risk_category not in risk_categories:
             raise TaxonomyError(f"{where}: risk_category {ct.risk_category!r} not in {risk_categories}")
         if ct.cuad and ct.claudette and not ct.merged:
@@ -157,9 +190,11 @@ def parse_taxonomy(raw: dict, source: str = "taxonomy") -> Taxonomy:
         clause_types=tuple(types),
         parties=parties,
         party_zh=party_zh,
-        risk_levels=risk_levels,
+        severity_levels=levels,
         risk_positive=positive,
         risk_categories=risk_categories,
+        bearer_rules=rules,
+        terms_of_service_bearer=tos_bearer,
         _by_id={c.id: c for c in types},
     )
 

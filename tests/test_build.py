@@ -93,3 +93,34 @@ def test_records_are_clauses_without_page_furniture_and_fragments_carry_their_le
     assert arbitration.input.endswith("\nClause: " + arbitration.text)
     law = next(r for r in agape if r.text.startswith("10. GOVERNING LAW"))
     assert law.clause_types == ["governing_law"]  # the lawyers' span lands on its clause
+
+
+def test_verified_labels_follow_the_contract_party_list_through_the_checker_names(tmp_path):
+    import hashlib
+    import json
+
+    from contract_review.annotation.build import BuildReport, apply_verified
+
+    text = "Supplier shall keep accurate records."
+    names = {"first_party": "Bank of America, N.A.", "second_party": "Cardlytics, Inc."}
+    rec = {"id": "cuad/doc/0-37", "text": text, "party": "none", "party_names": names,
+           "party_aliases": {"first_party": ["Bank of America"], "second_party": ["Supplier"]},
+           "output": json.dumps({"party": "none"}), "party_labeller": "rules", "verified": False}
+    sha = hashlib.sha1(text.encode()).hexdigest()
+    entries = [  # checked against the names in the other order, then against names that match no party
+        {"id": "cuad/doc/0-37", "party": "first_party", "labeller": "ai-reviewer-3", "text_sha1": sha,
+         "party_names": {"first_party": "Cardlytics, Inc.", "second_party": "Bank of America"}},
+    ]
+    path = tmp_path / "v.jsonl"
+    path.write_text("".join(json.dumps(e) + "\n" for e in entries))
+    report = BuildReport()
+    apply_verified([rec], path, report)
+    assert (rec["party"], rec["verified"], rec["party_labeller"]) == ("second_party", True, "ai-reviewer-3")
+    assert report.verified_remapped == 1 and json.loads(rec["output"])["party"] == "second_party"
+
+    rec2 = dict(rec, party="none", verified=False)
+    entries[0]["party_names"] = {"first_party": "Somebody Else LLC", "second_party": "Company"}
+    path.write_text("".join(json.dumps(e) + "\n" for e in entries))
+    report = BuildReport()
+    apply_verified([rec2], path, report)
+    assert rec2["party"] == "none" and not rec2["verified"] and report.verified_unmatched == ["cuad/doc/0-37"]

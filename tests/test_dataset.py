@@ -45,7 +45,38 @@ def test_cuad_spans_are_mapped_onto_clauses(dataset):
     gov = [r for r in labelled if "governing_law" in r.clause_types]
     assert gov and all(re.search(r"law|govern|construed", r.text, re.I) for r in gov)
     for r in labelled:
-        assert r.risk == max((tax.clause_type(t).risk for t in r.clause_types), key=tax.risk_rank)
+        assert r.risk == r.severity and (r.severity == "none") == (r.risk_to == "none")
+        assert r.type_labeller in ("cuad", "rules")
+        if r.type_labeller == "rules":  # the checklist rules only type clauses CUAD's lawyers left `other`
+            assert not any(tax.clause_type(t).cuad for t in r.clause_types)
+
+
+def test_risk_is_directed_and_graded_within_a_type_not_the_type_in_disguise(dataset):
+    """With the gold types a model must not be able to read the risk off them: within a type the
+    severity and the bearer vary, following the written criteria."""
+    records = [r for split in dataset.values() for r in split]
+    for t in ("termination_for_convenience", "cap_on_liability", "non_compete", "indemnification"):
+        of_type = [r for r in records if r.clause_types[0] == t and r.source == "cuad"]
+        assert len({r.severity for r in of_type}) >= 2, t
+        assert {"first_party", "second_party"} <= {r.risk_to for r in of_type}, t
+    assert {r.risk_labeller for r in records} == {"rules", "claudette+rules"}
+    tos = [r for r in records if r.source == "claudette" and r.fairness]
+    assert all(r.risk_to == "second_party" and r.risk_labeller == "claudette+rules" for r in tos
+               if any(load_taxonomy().clause_type(t).claudette for t in r.clause_types))
+
+
+def test_every_record_names_its_parties_from_its_contracts_one_list(dataset):
+    import json
+
+    from contract_review.paths import DATASET_DIR
+
+    lists = {(row["source"], row["doc_id"]): row for row in
+             (json.loads(x) for x in (DATASET_DIR / "parties.jsonl").read_text().splitlines())}
+    for split in dataset.values():
+        for r in split:
+            plist = lists[(r.source, r.doc_id)]
+            assert r.party_names["first_party"].startswith(plist["parties"][0]["name"] or "[")
+            assert r.input.startswith("Parties: first_party: " + r.party_names["first_party"])
 
 
 def test_the_500_verified_obligation_labels_are_present(all_records):
@@ -57,6 +88,7 @@ def test_the_500_verified_obligation_labels_are_present(all_records):
     assert set(Counter(r.party for r in verified)) == {"first_party", "second_party", "both", "none"}
     for r in verified:
         assert f'"party": "{r.party}"' in r.output
+        assert r.party_labeller == r.labeller  # the label is the checker's, and says so
 
 
 def test_output_is_the_json_of_the_label_fields(dataset):

@@ -3,7 +3,7 @@
 import pytest
 
 from contract_review.annotation.obligation import label_obligation
-from contract_review.annotation.parties import Parties, extract_parties, from_cuad, terms_of_service
+from contract_review.annotation.parties import Parties, contract_parties, extract_parties, terms_of_service
 
 CONTRACT = Parties(
     first_party="Acme Corp.",
@@ -48,7 +48,7 @@ def test_parties_are_ordered_by_their_first_mention_with_aliases():
         'This Agreement is made by and between Acme Corp., a Delaware corporation ("Acme"), and Beta '
         'Distribution LLC ("Distributor"). Acme appoints Distributor as its exclusive distributor.'
     )
-    p = from_cuad(text, ["Beta Distribution LLC", "Acme Corp.", "Acme", "Distributor"])
+    p = contract_parties(text, hints=["Beta Distribution LLC", "Acme Corp.", "Acme", "Distributor"]).roles()
     assert (p.first_party, p.second_party) == ("Acme Corp.", "Beta Distribution LLC")
     assert p.aliases["first_party"] == ["Acme"]
     assert p.aliases["second_party"] == ["Distributor"]

@@ -16,14 +16,26 @@ def test_taxonomy_covers_every_cuad_category_and_the_eight_unfair_terms(cuad_dir
     assert set(tax.by_cuad()) == cuad_categories
     assert tax.claudette_codes == ("LTD", "TER", "CH", "CR", "USE", "J", "LAW", "A")
     assert "other" in tax.clause_type_ids
-    # 41 + 8 - 3 merged + other
-    assert len(tax.clause_types) == 47
+    # 41 + 8 - 2 merged + 7 first-pass checklist types + other
+    assert len(tax.clause_types) == 55
+    # CLAUDETTE's unilateral termination of a consumer service is its own type, not CUAD's
+    assert tax.by_claudette()["TER"].id == "unilateral_termination"
+    assert tax.by_cuad()["Termination for Convenience"].claudette is None
+
+
+def test_the_first_pass_checklist_types_are_there_with_a_default_bearer_and_severity():
+    tax = load_taxonomy()
+    for tid in ("indemnification", "termination_for_cause", "force_majeure", "confidentiality",
+                "warranty_disclaimer", "data_protection", "exclusive_remedy"):
+        ct = tax.clause_type(tid)
+        assert not ct.cuad and not ct.claudette
+        assert ct.severity != "none" and ct.risk_to in ("obliged", "counterparty", "both")
 
 
 def test_merged_types_say_why_and_every_row_has_a_legal_reason():
     tax = load_taxonomy()
     merged = [c for c in tax.clause_types if c.cuad and c.claudette]
-    assert {c.claudette for c in merged} == {"LAW", "LTD", "TER"}
+    assert {c.claudette for c in merged} == {"LAW", "LTD"}
     assert all(len(c.merged) > 80 for c in merged)
     for c in tax.clause_types:
         assert c.reason.strip().endswith(".") and len(c.reason) > 20, c.id
@@ -31,8 +43,9 @@ def test_merged_types_say_why_and_every_row_has_a_legal_reason():
 
 def test_risk_clause_means_medium_or_high():
     tax = load_taxonomy()
-    assert [lvl for lvl in tax.risk_levels if tax.is_risk_clause(lvl)] == ["medium", "high"]
-    assert tax.parties == ("first_party", "second_party", "both", "none")
+    assert [lvl for lvl in tax.severity_levels if tax.is_risk_clause(lvl)] == ["medium", "high"]
+    assert tax.risk_levels == tax.severity_levels  # `risk` is severity until its readers switch
+    assert tax.parties == ("first_party", "second_party", "both", "none") == tax.risk_bearers
     assert tax.party_zh["first_party"] == "甲方"
 
 
@@ -43,7 +56,10 @@ def _raw():
 @pytest.mark.parametrize(
     "mutate, message",
     [
-        (lambda r: r["clause_types"][0].update(risk="severe"), "risk 'severe' not in"),
+        (lambda r: r["clause_types"][0].update(severity="severe"), "severity 'severe' not in"),
+        (lambda r: r["clause_types"][0].update(risk_to="buyer"), "risk_to 'buyer' is not a bearer rule"),
+        (lambda r: r["clause_types"][0].update(risk_to="both"), "severity none goes with risk_to none"),
+        (lambda r: r["clause_types"][4].update(risk_to="none"), "severity none goes with risk_to none"),
         (lambda r: r["clause_types"].append(dict(r["clause_types"][0])), "duplicate id"),
         (lambda r: r["clause_types"][0].update(colour="red"), "unknown keys ['colour']"),
         (lambda r: r["clause_types"][7].pop("merged"), "say why under 'merged'"),

@@ -47,7 +47,8 @@ def test_a_change_to_a_modal_verb_is_refused():
     bad = _augmented(rec, rec.text.replace("shall", "may"), "synonym", 0)
     with pytest.raises(AugmentationRefused, match="protected term"):
         check_augmentation(rec, bad)
-    wrong_label = _augmented(rec, rec.text.replace("prior to", "before"), "synonym", 0, party="first_party")
+    wrong_label = _augmented(rec, rec.text.replace("prior to", "before"), "synonym", 0).model_copy(
+        update={"party": "first_party"})
     with pytest.raises(AugmentationRefused, match="party changed"):
         check_augmentation(rec, wrong_label)
 
@@ -60,6 +61,14 @@ def test_party_swap_exchanges_names_and_flips_the_label():
     assert a.text == "Acme Corp. shall pay Beta LLC the fees within 30 days."
     assert a.party == "first_party" and a.party_names == rec.party_names and a.augmentation == "party_swap"
     assert '"party": "first_party"' in a.output
+
+    risky = make_record("cuad/d/3-4", "d", "train", "Acme Corp. may terminate this Agreement for convenience; Beta LLC "
+                        "shall pay the fees.", "second_party", risk="high", risk_to="second_party",
+                        types=("termination_for_convenience",), category="termination")
+    risky = risky.model_copy(update={"reason": "Terminable for convenience: high for Beta LLC."})
+    (s,), _ = augment_records([risky], ["party_swap"])
+    assert (s.party, s.risk_to, s.severity) == ("first_party", "first_party", "high")
+    assert s.reason == "Terminable for convenience: high for Acme Corp."  # the bearer named in the reason moves too
 
     both = make_record("cuad/d/1-2", "d", "train", "Acme Corp. and Beta LLC shall each keep records.", "both")
     none = make_record("cuad/d/2-3", "d", "train", "Acme Corp. was founded in Delaware before Beta LLC.", "none")

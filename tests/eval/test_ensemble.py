@@ -122,7 +122,9 @@ def test_tuning_weights_the_informative_source_and_falls_back_to_global_for_rare
     s.reviewer["clause_type"][:, ins] = torch.from_numpy(np.where(y[:, ins], 0.9, 0.1)).float()
     y[300:303, warranty] = True
     rules = E.tune_types(s, y, LABELS, E.TuneSettings(min_positives=20))
-    assert rules["audit_rights"].chosen == "type" and rules["audit_rights"].tfidf > 0.5
+    # TF-IDF gets at least the reviewer's weight; where 0.5 already separates the classes the tie keeps the
+    # reviewer-heaviest mix, so which of 0.5 or more wins depends on the random draw (and the number of types)
+    assert rules["audit_rights"].chosen == "type" and rules["audit_rights"].tfidf >= 0.5 >= rules["audit_rights"].reviewer
     assert rules["insurance"].chosen == "type" and rules["insurance"].reviewer == 1.0
     assert rules["warranty_duration"].chosen == "global" and rules["warranty_duration"].positives == 3
     cfg = _config(**rules)

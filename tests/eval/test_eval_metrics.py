@@ -41,9 +41,9 @@ def test_invalid_answers_are_counted_as_misses_never_dropped():
 def test_lexglue_unfair_macro_and_micro_include_the_none_column():
     # 4 ToS sentences. gold: {LTD}, {TER}, {}, {}. predicted: {LTD}, {}, {TER}, {}
     items = [item(0, "medium", ("cap_on_liability",), unfair={"LTD"}),
-             item(1, "high", ("termination_for_convenience",), unfair={"TER"}),
+             item(1, "high", ("unilateral_termination",), unfair={"TER"}),
              item(2, unfair=set()), item(3, unfair=set())]
-    preds = [pred("medium", ("cap_on_liability",)), pred(), pred("high", ("termination_for_convenience",)),
+    preds = [pred("medium", ("cap_on_liability",)), pred(), pred("high", ("unilateral_termination",)),
              pred()]
     m = point_metrics(decisions(items, preds))
     # LTD: tp1 -> F1 1; TER: fp1 fn1 -> F1 0; none: gold rows 2,3 pred rows 1,3 -> tp1 fp1 fn1 -> 0.5

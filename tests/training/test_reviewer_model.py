@@ -35,7 +35,7 @@ def test_shipped_adapter_is_small_and_complete():
 
 def test_answers_follow_the_thresholds_and_the_taxonomy():
     tax = load_taxonomy()
-    thr = [0.5] * 47
+    thr = [0.5] * len(LABELS.clause_type)
     (a, conf, scores), = answers_from_probs(_probs({"cap_on_liability": 0.9, "audit_rights": 0.4}, "medium"),
                                             LABELS, thr)
     assert a.clause_types == ("cap_on_liability",) and a.risk == "medium"
@@ -49,10 +49,11 @@ def test_answers_follow_the_thresholds_and_the_taxonomy():
 def test_mixed_risk_rule_takes_default_risk_for_cuad_types_and_the_head_for_claudette_types():
     tax = load_taxonomy()
     cuad_only = next(c.id for c in tax.clause_types if c.cuad and not c.claudette and c.risk == "high")
-    (a, _, _), = answers_from_probs(_probs({cuad_only: 0.9}, "none"), LABELS, [0.5] * 47, risk_rule="mixed")
+    thr = [0.5] * len(LABELS.clause_type)
+    (a, _, _), = answers_from_probs(_probs({cuad_only: 0.9}, "none"), LABELS, thr, risk_rule="mixed")
     assert a.risk == "high"
     claudette = next(c.id for c in tax.clause_types if c.claudette and not c.cuad)
-    (b, _, _), = answers_from_probs(_probs({claudette: 0.9}, "low"), LABELS, [0.5] * 47, risk_rule="mixed")
+    (b, _, _), = answers_from_probs(_probs({claudette: 0.9}, "low"), LABELS, thr, risk_rule="mixed")
     assert b.risk == "low"
 
 
