@@ -17,6 +17,7 @@ import json
 import sys
 from pathlib import Path
 
+from contract_review.command import UserError, run
 from contract_review.paths import DATA_DIR, DATASET_DIR
 
 ANNOTATION_DIR = DATA_DIR / "annotation"
@@ -101,8 +102,6 @@ def register_annotate(sub: argparse._SubParsersAction) -> None:
 
 
 def _user_error(exc: Exception):
-    from contract_review.cli import UserError
-
     return UserError(str(exc))
 
 
@@ -212,17 +211,11 @@ def _augment(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m contract_review.annotation.label_studio_cli ...` = `contract-review annotate ...`."""
-    from contract_review.cli import UserError
-
     parser = argparse.ArgumentParser(prog="contract_review.annotation.label_studio_cli")
     sub = parser.add_subparsers(dest="command", required=True)
     register_annotate(sub)
     args = parser.parse_args(["annotate", *(argv if argv is not None else sys.argv[1:])])
-    try:
-        return int(args.func(args) or 0)
-    except (UserError, ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return run(args.func, args)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from contract_review.command import UserError
+
 MODEL_HELP = ("default: SmolLM2-135M + the shipped reviewer adapter, mixed per clause type with TF-IDF by the "
               "adapter's ensemble.json (CPU; the TF-IDF models are fit once, ~1 min, then cached); reviewer: the "
               "same adapter's heads alone; rules: the rules-based labeller (no model); PATH: a local base model "
@@ -63,8 +65,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _choice(args: argparse.Namespace):
-    from contract_review.cli import UserError
-
     from .predictors import ModelChoice, ModelUnavailable
 
     try:
@@ -74,8 +74,6 @@ def _choice(args: argparse.Namespace):
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from contract_review.cli import UserError
-
     from .predictors import ModelUnavailable
     from .server import serve
 
@@ -89,8 +87,6 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _review(args: argparse.Namespace) -> int:
     from tqdm import tqdm
-
-    from contract_review.cli import UserError
 
     from .export import FORMATS, write_exports
     from .ingest import IngestError, read_contract

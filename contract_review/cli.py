@@ -20,12 +20,10 @@ import importlib
 import importlib.metadata
 import sys
 
+from .command import run
+
 # (package module, its subcommands) in the order `--help` lists them
 _PACKAGES = ("contract_review.annotation.cli", "contract_review.training.cli", "contract_review.eval.cli", "contract_review.app.cli")
-
-
-class UserError(Exception):
-    """A problem the user can fix; printed as one clear message, no traceback."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -58,18 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    try:
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except (ValueError, FileNotFoundError) as exc:
-        # our loaders raise ValueError subclasses whose messages name the file and the fix
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return run(args.func, args)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+from contract_review.command import UserError
+
 EVAL_HELP = """\
 Evaluate a model on a dataset file or on the CLAUDETTE layout, with baselines, bootstrap
 intervals and a report.
@@ -87,8 +89,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from contract_review.cli import UserError
-
     from .predict import UNFAIR_TOS, PredictorError, load_predictor
     from .runner import evaluate
 
@@ -167,8 +167,6 @@ def _summary(metrics: dict, out: Path) -> None:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from contract_review.cli import UserError
-
     from .compare import CompareError, compare_runs, format_comparison, write_comparison
 
     try:

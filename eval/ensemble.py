@@ -48,6 +48,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from contract_review.command import run
 from contract_review.taxonomy import Taxonomy, load_taxonomy
 
 from .items import EvalItem
@@ -743,11 +744,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
             p.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
     args = ap.parse_args(argv)
-    try:
-        return _tune(args) if args.command == "tune" else _report(args)
-    except EnsembleError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return run(_tune if args.command == "tune" else _report, args)
 
 
 if __name__ == "__main__":
