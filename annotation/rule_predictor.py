@@ -1,6 +1,6 @@
 """`RulePredictor`: pre-annotations before any trained model exists.
 
-It implements `eval.predict.Predictor` with rules only, so Label Studio tasks never start
+It implements `contract_review.predictor.Predictor` with rules only, so Label Studio tasks never start
 blank:
 - clause types: a taxonomy type whose name occurs in the clause ("Governing Law",
   "Arbitration"), or all of whose content words do ("Cap On Liability" -> cap ... liability);
@@ -21,9 +21,9 @@ from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 
+from contract_review.predictor import ClauseInput, ClausePrediction
 from contract_review.prompt import Answer
 from contract_review.taxonomy import Taxonomy, load_taxonomy
-from contract_review.eval.predict import ClauseInput, ClausePrediction
 
 from .obligation import label_obligation
 from .parties import Parties, terms_of_service

@@ -22,7 +22,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from contract_review.eval.predict import Predictor
+from contract_review.predictor import Predictor
 
 GET_REVIEWER = ("train it with `contract-review train --config configs/smollm2-135m_reviewer_cpu.yaml` "
                 "(or restore data/model/reviewer/ from the repository), or review with `--model rules` meanwhile")

@@ -24,9 +24,9 @@ from datetime import datetime, timezone
 
 from contract_review.annotation.parties import Parties, extract_parties
 from contract_review.annotation.segment import segment
+from contract_review.predictor import ClauseInput, ClausePrediction, Predictor
 from contract_review.prompt import Answer
 from contract_review.taxonomy import Taxonomy, load_taxonomy
-from contract_review.eval.predict import ClauseInput, ClausePrediction, Predictor
 
 from .ingest import Contract
 

@@ -25,11 +25,11 @@ from pathlib import Path
 import numpy as np
 
 from contract_review.paths import DATASET_DIR, cache_dir
+from contract_review.predictor import ClauseInput, ClausePrediction
 from contract_review.prompt import Answer
 from contract_review.records import find_split_file, read_records
 from contract_review.taxonomy import Taxonomy, load_taxonomy
 
-from .predict import ClauseInput, ClausePrediction
 
 SETTINGS = {"ngram_range": (1, 2), "min_df": 3, "max_features": 200_000, "sublinear_tf": True, "C": 0.5,
             "version": 1}

@@ -49,10 +49,10 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from contract_review.command import run
+from contract_review.predictor import ClauseInput, ClausePrediction
 from contract_review.taxonomy import Taxonomy, load_taxonomy
 
 from .items import EvalItem
-from .predict import ClauseInput, ClausePrediction
 
 FORMAT = "contract-review-ensemble/1"
 ENSEMBLE_FILE = "ensemble.json"
@@ -290,7 +290,7 @@ def decide(cfg: EnsembleConfig, labels, scores: Scores, tax: Taxonomy | None = N
 
 
 class EnsemblePredictor:
-    """`eval.predict.Predictor`: the reviewer and the TF-IDF models, mixed by an ensemble file."""
+    """`contract_review.predictor.Predictor`: the reviewer and the TF-IDF models, mixed by an ensemble file."""
 
     name = SPEC
 

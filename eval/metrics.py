@@ -37,10 +37,10 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
+from contract_review.predictor import ClausePrediction
 from contract_review.taxonomy import Taxonomy, load_taxonomy
 
 from .items import EvalItem, unfair_codes
-from .predict import ClausePrediction
 
 INVALID = "<invalid>"
 NO_UNFAIR = "none"  # LexGLUE's extra column: the sentence is unfair for no category

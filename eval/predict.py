@@ -1,46 +1,9 @@
-"""The prediction interface every model backend implements, and what it returns.
-
-Evaluation, the reviewer app and Label Studio pre-annotation all ask a `Predictor` for
-labels of clauses; a backend (the fine-tuned reviewer model, the base model zero-shot,
-the TF-IDF baseline) only has to turn `ClauseInput`s into `ClausePrediction`s. A
-prediction whose model output could not be used carries `error` (the `AnswerError`
-kind) and no answer, so callers count failures instead of guessing a label.
-"""
+"""Choosing the model `contract-review eval` scores: a model spec (and an adapter folder) to a
+`contract_review.predictor.Predictor`."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
-
-from contract_review.prompt import Answer
-
-
-@dataclass(frozen=True)
-class ClauseInput:
-    text: str
-    party_names: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass
-class ClausePrediction:
-    answer: Answer | None
-    confidence: float = 0.0  # probability of the predicted risk decision, 0..1
-    # per label field ("clause_type", "party", "risk"): label -> probability
-    scores: dict[str, dict[str, float]] = field(default_factory=dict)
-    raw: str | None = None  # the model's text, when it generated one
-    error: str | None = None  # "invalid_json" | "missing_key" | "unknown_label"
-
-
-@runtime_checkable
-class Predictor(Protocol):
-    name: str  # e.g. "tfidf", "zero-shot", "adapter"
-    model_version: str  # recorded with every prediction (Label Studio, reports)
-
-    def predict(self, clauses: Sequence[ClauseInput], progress: bool = False) -> list[ClausePrediction]: ...
-
-
-# -- choosing a backend ---------------------------------------------------------------------
+from contract_review.predictor import Predictor, PredictorError
 
 TFIDF = "tfidf"
 UNFAIR_TOS = "tfidf-unfair-tos"  # LexGLUE's TF-IDF + SVM; CLAUDETTE layouts only
@@ -48,10 +11,6 @@ ZERO_SHOT = "zero-shot"
 ENSEMBLE = "ensemble"  # the reviewer and the TF-IDF models mixed per type (eval/ensemble.py)
 DEFAULT = "default"
 DECODES = ("score", "generate")
-
-
-class PredictorError(ValueError):
-    """A model spec that cannot be turned into a predictor; the message says what to give instead."""
 
 
 def load_predictor(spec: str | None = DEFAULT, adapter: str | None = None, decode: str = "score",

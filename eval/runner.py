@@ -27,12 +27,12 @@ from pathlib import Path
 
 import numpy as np
 
+from contract_review.predictor import ClausePrediction, Predictor
 from contract_review.taxonomy import load_taxonomy
 
 from .bootstrap import DEFAULT_RESAMPLES, LEVEL, intervals
 from .items import EvalItem
 from .metrics import (METRICS, count_tables, decisions, error_counts, per_class, point_metrics, risk_score)
-from .predict import ClausePrediction, Predictor
 
 
 @dataclass

@@ -37,11 +37,11 @@ import numpy as np
 import torch
 from transformers import LlamaModel
 
+from contract_review.predictor import ClauseInput, ClausePrediction
 from contract_review.prompt import INSTRUCTION, SYSTEM, AnswerError, build_input, chat_messages, parse_answer
 from contract_review.taxonomy import Taxonomy, load_taxonomy
 
 from .baselines import answer_from_types
-from .predict import ClauseInput, ClausePrediction
 
 # transformers 5 renamed the decoder's cache argument; older versions only know the old name
 _CACHE_ARG = "cache" if "cache" in inspect.signature(LlamaModel.forward).parameters else "past_key_values"

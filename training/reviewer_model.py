@@ -14,7 +14,7 @@ state:
 Saved as a PEFT adapter folder: `adapter_model.safetensors` + `adapter_config.json` (the
 LoRA weights, loadable with peft on the causal-LM base), `heads.safetensors` (the heads) and
 `reviewer.json` (label orders, base model, pooling, per-type thresholds, data version).
-`ReviewerPredictor` implements `eval.predict.Predictor`; `load_reviewer_predictor()` loads the
+`ReviewerPredictor` implements `contract_review.predictor.Predictor`; `load_reviewer_predictor()` loads the
 shipped adapter in `data/model/reviewer/`.
 """
 
@@ -391,7 +391,7 @@ def tune_thresholds(probs: torch.Tensor, targets: torch.Tensor, min_positives: i
 
 
 class ReviewerPredictor:
-    """`eval.predict.Predictor` over a reviewer adapter: batched, bf16 autocast on CPU."""
+    """`contract_review.predictor.Predictor` over a reviewer adapter: batched, bf16 autocast on CPU."""
 
     name = "reviewer"
 
@@ -411,7 +411,7 @@ class ReviewerPredictor:
         self.last_seconds: float | None = None
 
     def predict(self, clauses, progress: bool = False):
-        from contract_review.eval.predict import ClausePrediction
+        from contract_review.predictor import ClausePrediction
 
         inputs = [build_input(c.text, c.party_names) for c in clauses]
         if not inputs:

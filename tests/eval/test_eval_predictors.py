@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from contract_review.eval.predict import ClauseInput, PredictorError, load_predictor
+from contract_review.eval.predict import load_predictor
+from contract_review.predictor import ClauseInput, PredictorError
 from contract_review.eval.zero_shot import parse_prediction
 from contract_review.training.models import default_model_dir
 

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import torch
 
+from contract_review.predictor import ClauseInput, ClausePrediction, Predictor
 from contract_review.prompt import Answer
-from contract_review.eval.predict import ClauseInput, ClausePrediction, Predictor
 from contract_review.training.reviewer_model import (DEFAULT_ADAPTER_DIR, Labels, load_reviewer_predictor)
 
 LABELS = Labels.from_taxonomy()
