@@ -131,7 +131,7 @@ def _client(tries: int | None = None):
 
 def _predictor(args: argparse.Namespace):
     if args.predictor == "reviewer":
-        from contract_review.training.reviewer_model import load_reviewer_predictor
+        from contract_review.reviewer.heads import load_reviewer_predictor
 
         return load_reviewer_predictor(args.adapter)
     from .rule_predictor import RulePredictor

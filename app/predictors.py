@@ -69,7 +69,7 @@ class ModelChoice:
         if self.adapter:
             return Path(self.adapter)
         try:
-            from contract_review.training.reviewer_model import DEFAULT_ADAPTER_DIR
+            from contract_review.reviewer.heads import DEFAULT_ADAPTER_DIR
         except ImportError:
             return None
         return Path(DEFAULT_ADAPTER_DIR)
@@ -102,7 +102,7 @@ def _load(choice: ModelChoice) -> Predictor:
 
         return RulePredictor()
     try:
-        from contract_review.training import reviewer_model
+        from contract_review.reviewer import heads as reviewer_model
     except ImportError as exc:
         raise ModelUnavailable(f"the reviewer model code is not installed ({exc}); {GET_REVIEWER}") from None
     if choice.uses_ensemble():
@@ -116,8 +116,7 @@ def _load(choice: ModelChoice) -> Predictor:
     try:
         if choice.model in ("default", "reviewer"):
             return reviewer_model.load_reviewer_predictor(choice.adapter)
-        model, tokenizer, meta = reviewer_model.load_reviewer(choice.adapter, base_model=choice.model)
-        return reviewer_model.ReviewerPredictor(model, tokenizer, meta)
+        return reviewer_model.load_reviewer_predictor(choice.adapter, base_model=choice.model)
     except (reviewer_model.ReviewerError, FileNotFoundError, OSError) as exc:
         hint = GET_REVIEWER if "contract-review train" not in str(exc) else "or review with `--model rules` meanwhile"
         raise ModelUnavailable(f"the reviewer model could not be loaded: {exc}; {hint}") from None
@@ -128,7 +127,7 @@ def _load(choice: ModelChoice) -> Predictor:
 def default_available() -> bool:
     """Whether the shipped reviewer adapter is present (loading it may still fetch the base model)."""
     try:
-        from contract_review.training.reviewer_model import DEFAULT_ADAPTER_DIR, META_FILE
+        from contract_review.reviewer.heads import DEFAULT_ADAPTER_DIR, is_reviewer_folder
     except ImportError:
         return False
-    return (Path(DEFAULT_ADAPTER_DIR) / META_FILE).exists()
+    return is_reviewer_folder(DEFAULT_ADAPTER_DIR)

@@ -16,7 +16,7 @@ below LexGLUE's per-category SVM. Per clause type t the ensemble's probability i
 Party and risk probabilities are the reviewer's heads. Then the reviewer's own decision
 (`answers_from_probs`) with the ensemble's per-type thresholds and risk rule, so types,
 party, risk, category and reason are decided exactly as the reviewer decides them. The
-tuned rule is `highest` (`training.reviewer_model._risk_of`): the CLAUDETTE-mapped types are
+tuned rule is `highest` (`reviewer.decisions.risk_of`): the CLAUDETTE-mapped types are
 tuned to be chosen only when unfair, so the risk head must not veto them.
 
 Every number is chosen on the validation split (`tune`), from precomputed reviewer head
@@ -107,7 +107,7 @@ class TypeRule(_Strict):
 class RiskRule(_Strict):
     """How risk is decided from the chosen types and the reviewer's risk head."""
 
-    rule: Literal["head", "types", "mixed", "highest"]  # training.reviewer_model.RISK_RULES
+    rule: Literal["head", "types", "mixed", "highest"]  # reviewer.decisions.RISK_RULES
 
 
 class Fingerprint(_Strict):
@@ -187,7 +187,8 @@ def _plain(settings: dict) -> dict:
 
 
 def reviewer_fingerprint(adapter_dir: str | Path) -> Fingerprint:
-    from contract_review.training.reviewer_model import HEADS_FILE, read_meta
+    from contract_review.reviewer.heads import read_meta
+    from contract_review.training.reviewer_model import HEADS_FILE
 
     meta = read_meta(adapter_dir)
     sha = hashlib.sha256((Path(adapter_dir) / HEADS_FILE).read_bytes()).hexdigest()[:16]
@@ -282,7 +283,7 @@ def mix(cfg: EnsembleConfig, labels, scores: Scores) -> dict[str, torch.Tensor]:
 
 def decide(cfg: EnsembleConfig, labels, scores: Scores, tax: Taxonomy | None = None) -> list[ClausePrediction]:
     """Predictions from component scores: the reviewer's decision on the mixed probabilities."""
-    from contract_review.training.reviewer_model import answers_from_probs
+    from contract_review.reviewer.decisions import answers_from_probs
 
     thresholds = [cfg.types[t].threshold for t in labels.clause_type]
     return [ClausePrediction(answer=a, confidence=round(c, 4), scores=s)
@@ -322,7 +323,8 @@ def load_ensemble_predictor(adapter_dir: str | Path | None = None, config: str |
     """The ensemble of a reviewer adapter folder (default: the shipped one) and its `ensemble.json`
     (or `config`), with the cached TF-IDF fit of `tfidf_train` (default: the shipped train split)
     and LexGLUE's SVM fit on the train companies of `claudette_root` (default: the shipped corpus)."""
-    from contract_review.training.reviewer_model import DEFAULT_ADAPTER_DIR, FIELDS, Labels, load_reviewer_predictor, read_meta
+    from contract_review.reviewer.heads import DEFAULT_ADAPTER_DIR, load_reviewer_predictor, read_meta
+    from contract_review.training.reviewer_model import Labels
 
     from .baselines import load_tfidf, load_unfair_tos_tfidf
 
@@ -339,7 +341,7 @@ def load_ensemble_predictor(adapter_dir: str | Path | None = None, config: str |
         unfair = load_unfair_tos_tfidf(claudette_root, progress=progress)
     # a mismatch fails here, before the reviewer's seconds of loading
     meta = read_meta(adapter_dir)
-    labels = Labels(**{f: tuple(meta["labels"][f]) for f in FIELDS})
+    labels = Labels.from_meta(meta)
     fingerprint = reviewer_fingerprint(adapter_dir)
     check_components(cfg, str(path), fingerprint, labels, tfidf_fingerprint(tfidf),
                      unfair_fingerprint(unfair) if unfair is not None else None)
@@ -376,7 +378,7 @@ class TuneSettings:
             raise ValueError(f"min_positives must be at least 1, got {self.min_positives}")
         if not 0 < self.weight_step <= 1 or abs(round(1 / self.weight_step) * self.weight_step - 1) > 1e-9:
             raise ValueError(f"weight_step must divide 1 (0.1, 0.25, 0.5), got {self.weight_step}")
-        from contract_review.training.reviewer_model import RISK_RULES
+        from contract_review.reviewer.decisions import RISK_RULES
 
         unknown = set(self.risk_rules) - set(RISK_RULES)
         if unknown or not self.risk_rules:
@@ -605,7 +607,8 @@ def split_scores(probs: dict, items: Sequence[EvalItem], labels, tfidf, unfair, 
 def _setup(args) -> tuple:
     from contract_review.paths import DATASET_DIR
     from contract_review.records import find_split_file
-    from contract_review.training.reviewer_model import DEFAULT_ADAPTER_DIR, Labels, read_meta
+    from contract_review.reviewer.heads import DEFAULT_ADAPTER_DIR, read_meta
+    from contract_review.training.reviewer_model import Labels
 
     from .baselines import load_tfidf, load_unfair_tos_tfidf
     from .items import load_items
@@ -613,7 +616,7 @@ def _setup(args) -> tuple:
     tax = load_taxonomy()
     adapter = Path(args.adapter or DEFAULT_ADAPTER_DIR)
     meta = read_meta(adapter)
-    labels = Labels(**{f: tuple(meta["labels"][f]) for f in ("clause_type", "party", "risk")})
+    labels = Labels.from_meta(meta)
     probs = read_probs(args.probs, args.name)
     tfidf = load_tfidf(args.tfidf_train)
     from contract_review.annotation.corpora import shipped_corpus
@@ -649,7 +652,7 @@ def _report(args) -> int:
     """Reviewer alone, TF-IDF alone and the ensemble on every split and source, by `eval.runner.score`
     (the code path of `contract-review eval`, bootstrap intervals by document included), and the
     ensemble's paired difference from the reviewer (`eval compare`'s bootstrap)."""
-    from contract_review.training.reviewer_model import answers_from_probs
+    from contract_review.reviewer.decisions import answers_from_probs
 
     from .bootstrap import paired_intervals
     from .metrics import count_tables, decisions

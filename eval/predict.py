@@ -27,7 +27,7 @@ def load_predictor(spec: str | None = DEFAULT, adapter: str | None = None, decod
       with the "tfidf" model (and "tfidf-unfair-tos" where the file gives it weight) by the
       `ensemble.json` in its folder (tuned on validation: `python -m contract_review.eval.ensemble tune`);
     - None / "default": the shipped reviewer adapter on the default base model
-      (`training.reviewer_model`), or the adapter folder given as `adapter`;
+      (`reviewer/heads.py`), or the adapter folder given as `adapter`;
     - a model folder or hub name: with `adapter`, that adapter on this base; a reviewer adapter
       folder (with reviewer.json) given directly is loaded as one; anything else is the base
       model zero-shot.
@@ -99,15 +99,12 @@ def _adapter(base: str | None, adapter_dir: str | None, decode: str, batch_size:
         raise PredictorError(f"{folder}: adapter folder does not exist")
     if (folder / "reviewer.json").exists():
         try:
-            from contract_review.training.reviewer_model import load_reviewer_predictor
+            from contract_review.reviewer.heads import load_reviewer_predictor
         except ImportError as exc:
-            raise PredictorError(f"{folder} is a reviewer adapter but training.reviewer_model cannot be "
+            raise PredictorError(f"{folder} is a reviewer adapter but reviewer.heads cannot be "
                                  f"imported ({exc})") from None
         if base is not None:
-            from contract_review.training.reviewer_model import ReviewerPredictor, load_reviewer
-
-            model, tokenizer, meta = load_reviewer(folder, base_model=base)
-            return ReviewerPredictor(model, tokenizer, meta)
+            return load_reviewer_predictor(folder, base_model=base)
         return load_reviewer_predictor(folder)
     if (folder / "adapter_config.json").exists():
         # a generative (SFT) adapter: it answers with the JSON itself

@@ -67,7 +67,7 @@ def write_card(run_dir: Path, adapter_dir: Path, cfg: Config, results: dict) -> 
               "- `adapter_model.safetensors`, `adapter_config.json`: the LoRA weights (PEFT format)"]
     if cfg.objective == "classify":
         lines += ["- `heads.safetensors`: the classification heads; `reviewer.json`: label order, thresholds, base model",
-                  "", "Load with `training.reviewer_model.load_reviewer_predictor(DIR)`."]
+                  "", "Load with `contract_review.reviewer.heads.load_reviewer_predictor(DIR)`."]
     lines += ["", "## Config", "", "```yaml", dump_config(cfg).rstrip(), "```", ""]
     if (run_dir / "loss_curve.png").exists():
         lines.insert(lines.index("## Files"), "![loss curve](loss_curve.png)\n")
@@ -91,7 +91,7 @@ def evaluate_reviewer(adapter_dir: str | Path, dataset_dir: str | Path = "data/d
     from contract_review.eval.items import load_items
     from contract_review.eval.metrics import decisions, point_metrics
 
-    from .reviewer_model import load_reviewer_predictor
+    from contract_review.reviewer.heads import load_reviewer_predictor
 
     predictor = load_reviewer_predictor(adapter_dir)
     out: dict = {"model_version": predictor.model_version}
@@ -133,7 +133,7 @@ def write_reviewer_card(adapter_dir: str | Path, numbers: dict, provenance: str,
         "",
         "SmolLM2-135M-Instruct + LoRA + three heads on the pooled final hidden state (last token and mean):",
         f"clause types (47 sigmoids, per-type thresholds tuned on validation), party (4-way), risk (4-way).",
-        f"Risk rule `{meta.get('risk_rule', 'head')}` (see `training/reviewer_model.py: _risk_of`). "
+        f"Risk rule `{meta.get('risk_rule', 'head')}` (see `reviewer/decisions.py: risk_of`). "
         "Input: `prompt.build_input(text, party_names)` + EOS; no generation.",
         "",
         "| | |",
@@ -156,7 +156,7 @@ def write_reviewer_card(adapter_dir: str | Path, numbers: dict, provenance: str,
         "## Use",
         "",
         "```python",
-        "from contract_review.training.reviewer_model import load_reviewer_predictor",
+        "from contract_review.reviewer.heads import load_reviewer_predictor",
         "predictor = load_reviewer_predictor()          # this folder",
         "predictor.predict([ClauseInput(text, party_names)])",
         "```",

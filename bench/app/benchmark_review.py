@@ -12,7 +12,7 @@ the 2-core CPU default, and under 10 s with a 7B model on one GPU (the predictor
 when there is one; `make_random_reviewer.py` writes a 7B-shaped base and adapter to time it).
 
 `--stand-in` builds the reviewer's architecture (SmolLM2-135M decoder + the three heads,
-`training.reviewer_model.ReviewerPredictor`) with untrained heads: the same computation as
+`reviewer.heads.ReviewerPredictor`) with untrained heads: the same computation as
 the shipped adapter (LoRA is merged into the base weights when loaded), so the time is the
 real one while its labels mean nothing. Use it only until data/model/reviewer/ exists.
 """
@@ -46,7 +46,8 @@ def stand_in_predictor():
     from transformers import AutoModelForCausalLM
 
     from contract_review.training.models import load_tokenizer, resolve_model
-    from contract_review.training.reviewer_model import Labels, ReviewerModel, ReviewerPredictor
+    from contract_review.reviewer.heads import ReviewerPredictor
+    from contract_review.training.reviewer_model import Labels, ReviewerModel
 
     lm = AutoModelForCausalLM.from_pretrained(resolve_model("default"), dtype=torch.float32)
     model = ReviewerModel(lm, lm.config.hidden_size, Labels.from_taxonomy()).eval()

@@ -20,7 +20,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from contract_review.records import find_split_file, read_records  # noqa: E402
-from contract_review.training.reviewer_model import load_reviewer, predict_probs  # noqa: E402
+from contract_review.reviewer.heads import load_reviewer  # noqa: E402
+from contract_review.training.reviewer_model import predict_probs  # noqa: E402
 
 
 def main(argv=None) -> None:

@@ -116,7 +116,7 @@ def test_default_mixes_in_tfidf_and_a_broken_ensemble_file_names_the_fallback(tm
     `--model reviewer`."""
     import shutil
 
-    from contract_review.training.reviewer_model import DEFAULT_ADAPTER_DIR
+    from contract_review.reviewer.heads import DEFAULT_ADAPTER_DIR
 
     default, reviewer = ModelChoice.parse("default"), ModelChoice.parse("reviewer")
     assert default.uses_ensemble() and "TF-IDF" in default.describe()

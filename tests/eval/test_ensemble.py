@@ -10,9 +10,10 @@ import pytest
 import torch
 from eval_testing import item
 
-from contract_review.taxonomy import load_taxonomy
 from contract_review.eval import ensemble as E
-from contract_review.training.reviewer_model import DEFAULT_ADAPTER_DIR, Labels
+from contract_review.reviewer.heads import DEFAULT_ADAPTER_DIR
+from contract_review.taxonomy import load_taxonomy
+from contract_review.training.reviewer_model import Labels
 
 TAX = load_taxonomy()
 LABELS = Labels.from_taxonomy(TAX)
@@ -81,14 +82,14 @@ def test_highest_risk_rule_keeps_a_chosen_unfair_type_risky_unless_only_the_head
     """Under `highest` a CLAUDETTE-only type (default medium/high) stays a risk when the head says
     low, governing law (default low) takes the head's level, and CUAD-only types keep their default;
     `mixed` lets the head veto the CLAUDETTE type, as before."""
-    from contract_review.training.reviewer_model import _risk_of
+    from contract_review.reviewer.decisions import risk_of
 
-    assert _risk_of(["jurisdiction"], "low", "highest", TAX) == "medium"
-    assert _risk_of(["jurisdiction"], "low", "mixed", TAX) == "low"
-    assert _risk_of(["governing_law"], "high", "highest", TAX) == "high"
-    assert _risk_of(["governing_law"], "none", "highest", TAX) == "low"
-    assert _risk_of(["audit_rights"], "none", "highest", TAX) == TAX.clause_type("audit_rights").risk
-    assert _risk_of(["other"], "high", "highest", TAX) == "high"  # no type: the head alone
+    assert risk_of(["jurisdiction"], "low", "highest", TAX) == "medium"
+    assert risk_of(["jurisdiction"], "low", "mixed", TAX) == "low"
+    assert risk_of(["governing_law"], "high", "highest", TAX) == "high"
+    assert risk_of(["governing_law"], "none", "highest", TAX) == "low"
+    assert risk_of(["audit_rights"], "none", "highest", TAX) == TAX.clause_type("audit_rights").risk
+    assert risk_of(["other"], "high", "highest", TAX) == "high"  # no type: the head alone
 
 
 def test_decisions_are_the_reviewers_own_on_the_mixed_probabilities():

@@ -8,9 +8,10 @@ import shutil
 
 import pytest
 
-from contract_review.taxonomy import load_taxonomy
 from contract_review.eval import ensemble as E
-from contract_review.training.reviewer_model import DEFAULT_ADAPTER_DIR, Labels
+from contract_review.reviewer.heads import DEFAULT_ADAPTER_DIR
+from contract_review.taxonomy import load_taxonomy
+from contract_review.training.reviewer_model import Labels
 
 TAX = load_taxonomy()
 LABELS = Labels.from_taxonomy(TAX)
@@ -33,7 +34,8 @@ def test_real_ensemble_tuned_and_run_through_the_eval_command(small_records, dat
     from contract_review.cli import main
     from contract_review.eval.baselines import load_tfidf, load_unfair_tos_tfidf
     from contract_review.eval.items import from_record
-    from contract_review.training.reviewer_model import load_reviewer_predictor, predict_probs
+    from contract_review.reviewer.heads import load_reviewer_predictor
+    from contract_review.training.reviewer_model import predict_probs
 
     adapter = tmp_path / "adapter"
     shutil.copytree(DEFAULT_ADAPTER_DIR, adapter, ignore=shutil.ignore_patterns(E.ENSEMBLE_FILE, "*.png", "*.gz"))

@@ -6,7 +6,8 @@ import torch
 
 from contract_review.predictor import ClauseInput, ClausePrediction, Predictor
 from contract_review.prompt import Answer
-from contract_review.training.reviewer_model import (DEFAULT_ADAPTER_DIR, Labels, load_reviewer_predictor)
+from contract_review.reviewer.heads import DEFAULT_ADAPTER_DIR, load_reviewer_predictor
+from contract_review.training.reviewer_model import Labels
 
 LABELS = Labels.from_taxonomy()
 
