@@ -7,8 +7,8 @@ below LexGLUE's per-category SVM. Per clause type t the ensemble's probability i
     p_t = w_r * p_reviewer_t + w_f * platt_f(d_tfidf_t) + w_u * platt_u(d_unfair_t)
 
 - p_reviewer: the reviewer's clause-type sigmoid (`training.reviewer_model.predict_probs`);
-- d_tfidf: the joint TF-IDF baseline's decision value for t (`baselines.load_tfidf`);
-- d_unfair: LexGLUE's per-category SVM (`baselines.load_unfair_tos_tfidf`), for the 8
+- d_tfidf: the joint TF-IDF baseline's decision value for t (`reviewer.tfidf.load_tfidf`);
+- d_unfair: LexGLUE's per-category SVM (`reviewer.tfidf.load_unfair_tos_tfidf`), for the 8
   CLAUDETTE-mapped types only;
 - platt(d) = sigmoid(a * d + b): SVM margins are not probabilities; a logistic fit on
   validation puts them on a probability scale before averaging.
@@ -326,7 +326,7 @@ def load_ensemble_predictor(adapter_dir: str | Path | None = None, config: str |
     from contract_review.reviewer.heads import DEFAULT_ADAPTER_DIR, load_reviewer_predictor, read_meta
     from contract_review.training.reviewer_model import Labels
 
-    from .baselines import load_tfidf, load_unfair_tos_tfidf
+    from contract_review.reviewer.tfidf import load_tfidf, load_unfair_tos_tfidf
 
     adapter_dir = Path(adapter_dir or DEFAULT_ADAPTER_DIR)
     path = Path(config) if config else adapter_dir / ENSEMBLE_FILE
@@ -610,7 +610,7 @@ def _setup(args) -> tuple:
     from contract_review.reviewer.heads import DEFAULT_ADAPTER_DIR, read_meta
     from contract_review.training.reviewer_model import Labels
 
-    from .baselines import load_tfidf, load_unfair_tos_tfidf
+    from contract_review.reviewer.tfidf import load_tfidf, load_unfair_tos_tfidf
     from .items import load_items
 
     tax = load_taxonomy()

@@ -42,14 +42,14 @@ def load_predictor(spec: str | None = DEFAULT, adapter: str | None = None, decod
     if spec == TFIDF:
         if adapter:
             raise PredictorError("--adapter makes no sense with the tfidf baseline; drop one of them")
-        from .baselines import load_tfidf
+        from contract_review.reviewer.tfidf import load_tfidf
 
         return load_tfidf(tfidf_train, progress=progress)
     if spec == UNFAIR_TOS:
         if adapter or claudette_root is None:
             raise PredictorError(f"{UNFAIR_TOS} knows only CLAUDETTE's 8 categories: use it with --claudette "
                                  "and no --adapter")
-        from .baselines import load_unfair_tos_tfidf
+        from contract_review.reviewer.tfidf import load_unfair_tos_tfidf
 
         return load_unfair_tos_tfidf(claudette_root, progress=progress)
     if spec == ENSEMBLE:
@@ -74,14 +74,9 @@ def load_predictor(spec: str | None = DEFAULT, adapter: str | None = None, decod
 
 
 def _zero_shot(base: str, adapter: str | None, decode: str, batch_size: int, name: str) -> Predictor:
-    from .zero_shot import GenerativePredictor, ScoringPredictor, load_causal_lm
+    from contract_review.reviewer.zero_shot import load_zero_shot
 
-    model, tokenizer = load_causal_lm(base, adapter)
-    version = f"{name}:{base}" + (f"+{adapter}" if adapter else "")
-    cls = ScoringPredictor if decode == "score" else GenerativePredictor
-    predictor = cls(model, tokenizer, model_version=version, batch_size=batch_size)
-    predictor.name = f"{name}-generate" if decode == "generate" and name == ZERO_SHOT else name
-    return predictor
+    return load_zero_shot(base, adapter, decode, batch_size, name)
 
 
 def _adapter(base: str | None, adapter_dir: str | None, decode: str, batch_size: int) -> Predictor:

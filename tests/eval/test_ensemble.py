@@ -212,13 +212,6 @@ def test_the_shipped_file_was_tuned_with_the_shipped_reviewer_and_train_split():
 
 # -- a real run --------------------------------------------------------------------------------
 
-@pytest.fixture()
-def tfidf_cache(tmp_path, monkeypatch):
-    import contract_review.eval.baselines as baselines
-
-    monkeypatch.setattr(baselines, "cache_dir", lambda: tmp_path / "cache")
-
-
 def test_the_ensemble_spec_refuses_a_tfidf_fit_it_was_not_tuned_with(tmp_path, tiny_train, tfidf_cache, capsys,
                                                                      data_file):
     """The shipped file was tuned against the full train split; a TF-IDF fit on another file is refused

@@ -13,13 +13,6 @@ from contract_review.eval.metrics import STABLE_KEYS
 from contract_review.eval.runner import evaluate
 
 
-@pytest.fixture()
-def tfidf_cache(tmp_path, monkeypatch):
-    import contract_review.eval.baselines as baselines
-
-    monkeypatch.setattr(baselines, "cache_dir", lambda: tmp_path / "cache")
-
-
 def _stable(metrics: dict) -> None:
     for key in STABLE_KEYS:
         assert set(metrics[key]) == {"value", "ci"}, key

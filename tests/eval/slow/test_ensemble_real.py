@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import shutil
 
-import pytest
-
 from contract_review.eval import ensemble as E
 from contract_review.reviewer.heads import DEFAULT_ADAPTER_DIR
 from contract_review.taxonomy import load_taxonomy
@@ -19,20 +17,13 @@ T = len(LABELS.clause_type)
 SHIPPED = DEFAULT_ADAPTER_DIR / E.ENSEMBLE_FILE
 
 
-@pytest.fixture()
-def tfidf_cache(tmp_path, monkeypatch):
-    import contract_review.eval.baselines as baselines
-
-    monkeypatch.setattr(baselines, "cache_dir", lambda: tmp_path / "cache")
-
-
 def test_real_ensemble_tuned_and_run_through_the_eval_command(small_records, data_file, tiny_train, claudette_dir,
                                                               tmp_path, tfidf_cache):
     """The shipped reviewer's real head probabilities and a real TF-IDF fit on 30 real records: tune,
     write the file into an adapter folder, evaluate with `--model ensemble`; the live predictor gives
     the same answers as the tuning path."""
     from contract_review.cli import main
-    from contract_review.eval.baselines import load_tfidf, load_unfair_tos_tfidf
+    from contract_review.reviewer.tfidf import load_tfidf, load_unfair_tos_tfidf
     from contract_review.eval.items import from_record
     from contract_review.reviewer.heads import load_reviewer_predictor
     from contract_review.training.reviewer_model import predict_probs
