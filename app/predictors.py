@@ -9,7 +9,7 @@
     ModelChoice("rules")                            `annotation.rule_predictor.RulePredictor` (no model)
 
 The default mixes in TF-IDF because that scores better on validation (CUAD risk F1 58.2 vs 55.9,
-CLAUDETTE 8-category macro-F1 71.2 vs 61.8; eval/ensemble.py); the TF-IDF models are fit once on
+CLAUDETTE 8-category macro-F1 71.2 vs 61.8; reviewer/ensemble.py); the TF-IDF models are fit once on
 the shipped train split (~1 min on two cores) and cached. Loading takes seconds, so predictors are
 cached per choice: every review in a server
 process shares one loaded model. A choice that cannot be loaded raises `ModelUnavailable`
@@ -78,7 +78,7 @@ class ModelChoice:
         """The default on the default base mixes in TF-IDF when the adapter folder has an ensemble.json."""
         if self.model != "default":
             return False
-        from contract_review.eval.ensemble import ENSEMBLE_FILE
+        from contract_review.reviewer.ensemble import ENSEMBLE_FILE
 
         folder = self.adapter_dir()
         return folder is not None and (folder / ENSEMBLE_FILE).exists()
@@ -106,7 +106,7 @@ def _load(choice: ModelChoice) -> Predictor:
     except ImportError as exc:
         raise ModelUnavailable(f"the reviewer model code is not installed ({exc}); {GET_REVIEWER}") from None
     if choice.uses_ensemble():
-        from contract_review.eval.ensemble import EnsembleError, load_ensemble_predictor
+        from contract_review.reviewer.ensemble import EnsembleError, load_ensemble_predictor
 
         try:
             return load_ensemble_predictor(choice.adapter)

@@ -20,11 +20,12 @@ intervals and a report.
   contract-review eval --data FILE.jsonl --model default --adapter runs/r1/adapter --out runs/eval-r1
   contract-review eval --claudette data/unfair-tos --split validation --model tfidf --out runs/eval-unfair
   contract-review eval compare runs/eval-r1 runs/eval-r2
+  contract-review eval --save-probs runs/probs.pt --adapter runs/r1/adapter   then eval tune-ensemble
 
 --model: `default` (the shipped reviewer adapter on SmolLM2-135M-Instruct; the default),
 `tfidf` (TF-IDF + linear classifiers fit on the shipped train split), `ensemble` (the
 reviewer, or the reviewer adapter --adapter DIR, mixed per clause type with `tfidf` by the
-ensemble.json in its folder; tuned on validation with `python -m contract_review.eval.ensemble tune`),
+ensemble.json in its folder; tuned on validation with `contract-review eval tune-ensemble`),
 `zero-shot` (the base model without adapter: it scores every allowed label; `--decode
 generate` makes it write the JSON instead, invalid answers counted), a model folder or hub
 name (zero-shot, or with --adapter DIR that adapter on it), or a reviewer adapter folder.
@@ -41,6 +42,24 @@ baselines/<name>/. Nothing is written unless the whole evaluation succeeds.
 
 BASELINES_DEFAULT = "tfidf"
 
+TUNE_HELP = """\
+Choose the served model's mix (the reviewer's heads and TF-IDF, per clause type) on the
+validation split and write its ensemble.json; every number comes from validation only.
+The reviewer's head probabilities come precomputed (`contract-review eval --save-probs`), so
+tuning runs no model; put the file beside the adapter it was tuned with.
+
+  contract-review eval --save-probs runs/probs.pt
+  contract-review eval tune-ensemble --probs runs/probs.pt --out data/model/reviewer/ensemble.json
+"""
+
+REPORT_HELP = """\
+The mix against its parts: reviewer alone, TF-IDF alone (LexGLUE's SVM on CLAUDETTE) and the
+mix on every split of the probabilities, with 95% bootstrap intervals by document, the mix's
+paired difference from the reviewer, and a by-document cross-fit of the mix on validation.
+
+  contract-review eval ensemble-report --probs runs/probs.pt --config data/model/reviewer/ensemble.json
+"""
+
 COMPARE_HELP = """\
 Difference of every metric between two runs (A - B) with a 95% paired bootstrap interval,
 resampling documents; both runs must have predicted the same records.
@@ -56,6 +75,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--data", type=str, metavar="FILE", help="a dataset file (.jsonl or .jsonl.gz) of records")
     src.add_argument("--claudette", type=str, metavar="DIR",
                      help="a CLAUDETTE (unfair-tos) folder in its published layout, or `shipped`")
+    src.add_argument("--save-probs", type=str, metavar="FILE",
+                     help="instead of an evaluation: save the reviewer's head probabilities on the dataset's "
+                          "--splits to FILE, for tune-ensemble and ensemble-report (reviewer --adapter DIR, "
+                          "default: shipped; --model a base model folder for it, default its own)")
+    ev.add_argument("--dataset", type=str, metavar="DIR",
+                    help="with --save-probs: dataset folder of the split files (default data/dataset)")
+    ev.add_argument("--splits", type=str, default="validation,test",
+                    help="with --save-probs: comma-separated splits (default validation,test)")
     ev.add_argument("--split", type=str, default="validation",
                     help="with --claudette: LexGLUE split to evaluate (train, validation, test; default validation)")
     ev.add_argument("--model", type=str, default="default", help="model spec (see above; default: default)")
@@ -70,7 +97,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="train file for the tfidf baseline (default: the shipped train split)")
     ev.add_argument("--out", type=str, metavar="DIR", help="run folder to write (default runs/eval-<model>-<time>)")
     ev.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
-    ev.add_argument("--limit", type=int, metavar="N", help="evaluate a fixed sample of N records")
+    ev.add_argument("--limit", type=int, metavar="N",
+                    help="evaluate a fixed sample of N records (with --save-probs: each split's first N, a smoke test)")
     ev.add_argument("--batch-size", type=int, default=8, help="clauses per forward pass (default 8)")
     ev.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default 1000; 0 = none)")
     ev.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
@@ -87,18 +115,51 @@ def register(sub: argparse._SubParsersAction) -> None:
     cmp.add_argument("--json", type=str, metavar="FILE", help="also write the comparison as JSON")
     cmp.set_defaults(func=_compare)
 
+    for name, help_, description, func in (
+            ("tune-ensemble", "choose the reviewer + TF-IDF mix on validation; write ensemble.json", TUNE_HELP,
+             _tune_ensemble),
+            ("ensemble-report", "the mix against the reviewer and TF-IDF, with intervals", REPORT_HELP,
+             _ensemble_report)):
+        p = cmds.add_parser(name, help=help_, description=description,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+        p.add_argument("--probs", required=True, metavar="PROBS.pt",
+                       help="reviewer head probabilities on validation (and test): `contract-review eval --save-probs`")
+        p.add_argument("--name", help="the adapter's entry when PROBS.pt holds several ({name: {split: ...}})")
+        p.add_argument("--adapter", metavar="DIR", help="the adapter the probabilities came from (default: shipped)")
+        p.add_argument("--dataset", metavar="DIR", help="dataset folder with the split files (default data/dataset)")
+        p.add_argument("--tfidf-train", metavar="FILE", help="train file of the TF-IDF model (default: shipped)")
+        p.add_argument("--claudette", metavar="DIR", help="CLAUDETTE layout for LexGLUE's SVM (default: shipped)")
+        p.add_argument("--no-unfair-tos", action="store_true", help="mix without LexGLUE's per-category SVM")
+        p.add_argument("--min-positives", type=int, metavar="N",
+                       help="validation positives a type needs for weights and a threshold of its own (default: "
+                            "more than any type has now, so every type takes its group's; see TuneSettings)")
+        p.add_argument("--claudette-target", choices=("type", "unfair"),
+                       help="what CLAUDETTE-mapped types are tuned for: their presence, or presence where LexGLUE "
+                            "counts the sentence unfair (default unfair)")
+        if name == "tune-ensemble":
+            p.add_argument("--out", required=True, metavar="FILE", help="ensemble file to write")
+        else:
+            p.add_argument("--config", metavar="FILE", help="an ensemble file to score (tuned on these probabilities)")
+            p.add_argument("--crossfit", type=int, default=5, metavar="K",
+                           help="also score a K-fold by-document cross-fit on validation (0: no; default 5)")
+            p.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
+            p.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
+        p.set_defaults(func=func)
+
 
 def _eval(args: argparse.Namespace) -> int:
     from .predict import UNFAIR_TOS, PredictorError, load_predictor
     from .runner import evaluate
 
-    if not args.data and not args.claudette:
-        raise UserError("give the records to evaluate: --data FILE.jsonl or --claudette DIR "
-                        "(see `contract-review eval --help`)")
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
+    if args.save_probs:
+        return _save_probs(args)
+    if not args.data and not args.claudette:
+        raise UserError("give the records to evaluate: --data FILE.jsonl or --claudette DIR "
+                        "(see `contract-review eval --help`)")
     # 1. the data: every problem (missing file, broken line, unknown label, empty file) stops here
     if args.data:
         from .items import load_items
@@ -148,6 +209,23 @@ def _eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _save_probs(args: argparse.Namespace) -> int:
+    from contract_review.reviewer.heads import load_reviewer_predictor
+
+    from .ensemble_tune import save_probs
+
+    if args.model not in ("default", "reviewer") and not Path(args.model).is_dir():
+        raise UserError(f"--save-probs saves a reviewer adapter's head probabilities: --model must be default, "
+                        f"reviewer or the base model folder of --adapter, not {args.model!r}")
+    base = None if args.model in ("default", "reviewer") else args.model
+    reviewer = load_reviewer_predictor(args.adapter, base_model=base)
+    splits = [s.strip() for s in args.splits.split(",") if s.strip()]
+    counts = save_probs(reviewer, args.save_probs, args.dataset, splits, args.limit, progress=not args.quiet)
+    print(f"wrote {args.save_probs}: {reviewer.model_version} on " +
+          ", ".join(f"{split} ({n:,} records)" for split, n in counts.items()), file=sys.stderr)
+    return 0
+
+
 def _summary(metrics: dict, out: Path) -> None:
     from .metrics import STABLE_KEYS
 
@@ -176,4 +254,50 @@ def _compare(args: argparse.Namespace) -> int:
     print(format_comparison(result))
     if args.json:
         write_comparison(result, args.json)
+    return 0
+
+
+def _tuning_data(args: argparse.Namespace):
+    from .ensemble_tune import load_tuning_data
+
+    return load_tuning_data(args.probs, args.name, args.adapter, args.dataset, args.tfidf_train, args.claudette,
+                            unfair_tos=not args.no_unfair_tos)
+
+
+def _settings(args: argparse.Namespace):
+    from .ensemble_tune import TuneSettings
+
+    given = {"min_positives": args.min_positives, "claudette_target": args.claudette_target}
+    return TuneSettings(**{k: v for k, v in given.items() if v is not None})
+
+
+def _tune_ensemble(args: argparse.Namespace) -> int:
+    from .ensemble_tune import tune, write_config
+
+    data = _tuning_data(args)
+    items, scores = data.splits["validation"]
+    cfg = tune(scores, items, data.labels, data.fingerprints, _settings(args), data.tax,
+               provenance={"probs": str(args.probs), "name": args.name})
+    write_config(cfg, args.out)
+    chosen = sum(r.chosen == "type" for r in cfg.types.values())
+    print(f"wrote {args.out}: {chosen} types tuned on their own, {len(cfg.types) - chosen} global; risk rule "
+          f"{cfg.risk.rule}", file=sys.stderr)
+    return 0
+
+
+def _ensemble_report(args: argparse.Namespace) -> int:
+    import json
+
+    from contract_review.reviewer.ensemble import read_config
+
+    from .ensemble_report import ensemble_report, format_report
+
+    data = _tuning_data(args)
+    cfg = read_config(args.config) if args.config else None
+    rows, diffs = ensemble_report(data, cfg, str(args.config), args.crossfit, _settings(args), args.resamples)
+    print(format_report(rows))
+    print("\nPaired differences (same document resamples for both):\n")
+    print(format_report(diffs))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"runs": rows, "paired": diffs}, indent=1) + "\n", encoding="utf-8")
     return 0

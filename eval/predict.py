@@ -8,7 +8,7 @@ from contract_review.predictor import Predictor, PredictorError
 TFIDF = "tfidf"
 UNFAIR_TOS = "tfidf-unfair-tos"  # LexGLUE's TF-IDF + SVM; CLAUDETTE layouts only
 ZERO_SHOT = "zero-shot"
-ENSEMBLE = "ensemble"  # the reviewer and the TF-IDF models mixed per type (eval/ensemble.py)
+ENSEMBLE = "ensemble"  # the reviewer and the TF-IDF models mixed per type (reviewer/ensemble.py)
 DEFAULT = "default"
 DECODES = ("score", "generate")
 
@@ -25,7 +25,7 @@ def load_predictor(spec: str | None = DEFAULT, adapter: str | None = None, decod
     - "zero-shot": the default base model (SmolLM2-135M-Instruct) without any adapter;
     - "ensemble": the shipped reviewer (or the reviewer adapter `adapter`) mixed per clause type
       with the "tfidf" model (and "tfidf-unfair-tos" where the file gives it weight) by the
-      `ensemble.json` in its folder (tuned on validation: `python -m contract_review.eval.ensemble tune`);
+      `ensemble.json` in its folder (tuned on validation: `contract-review eval tune-ensemble`);
     - None / "default": the shipped reviewer adapter on the default base model
       (`reviewer/heads.py`), or the adapter folder given as `adapter`;
     - a model folder or hub name: with `adapter`, that adapter on this base; a reviewer adapter
@@ -53,7 +53,7 @@ def load_predictor(spec: str | None = DEFAULT, adapter: str | None = None, decod
 
         return load_unfair_tos_tfidf(claudette_root, progress=progress)
     if spec == ENSEMBLE:
-        from .ensemble import EnsembleError, load_ensemble_predictor
+        from contract_review.reviewer.ensemble import EnsembleError, load_ensemble_predictor
 
         try:
             return load_ensemble_predictor(adapter, tfidf_train=tfidf_train, claudette_root=claudette_root,

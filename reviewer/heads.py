@@ -24,6 +24,7 @@ from transformers import AutoConfig
 from contract_review.paths import DATA_DIR
 from contract_review.predictor import ClauseInput, ClausePrediction
 from contract_review.prompt import build_input
+from contract_review.taxonomy import Taxonomy
 from contract_review.training.models import hub_offline, load_causal_lm, load_tokenizer, resolve_model
 from contract_review.training.reviewer_model import HEADS_FILE, META_FILE, Labels, ReviewerModel, predict_probs
 
@@ -103,6 +104,15 @@ def load_reviewer(adapter_dir: str | Path | None = None, base_model: str | None 
     return model, tokenizer, meta
 
 
+def head_answers(probs: dict[str, torch.Tensor], meta: dict, labels: Labels,
+                 tax: Taxonomy | None = None) -> list[ClausePrediction]:
+    """Predictions from head probabilities by the adapter's own decision rules (its reviewer.json's
+    per-type thresholds, 0.5 where it has none, and its risk rule)."""
+    thresholds = meta.get("thresholds") or [0.5] * len(labels.clause_type)
+    return [ClausePrediction(answer=a, confidence=round(c, 4), scores=s) for a, c, s in
+            answers_from_probs(probs, labels, thresholds, tax, meta.get("risk_rule", "head"))]
+
+
 class ReviewerPredictor:
     """`contract_review.predictor.Predictor` over a reviewer adapter: batched, bf16 autocast on CPU."""
 
@@ -112,8 +122,6 @@ class ReviewerPredictor:
                  tokens_per_batch: int | None = None, autocast: bool | None = None):
         self.model, self.tokenizer, self.meta = model, tokenizer, meta
         self.labels = model.labels
-        self.thresholds = meta.get("thresholds") or [0.5] * len(self.labels.clause_type)
-        self.risk_rule = meta.get("risk_rule", "head")
         self.max_length = max_length or int(meta.get("max_length", 256))
         # a GPU wants wide batches; two CPU cores gain nothing past a few thousand tokens
         on_gpu = next(model.parameters()).device.type == "cuda"
@@ -135,8 +143,7 @@ class ReviewerPredictor:
         t0 = time.perf_counter()
         probs = self.head_probs(clauses, progress)
         self.last_seconds = time.perf_counter() - t0
-        return [ClausePrediction(answer=a, confidence=round(c, 4), scores=s)
-                for a, c, s in answers_from_probs(probs, self.labels, self.thresholds, risk_rule=self.risk_rule)]
+        return head_answers(probs, self.meta, self.labels)
 
 
 def load_reviewer_predictor(adapter_dir: str | Path | None = None, base_model: str | None = None,

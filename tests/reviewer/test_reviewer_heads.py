@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from contract_review.reviewer.decisions import answers_from_probs
+from contract_review.reviewer.decisions import answers_from_probs, risk_of
 from contract_review.reviewer.heads import DEFAULT_ADAPTER_DIR, ReviewerError, load_reviewer_predictor
 from contract_review.taxonomy import load_taxonomy
 from contract_review.training.reviewer_model import Labels
@@ -55,6 +55,19 @@ def test_mixed_risk_rule_takes_default_risk_for_cuad_types_and_the_head_for_clau
     claudette = next(c.id for c in tax.clause_types if c.claudette and not c.cuad)
     (b, _, _), = answers_from_probs(_probs({claudette: 0.9}, "low"), LABELS, [0.5] * 47, risk_rule="mixed")
     assert b.risk == "low"
+
+
+def test_highest_risk_rule_keeps_a_chosen_unfair_type_risky_unless_only_the_head_can_tell():
+    """Under `highest` a CLAUDETTE-only type (default medium/high) stays a risk when the head says
+    low, governing law (default low) takes the head's level, and CUAD-only types keep their default;
+    `mixed` lets the head veto the CLAUDETTE type, as before."""
+    tax = load_taxonomy()
+    assert risk_of(["jurisdiction"], "low", "highest", tax) == "medium"
+    assert risk_of(["jurisdiction"], "low", "mixed", tax) == "low"
+    assert risk_of(["governing_law"], "high", "highest", tax) == "high"
+    assert risk_of(["governing_law"], "none", "highest", tax) == "low"
+    assert risk_of(["audit_rights"], "none", "highest", tax) == tax.clause_type("audit_rights").risk
+    assert risk_of(["other"], "high", "highest", tax) == "high"  # no type: the head alone
 
 
 def test_missing_adapter_folder_says_how_to_train_one(tmp_path):
