@@ -19,6 +19,9 @@ from pathlib import Path
 
 from contract_review.command import UserError, run
 from contract_review.paths import DATA_DIR, DATASET_DIR
+from contract_review.predictor import LoadOptions, load_predictor, model_choices, parse_model
+
+from .rule_predictor import RULES
 
 ANNOTATION_DIR = DATA_DIR / "annotation"
 _ENV_HELP = """environment:
@@ -60,9 +63,10 @@ def register_annotate(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--data", type=Path, help="records file (JSONL or JSONL.gz), e.g. a dataset split")
     src.add_argument("--contracts", type=Path, help="folder of plain-text contracts (*.txt)")
     push.add_argument("--project", default=None, help="project title (default 'contract-review clauses')")
-    push.add_argument("--predictor", choices=("rules", "reviewer"), default="rules",
-                      help="pre-annotations from the rule labeller (default) or the reviewer model")
-    push.add_argument("--adapter", type=Path, help="reviewer adapter folder (with --predictor reviewer)")
+    push.add_argument("--model", default=RULES, metavar="NAME|FOLDER",
+                      help=f"the model whose answers pre-annotate the tasks: {model_choices()} (default rules, the "
+                           "rule labeller; `default` is the served model; the same names as `eval` and `serve`)")
+    push.add_argument("--adapter", type=Path, metavar="DIR", help="adapter folder for --model")
     push.add_argument("--batch", type=int, default=100, help="tasks to push in this batch (default 100)")
     push.add_argument("--random-share", type=float, default=0.2, help="share picked at random (default 0.2)")
     push.add_argument("--overlap", type=float, default=0.1, help="share labelled by two annotators (default 0.1)")
@@ -129,16 +133,6 @@ def _client(tries: int | None = None):
     return LabelStudioClient(ClientSettings.from_env(tries=tries))
 
 
-def _predictor(args: argparse.Namespace):
-    if args.predictor == "reviewer":
-        from contract_review.reviewer.heads import load_reviewer_predictor
-
-        return load_reviewer_predictor(args.adapter)
-    from .rule_predictor import RulePredictor
-
-    return RulePredictor()
-
-
 def _push(args: argparse.Namespace) -> int:
     from .label_studio import LabelStudioError
     from .push import DEFAULT_PROJECT, clauses_from_contracts, clauses_from_records, push
@@ -149,11 +143,12 @@ def _push(args: argparse.Namespace) -> int:
                                     overlap_share=args.overlap, seed=args.seed)
     except ValueError as exc:  # pydantic names the field and the allowed range
         raise _user_error(exc) from None
+    spec = parse_model(args.model, args.adapter)  # a wrong name or folder stops before anything loads
     clauses = clauses_from_records(args.data) if args.data else clauses_from_contracts(args.contracts)
+    predictor = load_predictor(spec, LoadOptions(progress=not args.quiet))
     try:
         with _client() as client:
-            r = push(client, clauses, _predictor(args), selection, args.project or DEFAULT_PROJECT,
-                     progress=not args.quiet)
+            r = push(client, clauses, predictor, selection, args.project or DEFAULT_PROJECT, progress=not args.quiet)
     except LabelStudioError as exc:
         raise _user_error(exc) from None
     state = "created" if r.project_created else ("config updated" if r.config_updated else "reused")

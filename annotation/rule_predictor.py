@@ -21,13 +21,14 @@ from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 
-from contract_review.predictor import ClauseInput, ClausePrediction
+from contract_review.predictor import ClauseInput, ClausePrediction, register_model
 from contract_review.prompt import Answer
 from contract_review.taxonomy import Taxonomy, load_taxonomy
 
 from .obligation import label_obligation
 from .parties import Parties, terms_of_service
 
+RULES = "rules"  # the name every command chooses it by (`--model rules`)
 _STOP = {"of", "on", "for", "the", "to", "and", "or", "by", "a", "an", "in", "with", "using"}
 # confidence of each kind of evidence (see the module docstring: a score, not a probability)
 _NAME_MATCH, _WORD_MATCH, _NO_MATCH = 0.75, 0.5, 0.6
@@ -39,7 +40,7 @@ def _stem(word: str) -> str:
 
 
 class RulePredictor:
-    name = "rules"
+    name = RULES
 
     def __init__(self, taxonomy: Taxonomy | None = None):
         self.tax = taxonomy or load_taxonomy()
@@ -92,3 +93,7 @@ class RulePredictor:
 
     def predict(self, clauses: Sequence[ClauseInput], progress: bool = False) -> list[ClausePrediction]:
         return [self.predict_one(c) for c in clauses]
+
+
+register_model(RULES, lambda spec, options: RulePredictor(),
+               "the rule labeller: taxonomy names and the guidelines' party rules, no model (instant, rough)")

@@ -1,7 +1,7 @@
 """The review: one function, shared by the app, its API and `contract-review review`.
 
     contract = ingest.read_contract("nda.pdf")
-    review = review_contract(contract, load_predictor(ModelChoice("default")), on_progress=print)
+    review = review_contract(contract, load_predictor(ModelSpec("default")), on_progress=print)
     review.to_dict()        # the JSON the CLI writes and the app's API returns
 
 Steps, in the order data flows:

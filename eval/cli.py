@@ -1,13 +1,20 @@
-"""Command line of the evaluation package: `eval` and `eval compare`."""
+"""Command line of the evaluation package: `eval`, `eval compare`, `eval tune-ensemble`, `eval ensemble-report`.
+
+Every `contract-review` command, `--help` included, imports this module; the evaluation code pulls in
+torch, transformers and scikit-learn (seconds), so each command imports what it runs when it runs.
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from contract_review.command import UserError
+from contract_review.predictor import DEFAULT, LoadOptions, load_predictor, model_help, parse_model
+from contract_review.reviewer.registry import REVIEWER, UNFAIR_TOS
 
 EVAL_HELP = """\
 Evaluate a model on a dataset file or on the CLAUDETTE layout, with baselines, bootstrap
@@ -15,20 +22,19 @@ intervals and a report.
 
   contract-review eval --data data/dataset/test.jsonl.gz --out runs/eval-test
   contract-review eval --data FILE.jsonl --model tfidf --out runs/eval-tfidf
-  contract-review eval --data data/dataset/test.jsonl.gz --model ensemble --out runs/eval-ensemble
+  contract-review eval --data data/dataset/test.jsonl.gz --model reviewer --out runs/eval-heads
   contract-review eval --data FILE.jsonl --model zero-shot --limit 200 --out runs/eval-zs
-  contract-review eval --data FILE.jsonl --model default --adapter runs/r1/adapter --out runs/eval-r1
+  contract-review eval --data FILE.jsonl --adapter runs/r1/adapter --out runs/eval-r1
   contract-review eval --claudette data/unfair-tos --split validation --model tfidf --out runs/eval-unfair
   contract-review eval compare runs/eval-r1 runs/eval-r2
   contract-review eval --save-probs runs/probs.pt --adapter runs/r1/adapter   then eval tune-ensemble
 
---model: `default` (the shipped reviewer adapter on SmolLM2-135M-Instruct; the default),
-`tfidf` (TF-IDF + linear classifiers fit on the shipped train split), `ensemble` (the
-reviewer, or the reviewer adapter --adapter DIR, mixed per clause type with `tfidf` by the
-ensemble.json in its folder; tuned on validation with `contract-review eval tune-ensemble`),
-`zero-shot` (the base model without adapter: it scores every allowed label; `--decode
-generate` makes it write the JSON instead, invalid answers counted), a model folder or hub
-name (zero-shot, or with --adapter DIR that adapter on it), or a reviewer adapter folder.
+--model (the same choice as `serve`, `review` and `annotate push`; default: default):
+{models}
+
+A base model zero-shot scores every allowed label; `--decode generate` makes it write the JSON
+instead, invalid answers counted. The mix's ensemble.json is tuned on validation with
+`contract-review eval tune-ensemble`.
 
 --claudette reads Sentences/, Labels_<CAT>/ and OriginalTaggedDocuments/ directly and scores
 LexGLUE's labels exactly; companies outside LexGLUE's train/validation lists are `test`.
@@ -70,7 +76,7 @@ resampling documents; both runs must have predicted the same records.
 
 def register(sub: argparse._SubParsersAction) -> None:
     ev = sub.add_parser("eval", help="F1 on risk clauses with baselines, intervals and reports; compare runs",
-                        description=EVAL_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+                        description=EVAL_HELP.replace("{models}", model_help()), formatter_class=argparse.RawDescriptionHelpFormatter)
     src = ev.add_mutually_exclusive_group()
     src.add_argument("--data", type=str, metavar="FILE", help="a dataset file (.jsonl or .jsonl.gz) of records")
     src.add_argument("--claudette", type=str, metavar="DIR",
@@ -85,14 +91,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="with --save-probs: comma-separated splits (default validation,test)")
     ev.add_argument("--split", type=str, default="validation",
                     help="with --claudette: LexGLUE split to evaluate (train, validation, test; default validation)")
-    ev.add_argument("--model", type=str, default="default", help="model spec (see above; default: default)")
+    ev.add_argument("--model", type=str, default=DEFAULT, help="the model to evaluate (see above; default: default)")
     ev.add_argument("--adapter", type=str, metavar="DIR", help="adapter folder to put on --model")
     ev.add_argument("--decode", choices=("score", "generate"), default="score",
                     help="how a base model answers zero-shot (default score)")
     ev.add_argument("--baselines", type=str, default=BASELINES_DEFAULT,
-                    help="comma-separated baselines for the same report: tfidf, tfidf-unfair-tos (LexGLUE's "
-                         "TF-IDF + SVM, fit on its train companies; added by default with --claudette), "
-                         "zero-shot, or none (default tfidf; zero-shot costs ~0.5 s a clause on 2 CPU cores)")
+                    help="comma-separated models scored beside --model in the same report, by name (above), or "
+                         "none; default tfidf, plus tfidf-unfair-tos (LexGLUE's TF-IDF + SVM) with --claudette; "
+                         "zero-shot costs ~0.5 s a clause on 2 CPU cores")
     ev.add_argument("--tfidf-train", type=str, metavar="FILE",
                     help="train file for the tfidf baseline (default: the shipped train split)")
     ev.add_argument("--out", type=str, metavar="DIR", help="run folder to write (default runs/eval-<model>-<time>)")
@@ -148,7 +154,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from .predict import UNFAIR_TOS, PredictorError, load_predictor
     from .runner import evaluate
 
     if args.threads:
@@ -160,48 +165,45 @@ def _eval(args: argparse.Namespace) -> int:
     if not args.data and not args.claudette:
         raise UserError("give the records to evaluate: --data FILE.jsonl or --claudette DIR "
                         "(see `contract-review eval --help`)")
-    # 1. the data: every problem (missing file, broken line, unknown label, empty file) stops here
+    # 1. the choices: an unknown model, a missing folder or adapter stops here, before anything loads
+    spec = parse_model(args.model, args.adapter)
+    names = [b.strip() for b in args.baselines.split(",") if b.strip() and b.strip() != "none"]
+    if args.claudette and UNFAIR_TOS not in names and args.baselines == BASELINES_DEFAULT:
+        names.append(UNFAIR_TOS)  # the published LexGLUE baseline belongs beside any CLAUDETTE figure
+    baselines = [parse_model(b) for b in dict.fromkeys(names) if b != spec.model]
+    if args.data and UNFAIR_TOS in [spec.model] + names:
+        raise UserError(f"{UNFAIR_TOS} knows only CLAUDETTE's 8 categories: use it with --claudette")
+    out = Path(args.out or f"runs/eval-{Path(spec.model).name}-{time.strftime('%Y%m%d-%H%M%S')}")
+    if out.exists() and any(out.iterdir()) and not args.overwrite:
+        raise UserError(f"{out}: already exists; choose another --out or pass --overwrite")
+    # 2. the data: every problem (missing file, broken line, unknown label, empty file) stops here
     if args.data:
         from .items import load_items
 
         items = load_items(args.data, args.limit)
         data = {"file": str(args.data), "limit": args.limit}
     else:
+        from contract_review.annotation.corpora import shipped_corpus
+
         from .claudette_eval import load_claudette_items
         from .items import take
 
-        root = args.claudette
-        if root == "shipped":
-            from contract_review.annotation.corpora import shipped_corpus
-
-            root = shipped_corpus("unfair-tos")
+        root = shipped_corpus("unfair-tos") if args.claudette == "shipped" else args.claudette
         items = take(load_claudette_items(root, args.split), args.limit)
         data = {"claudette": str(root), "split": args.split, "limit": args.limit}
-
-    names = [b.strip() for b in args.baselines.split(",") if b.strip() and b.strip() != "none"]
-    for b in names:
-        if b not in ("tfidf", "zero-shot", UNFAIR_TOS):
-            raise UserError(f"--baselines: unknown baseline {b!r}; use tfidf, {UNFAIR_TOS}, zero-shot or none")
-    if UNFAIR_TOS in names + [args.model] and args.data:
-        raise UserError(f"{UNFAIR_TOS} knows only CLAUDETTE's 8 categories: use it with --claudette")
-    if args.claudette and UNFAIR_TOS not in names and args.baselines == BASELINES_DEFAULT:
-        names.append(UNFAIR_TOS)  # the published LexGLUE baseline belongs beside any CLAUDETTE figure
-    out = Path(args.out or f"runs/eval-{Path(args.model).name}-{time.strftime('%Y%m%d-%H%M%S')}")
-    if out.exists() and any(out.iterdir()) and not args.overwrite:
-        raise UserError(f"{out}: already exists; choose another --out or pass --overwrite")
-
-    # 2. the models: a missing model or adapter stops here, before any prediction
+    # 3. the models: one that cannot be loaded stops here, before any prediction
+    options = LoadOptions(decode=args.decode, batch_size=args.batch_size, progress=not args.quiet,
+                          tfidf_train=args.tfidf_train, claudette_root=str(root) if args.claudette else None)
     predictors = []
-    try:
-        for spec, adapter, decode in [(args.model, args.adapter, args.decode)] + [(b, None, "score") for b in names]:
-            t0 = time.perf_counter()
-            predictor = load_predictor(spec, adapter, decode, batch_size=args.batch_size, progress=not args.quiet,
-                                       tfidf_train=args.tfidf_train, claudette_root=root if args.claudette else None)
-            if any(p.name == predictor.name for p, _ in predictors):
-                continue  # the model is itself one of the baselines
-            predictors.append((predictor, time.perf_counter() - t0))
-    except PredictorError as exc:
-        raise UserError(str(exc)) from None
+    for i, choice in enumerate([spec] + baselines):
+        t0 = time.perf_counter()
+        # baselines answer by scoring: --decode is the evaluated model's
+        predictor = load_predictor(choice, options if i == 0 else replace(options, decode="score"))
+        if any(p.name == predictor.name for p, _ in predictors):
+            print(f"baseline {choice.model} is the evaluated model itself ({predictor.name}): scored once",
+                  file=sys.stderr)
+            continue
+        predictors.append((predictor, time.perf_counter() - t0))
     print(f"evaluating {', '.join(p.name for p, _ in predictors)} on {len(items):,} records", file=sys.stderr)
     metrics = evaluate(items, predictors, out, data, resamples=args.resamples, overwrite=args.overwrite,
                        progress=not args.quiet, make_report=not args.no_report)
@@ -214,11 +216,12 @@ def _save_probs(args: argparse.Namespace) -> int:
 
     from .ensemble_tune import save_probs
 
-    if args.model not in ("default", "reviewer") and not Path(args.model).is_dir():
+    spec = parse_model(args.model, args.adapter)
+    if spec.model not in (DEFAULT, REVIEWER) and not Path(spec.model).is_dir():
         raise UserError(f"--save-probs saves a reviewer adapter's head probabilities: --model must be default, "
                         f"reviewer or the base model folder of --adapter, not {args.model!r}")
-    base = None if args.model in ("default", "reviewer") else args.model
-    reviewer = load_reviewer_predictor(args.adapter, base_model=base)
+    base = None if spec.model in (DEFAULT, REVIEWER) else spec.model
+    reviewer = load_reviewer_predictor(spec.adapter, base_model=base)
     splits = [s.strip() for s in args.splits.split(",") if s.strip()]
     counts = save_probs(reviewer, args.save_probs, args.dataset, splits, args.limit, progress=not args.quiet)
     print(f"wrote {args.save_probs}: {reviewer.model_version} on " +

@@ -43,11 +43,11 @@ from contract_review.taxonomy import Taxonomy, load_taxonomy
 from contract_review.training.reviewer_model import HEADS_FILE, Labels
 
 from .decisions import RISK_RULES, answers_from_probs
-from .heads import DEFAULT_ADAPTER_DIR, ReviewerPredictor, load_reviewer_predictor, read_meta
+from .heads import ReviewerPredictor, load_reviewer_predictor, read_meta
+from .shipped import DEFAULT_ADAPTER_DIR, ENSEMBLE_FILE
 from .tfidf import TfidfPredictor, UnfairTosTfidfPredictor, load_tfidf, load_unfair_tos_tfidf
 
 FORMAT = "contract-review-ensemble/1"
-ENSEMBLE_FILE = "ensemble.json"
 SPEC = "ensemble"
 RETUNE = "re-tune it: contract-review eval tune-ensemble --probs PROBS.pt --adapter ADAPTER_DIR --out FILE"
 

@@ -21,7 +21,6 @@ from peft import PeftModel
 from safetensors.torch import load_file
 from transformers import AutoConfig
 
-from contract_review.paths import DATA_DIR
 from contract_review.predictor import ClauseInput, ClausePrediction
 from contract_review.prompt import build_input
 from contract_review.taxonomy import Taxonomy
@@ -29,8 +28,8 @@ from contract_review.training.models import hub_offline, load_causal_lm, load_to
 from contract_review.training.reviewer_model import HEADS_FILE, META_FILE, Labels, ReviewerModel, predict_probs
 
 from .decisions import answers_from_probs
+from .shipped import DEFAULT_ADAPTER_DIR
 
-DEFAULT_ADAPTER_DIR = DATA_DIR / "model" / "reviewer"
 TRAIN_ONE = "train one with `contract-review train --config configs/smollm2-135m_reviewer_cpu.yaml`"
 
 
