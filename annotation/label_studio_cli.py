@@ -5,8 +5,7 @@
     annotate pull                          annotations -> journal -> dataset (+ disagreements, agreement)
     annotate augment --data train.jsonl.gz --out FILE --methods synonym,party_swap
 
-`register_annotate(sub)` adds the `annotate` command to the main parser (annotation/cli.py);
-`python -m contract_review.annotation.label_studio_cli ...` runs the same commands without the main CLI.
+`register_annotate(sub)` adds the `annotate` command to the main parser (annotation/cli.py).
 Secrets come from the environment only (see `label_studio_server`), never from flags.
 """
 
@@ -17,7 +16,7 @@ import json
 import sys
 from pathlib import Path
 
-from contract_review.command import UserError, run
+from contract_review.command import UserError
 from contract_review.paths import DATA_DIR, DATASET_DIR
 from contract_review.predictor import LoadOptions, load_predictor, model_choices, parse_model
 
@@ -202,16 +201,3 @@ def _augment(args: argparse.Namespace) -> int:
     print(report.summary())
     print(f"wrote {args.out}")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m contract_review.annotation.label_studio_cli ...` = `contract-review annotate ...`."""
-    parser = argparse.ArgumentParser(prog="contract_review.annotation.label_studio_cli")
-    sub = parser.add_subparsers(dest="command", required=True)
-    register_annotate(sub)
-    args = parser.parse_args(["annotate", *(argv if argv is not None else sys.argv[1:])])
-    return run(args.func, args)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
