@@ -230,18 +230,12 @@ def _save_probs(args: argparse.Namespace) -> int:
 
 
 def _summary(metrics: dict, out: Path) -> None:
-    from .metrics import STABLE_KEYS
-
-    def fmt(m):
-        if m["value"] is None:
-            return "n/a"
-        ci = m["ci"]
-        return f"{100 * m['value']:.1f}" + (f" [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]" if ci else "")
+    from .metrics import STABLE_KEYS, format_value
 
     runs = {metrics["model"]["name"]: metrics, **metrics.get("baselines", {})}
     print(f"{'metric':24}" + "".join(f"{name:>24}" for name in runs))
     for key in STABLE_KEYS:
-        print(f"{key:24}" + "".join(f"{fmt(m[key]):>24}" for m in runs.values()))
+        print(f"{key:24}" + "".join(f"{format_value(m[key]):>24}" for m in runs.values()))
     print(f"{'invalid outputs':24}" + "".join(f"{m['errors']['invalid']:>24}" for m in runs.values()))
     print(f"{'clauses/s':24}" + "".join(f"{m['timing']['clauses_per_second']!s:>24}" for m in runs.values()))
     print(f"wrote {out}/ (metrics.json, predictions.jsonl, report.md, report.html)")

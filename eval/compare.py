@@ -58,7 +58,7 @@ def format_comparison(result: dict) -> str:
              f"{result['records']:,} records, {result['documents']:,} documents; 95% paired bootstrap by document",
              "", f"{'metric':26} {'A':>7} {'B':>7} {'A-B':>7}  {'95% interval':>17}  P(A>B)"]
     pct = lambda x: "   n/a" if x is None else f"{100 * x:7.1f}"  # noqa: E731
-    for key in METRICS:
+    for key in (m.key for m in METRICS):
         m = result["metrics"][key]
         ci = m["ci"]
         ci_s = f"[{100 * ci[0]:+6.1f}, {100 * ci[1]:+6.1f}]" if ci else "n/a"

@@ -16,10 +16,8 @@ from contract_review.reviewer.heads import head_answers
 
 from .bootstrap import paired_intervals
 from .ensemble_tune import TuneSettings, TuningData, crossfit
-from .metrics import count_tables, decisions
+from .metrics import SUMMARY_KEYS, count_tables, decisions, format_value
 from .runner import RunResult, score
-
-REPORT_KEYS = ("risk.f1", "risk.precision", "risk.recall", "unfair_tos.macro_f1_8", "clause_type.macro_f1")
 
 
 def ensemble_report(data: TuningData, cfg: EnsembleConfig | None, source: str = "", crossfit_folds: int = 5,
@@ -49,25 +47,19 @@ def ensemble_report(data: TuningData, cfg: EnsembleConfig | None, source: str = 
                 run = RunResult(name, name, sub, [preds[i] for i in idx])
                 m = score(run, {"split": split, "source": source_name}, resamples=resamples)
                 where = f"{source_name}/{split}"
-                rows.append({"split": where, "model": name, "records": len(idx), **{k: m[k] for k in REPORT_KEYS}})
+                rows.append({"split": where, "model": name, "records": len(idx), **{k: m[k] for k in SUMMARY_KEYS}})
                 if name.startswith("ensemble"):
                     pair = paired_intervals(count_tables(decisions(sub, run.preds, tax)),
                                             count_tables(decisions(sub, [runs["reviewer"][i] for i in idx], tax)),
                                             [it.doc_id for it in sub], resamples)
                     diffs.append({"split": where, "model": f"{name} - reviewer", "records": len(idx),
-                                  **{k: {"value": pair[k]["diff"], "ci": pair[k]["ci"]} for k in REPORT_KEYS}})
+                                  **{k: {"value": pair[k]["diff"], "ci": pair[k]["ci"]} for k in SUMMARY_KEYS}})
     return rows, diffs
 
 
 def format_report(rows: list[dict]) -> str:
-    def cell(m):
-        if m["value"] is None:
-            return "-"
-        ci = m["ci"]
-        return f"{100 * m['value']:.1f}" + (f" [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]" if ci else "")
-
-    lines = ["| split (records) | model | " + " | ".join(REPORT_KEYS) + " |", "|---" * (len(REPORT_KEYS) + 2) + "|"]
+    lines = ["| split (records) | model | " + " | ".join(SUMMARY_KEYS) + " |", "|---" * (len(SUMMARY_KEYS) + 2) + "|"]
     for r in rows:
-        lines.append(f"| {r['split']} ({r['records']}) | {r['model']} | " + " | ".join(cell(r[k]) for k in REPORT_KEYS)
-                     + " |")
+        cells = " | ".join(format_value(r[k], missing="-") for k in SUMMARY_KEYS)
+        lines.append(f"| {r['split']} ({r['records']}) | {r['model']} | {cells} |")
     return "\n".join(lines)

@@ -32,7 +32,7 @@ from contract_review.taxonomy import load_taxonomy
 
 from .bootstrap import DEFAULT_RESAMPLES, LEVEL, intervals
 from .items import EvalItem
-from .metrics import (METRICS, count_tables, decisions, error_counts, per_class, point_metrics, risk_score)
+from .metrics import count_tables, decisions, error_counts, per_class, point_values, risk_score
 
 
 @dataclass
@@ -60,10 +60,11 @@ def score(run: RunResult, data: dict, resamples: int = DEFAULT_RESAMPLES, seed: 
     """metrics.json of a run: every metric with its by-document bootstrap interval."""
     tax = load_taxonomy()
     d = decisions(run.items, run.preds, tax)
-    values = point_metrics(d)
-    cis = intervals(count_tables(d), [it.doc_id for it in run.items], resamples, seed) if resamples else {}
-    out: dict = {key: {"value": _r(values.get(key)), "ci": cis.get(key) if values.get(key) is not None else None}
-                 for key in METRICS}
+    tables = count_tables(d)
+    values = point_values(tables)
+    cis = intervals(tables, [it.doc_id for it in run.items], resamples, seed) if resamples else {}
+    out: dict = {key: {"value": _r(value), "ci": cis.get(key) if value is not None else None}
+                 for key, value in values.items()}
     n = len(run.items)
     out["model"] = {"name": run.name, "model_version": run.model_version}
     out["data"] = {
@@ -83,7 +84,7 @@ def score(run: RunResult, data: dict, resamples: int = DEFAULT_RESAMPLES, seed: 
         "threads": _threads(),
     }
     out["bootstrap"] = {"resamples": resamples, "level": LEVEL, "unit": "document", "seed": seed}
-    out["per_class"] = per_class(d)
+    out["per_class"] = per_class(tables)
     run.metrics = out
     return out
 
