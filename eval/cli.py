@@ -7,6 +7,7 @@ torch, transformers and scikit-learn (seconds), so each command imports what it 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from dataclasses import replace
@@ -154,10 +155,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _eval(args: argparse.Namespace) -> int:
+    from contract_review.annotation.corpora import shipped_corpus
+
+    from .claudette_eval import load_claudette_items
+    from .items import load_items, take
     from .runner import evaluate
 
     if args.threads:
-        import torch
+        import torch  # only to set its threads; the models import it when they load
 
         torch.set_num_threads(args.threads)
     if args.save_probs:
@@ -178,16 +183,9 @@ def _eval(args: argparse.Namespace) -> int:
         raise UserError(f"{out}: already exists; choose another --out or pass --overwrite")
     # 2. the data: every problem (missing file, broken line, unknown label, empty file) stops here
     if args.data:
-        from .items import load_items
-
         items = load_items(args.data, args.limit)
         data = {"file": str(args.data), "limit": args.limit}
     else:
-        from contract_review.annotation.corpora import shipped_corpus
-
-        from .claudette_eval import load_claudette_items
-        from .items import take
-
         root = shipped_corpus("unfair-tos") if args.claudette == "shipped" else args.claudette
         items = take(load_claudette_items(root, args.split), args.limit)
         data = {"claudette": str(root), "split": args.split, "limit": args.limit}
@@ -283,8 +281,6 @@ def _tune_ensemble(args: argparse.Namespace) -> int:
 
 
 def _ensemble_report(args: argparse.Namespace) -> int:
-    import json
-
     from contract_review.reviewer.ensemble import read_config
 
     from .ensemble_report import ensemble_report, format_report

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from contract_review.records import atomic_write
 from contract_review.taxonomy import load_taxonomy
 
 from .bootstrap import DEFAULT_RESAMPLES, paired_intervals
@@ -70,6 +71,4 @@ def format_comparison(result: dict) -> str:
 
 
 def write_comparison(result: dict, out: str | Path) -> None:
-    from contract_review.records import atomic_write
-
     atomic_write(out, (json.dumps(result, indent=2) + "\n").encode("utf-8"))

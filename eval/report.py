@@ -19,18 +19,28 @@ import html
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from contract_review.taxonomy import load_taxonomy
 
 from .metrics import INVALID, METRICS, confusion, decisions, format_value, precision_recall_curve, risk_score
-from .runner import RunResult, risk_scores
+
+if TYPE_CHECKING:  # the runner writes reports: at run time this module must not import it back
+    from .runner import RunResult
 
 WORST = 15
 
 
+def risk_scores(run: RunResult) -> np.ndarray:
+    tax = load_taxonomy()
+    return np.array([np.nan if (s := risk_score(p, tax)) is None else s for p in run.preds], dtype=float)
+
+
 def _figures(folder: Path, runs: Sequence[RunResult]) -> list[tuple[str, str]]:
+    # matplotlib takes its backend at the first import of pyplot: a server without a display needs Agg
+    # chosen first, and only runs that write a report pay for the import
     import matplotlib
 
     matplotlib.use("Agg")

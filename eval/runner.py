@@ -19,20 +19,21 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from contract_review.predictor import ClausePrediction, Predictor
+from contract_review.prompt import Answer
 from contract_review.taxonomy import load_taxonomy
 
 from .bootstrap import DEFAULT_RESAMPLES, LEVEL, intervals
 from .items import EvalItem
 from .metrics import count_tables, decisions, error_counts, per_class, point_values, risk_score
+from .report import write_report
 
 
 @dataclass
@@ -90,12 +91,9 @@ def score(run: RunResult, data: dict, resamples: int = DEFAULT_RESAMPLES, seed: 
 
 
 def _threads() -> int:
-    try:
-        import torch
-
-        return torch.get_num_threads()
-    except ImportError:
-        return os.cpu_count() or 1
+    """The threads the models ran on: torch's, where a model loaded it (TF-IDF alone never does)."""
+    torch = sys.modules.get("torch")
+    return torch.get_num_threads() if torch is not None else os.cpu_count() or 1
 
 
 def _r(x):
@@ -181,8 +179,6 @@ def evaluate(items: Sequence[EvalItem], predictors: Sequence[tuple[Predictor, fl
             write_run(target.path / "baselines" / b.name, b)
         write_run(target.path, main)
         if make_report:
-            from .report import write_report
-
             write_report(target.path, runs)
         target.commit()
     return main.metrics
@@ -190,8 +186,6 @@ def evaluate(items: Sequence[EvalItem], predictors: Sequence[tuple[Predictor, fl
 
 def load_run(folder: str | Path) -> tuple[list[EvalItem], list[ClausePrediction], dict]:
     """Items, predictions and metrics.json of a run folder (what `compare` reads)."""
-    from contract_review.prompt import Answer
-
     folder = Path(folder)
     pred_file, metrics_file = folder / "predictions.jsonl", folder / "metrics.json"
     for f in (pred_file, metrics_file):
@@ -221,7 +215,3 @@ def load_run(folder: str | Path) -> tuple[list[EvalItem], list[ClausePrediction]
     metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
     return items, preds, metrics
 
-
-def risk_scores(run: RunResult) -> np.ndarray:
-    tax = load_taxonomy()
-    return np.array([np.nan if (s := risk_score(p, tax)) is None else s for p in run.preds], dtype=float)
