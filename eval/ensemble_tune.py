@@ -35,7 +35,8 @@ from contract_review.reviewer.decisions import RISK_RULES
 from contract_review.reviewer.ensemble import (FORMAT, EnsembleConfig, EnsembleError, Fingerprint, Platt, RiskRule,
                                                Scores, TypeRule, baseline_scores, decide, reviewer_fingerprint,
                                                tfidf_fingerprint, unfair_fingerprint)
-from contract_review.reviewer.heads import DEFAULT_ADAPTER_DIR, ReviewerPredictor, read_meta
+from contract_review.reviewer.heads import ReviewerPredictor, read_meta
+from contract_review.reviewer.shipped import DEFAULT_ADAPTER_DIR
 from contract_review.reviewer.tfidf import (TfidfPredictor, UnfairTosTfidfPredictor, load_tfidf,
                                             load_unfair_tos_tfidf)
 from contract_review.taxonomy import Taxonomy, load_taxonomy

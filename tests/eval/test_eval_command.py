@@ -11,8 +11,7 @@ from contract_review.cli import main
 from contract_review.eval.compare import CompareError, compare_runs
 from contract_review.eval.metrics import STABLE_KEYS
 from contract_review.eval.runner import evaluate
-from contract_review.reviewer.ensemble import ENSEMBLE_FILE
-from contract_review.reviewer.heads import DEFAULT_ADAPTER_DIR
+from contract_review.reviewer.shipped import DEFAULT_ADAPTER_DIR, ENSEMBLE_FILE
 
 
 def _stable(metrics: dict) -> None:

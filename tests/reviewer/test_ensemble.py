@@ -11,7 +11,7 @@ import torch
 from ensemble_testing import LABELS, TAX, T, config, fingerprint, scores
 
 from contract_review.reviewer import ensemble as E
-from contract_review.reviewer.heads import DEFAULT_ADAPTER_DIR
+from contract_review.reviewer.shipped import DEFAULT_ADAPTER_DIR
 
 SHIPPED = DEFAULT_ADAPTER_DIR / E.ENSEMBLE_FILE
 

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from contract_review.reviewer.decisions import answers_from_probs, risk_of
-from contract_review.reviewer.heads import DEFAULT_ADAPTER_DIR, ReviewerError, load_reviewer_predictor
+from contract_review.reviewer.heads import ReviewerError, load_reviewer_predictor
+from contract_review.reviewer.shipped import DEFAULT_ADAPTER_DIR
 from contract_review.taxonomy import load_taxonomy
 from contract_review.training.reviewer_model import Labels
 

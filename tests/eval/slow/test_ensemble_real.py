@@ -12,13 +12,12 @@ import torch
 from contract_review.cli import main
 from contract_review.eval.ensemble_tune import load_tuning_data
 from contract_review.records import write_records
-from contract_review.reviewer.ensemble import ENSEMBLE_FILE, EnsemblePredictor, Scores, baseline_scores, decide
-from contract_review.reviewer.ensemble import read_config
-from contract_review.reviewer.heads import DEFAULT_ADAPTER_DIR, load_reviewer_predictor
-from contract_review.reviewer.tfidf import load_tfidf, load_unfair_tos_tfidf
+from contract_review.reviewer.ensemble import ENSEMBLE_FILE, Scores, baseline_scores, decide, read_config
+from contract_review.reviewer.heads import load_reviewer_predictor
+from contract_review.reviewer.shipped import DEFAULT_ADAPTER_DIR
 
 
-def test_saved_probabilities_tune_and_report_the_mix_and_the_live_mix_decides_alike(
+def test_saved_probabilities_tune_and_report_the_mix_and_eval_runs_it_as_tuned(
         small_records, data_file, tiny_train, claudette_dir, tmp_path, tfidf_cache):
     adapter = tmp_path / "adapter"
     shutil.copytree(DEFAULT_ADAPTER_DIR, adapter, ignore=shutil.ignore_patterns(ENSEMBLE_FILE, "*.png", "*.gz"))
@@ -51,19 +50,14 @@ def test_saved_probabilities_tune_and_report_the_mix_and_the_live_mix_decides_al
     assert {"reviewer", "tfidf", "ensemble", "ensemble, 2-fold cross-fit"} <= models
     assert {r["model"] for r in rows["paired"]} == {"ensemble - reviewer", "ensemble, 2-fold cross-fit - reviewer"}
 
-    # 4. the live mix decides as the tuning path does on the same (float32) probabilities
+    # 4. `eval --model ensemble` runs the mix live and decides as the tuning path does on the same
+    # (float32) probabilities
     data = load_tuning_data(probs, adapter=adapter, dataset=dataset, tfidf_train=tiny_train, claudette=claudette_dir)
     items, _ = data.splits["validation"]
     reviewer = load_reviewer_predictor(adapter)
-    tfidf, unfair = load_tfidf(tiny_train, progress=False), load_unfair_tos_tfidf(claudette_dir, progress=False)
-    inputs = [it.clause_input() for it in items]
-    fp32 = Scores(reviewer.head_probs(inputs), *baseline_scores([it.text for it in items], reviewer.labels, tfidf,
-                                                                 unfair))
+    fp32 = Scores(reviewer.head_probs([it.clause_input() for it in items]),
+                  *baseline_scores([it.text for it in items], reviewer.labels, data.tfidf, data.unfair))
     offline = decide(cfg, reviewer.labels, fp32)
-    live = EnsemblePredictor(reviewer, tfidf, unfair, cfg, data.fingerprints["reviewer"]).predict(inputs)
-    assert [x.answer for x in live] == [x.answer for x in offline]
-
-    # 5. and `eval --model ensemble` runs the same mix
     run = tmp_path / "run"
     assert main(["eval", "--data", str(data_file), "--model", "ensemble", "--adapter", str(adapter), "--tfidf-train",
                  str(tiny_train), "--baselines", "tfidf", "--resamples", "50", "--no-report", "--out", str(run),
@@ -72,4 +66,6 @@ def test_saved_probabilities_tune_and_report_the_mix_and_the_live_mix_decides_al
     assert m["model"]["name"] == "ensemble" and m["data"]["records"] == 30 and m["errors"]["invalid"] == 0
     assert m["risk.f1"]["value"] is not None and "tfidf" in m["baselines"]
     predicted = [json.loads(x) for x in (run / "predictions.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in predicted] == [it.id for it in items]
     assert [tuple(r["pred"]["clause_types"]) for r in predicted] == [x.answer.clause_types for x in offline]
+    assert [r["pred"]["risk"] for r in predicted] == [x.answer.risk for x in offline]
