@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from contract_review.command import UserError
-from contract_review.predictor import DEFAULT, model_choices, model_help, parse_model
+from contract_review.predictor import DEFAULT, model_help, parse_model
 
 SERVE_EPILOG = """\
 For a shared server: --host 0.0.0.0 --login, with the password in the environment
@@ -29,7 +29,7 @@ MODELS_EPILOG = "models (--model; the same names as `eval` and `annotate push`):
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=DEFAULT, metavar="NAME|FOLDER",
-                   help=f"the model that labels the clauses: {model_choices()} (default: default, the shipped "
+                   help="the model that labels the clauses, from the list below (default: default, the shipped "
                         "reviewer mixed with TF-IDF; the first start fits the TF-IDF models once, ~1 min, then they "
                         "load from the cache)")
     p.add_argument("--adapter", default=None, metavar="DIR",
