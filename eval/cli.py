@@ -77,7 +77,8 @@ resampling documents; both runs must have predicted the same records.
 
 def register(sub: argparse._SubParsersAction) -> None:
     ev = sub.add_parser("eval", help="F1 on risk clauses with baselines, intervals and reports; compare runs",
-                        description=EVAL_HELP.replace("{models}", model_help()), formatter_class=argparse.RawDescriptionHelpFormatter)
+                        description=EVAL_HELP.replace("{models}", model_help()),
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
     src = ev.add_mutually_exclusive_group()
     src.add_argument("--data", type=str, metavar="FILE", help="a dataset file (.jsonl or .jsonl.gz) of records")
     src.add_argument("--claudette", type=str, metavar="DIR",

@@ -194,7 +194,8 @@ def target_metrics(items: Sequence[EvalItem], preds: Sequence[ClausePrediction],
     for source, key in (("cuad", "risk.f1"), ("claudette", "unfair_tos.macro_f1_8")):
         idx = [i for i, it in enumerate(items) if it.source == source]
         if idx:
-            out[f"{source}/{key}"] = point_metrics(decisions([items[i] for i in idx], [preds[i] for i in idx], tax))[key]
+            chosen = decisions([items[i] for i in idx], [preds[i] for i in idx], tax)
+            out[f"{source}/{key}"] = point_metrics(chosen)[key]
     return out
 
 
@@ -231,8 +232,9 @@ def _config(fingerprints, rules, risk, tuned) -> EnsembleConfig:
                           unfair_tos=fingerprints.get("unfair_tos"), types=rules, risk=risk, tuned=tuned)
 
 
-def crossfit(scores: Scores, items: Sequence[EvalItem], labels: Labels, fingerprints, settings: TuneSettings | None = None,
-             folds: int = 5, seed: int = 0, tax: Taxonomy | None = None) -> list[ClausePrediction]:
+def crossfit(scores: Scores, items: Sequence[EvalItem], labels: Labels, fingerprints,
+             settings: TuneSettings | None = None, folds: int = 5, seed: int = 0,
+             tax: Taxonomy | None = None) -> list[ClausePrediction]:
     """Out-of-fold predictions on `items`: documents split into `folds` groups, each predicted by an
     ensemble tuned on the others. The honest estimate where no test split exists (CLAUDETTE)."""
     tax = tax or load_taxonomy()

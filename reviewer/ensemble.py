@@ -204,7 +204,8 @@ class Scores:
 
 
 def baseline_scores(texts: Sequence[str], labels: Labels, tfidf: TfidfPredictor,
-                    unfair: UnfairTosTfidfPredictor | None = None, tax: Taxonomy | None = None) -> tuple[np.ndarray, np.ndarray]:
+                    unfair: UnfairTosTfidfPredictor | None = None,
+                    tax: Taxonomy | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Clause-type decision values of the TF-IDF models (joint, LexGLUE's), columns in the reviewer's order."""
     tax = tax or load_taxonomy()
     n, types = len(texts), list(labels.clause_type)

@@ -151,7 +151,8 @@ def _describe_default(spec: ModelSpec) -> str:
 
 
 def _describe_folder(spec: ModelSpec) -> str:
-    return spec.model + (f" + adapter {spec.adapter}" if spec.adapter else " (zero-shot, or the reviewer folder's heads)")
+    alone = " (zero-shot, or the reviewer folder's own heads)"
+    return spec.model + (f" + adapter {spec.adapter}" if spec.adapter else alone)
 
 
 register_model(DEFAULT, _load_default, "the served model: the reviewer's heads mixed per clause type with TF-IDF "

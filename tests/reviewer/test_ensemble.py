@@ -82,10 +82,12 @@ def test_a_bad_file_names_the_problem_and_the_fix(tmp_path, edit, message):
 def test_a_file_tuned_with_another_tfidf_fit_is_refused():
     cfg = config()
     with pytest.raises(E.EnsembleError) as exc:
-        E.check_components(cfg, "ens.json", fingerprint("reviewer"), LABELS, fingerprint("tfidf", sha="f" * 16), fingerprint("unfair"))
+        E.check_components(cfg, "ens.json", fingerprint("reviewer"), LABELS, fingerprint("tfidf", sha="f" * 16),
+                           fingerprint("unfair"))
     msg = str(exc.value)
     assert "tfidf: tuned with tfidf (sha 0000000000000000" in msg and "ffffffffffffffff" in msg and "re-tune" in msg
-    E.check_components(cfg, "ens.json", fingerprint("reviewer"), LABELS, fingerprint("tfidf"), fingerprint("unfair"))  # matches
+    # the same fits: accepted
+    E.check_components(cfg, "ens.json", fingerprint("reviewer"), LABELS, fingerprint("tfidf"), fingerprint("unfair"))
     with pytest.raises(E.EnsembleError, match="unfair_tos model .* that was not loaded"):
         E.check_components(cfg, "ens.json", fingerprint("reviewer"), LABELS, fingerprint("tfidf"), None)
 
