@@ -8,6 +8,8 @@ from pathlib import Path
 
 from contract_review.paths import CORPORA_DIR, DATASET_DIR, RISK_GRADED_FILE, VERIFIED_PARTY_FILE
 
+from . import rule_predictor  # noqa: F401  registers the `rules` model for every command
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     data = sub.add_parser(

@@ -69,7 +69,7 @@ def add_graded_pull_arguments(pull: argparse.ArgumentParser) -> None:
 
 
 def _user_error(exc: Exception):
-    from contract_review.cli import UserError
+    from contract_review.command import UserError
 
     return UserError(str(exc))
 

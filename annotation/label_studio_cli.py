@@ -5,8 +5,7 @@
     annotate pull                          annotations -> journal -> dataset (+ disagreements, agreement)
     annotate augment --data train.jsonl.gz --out FILE --methods synonym,party_swap
 
-`register_annotate(sub)` adds the `annotate` command to the main parser (annotation/cli.py);
-`python -m contract_review.annotation.label_studio_cli ...` runs the same commands without the main CLI.
+`register_annotate(sub)` adds the `annotate` command to the main parser (annotation/cli.py).
 Secrets come from the environment only (see `label_studio_server`), never from flags.
 """
 
@@ -17,7 +16,11 @@ import json
 import sys
 from pathlib import Path
 
+from contract_review.command import UserError
 from contract_review.paths import DATA_DIR, DATASET_DIR
+from contract_review.predictor import LoadOptions, load_predictor, model_choices, parse_model
+
+from .rule_predictor import RULES
 
 from .graded_cli import add_graded_pull_arguments, pull_graded_command, register_graded
 
@@ -61,9 +64,10 @@ def register_annotate(sub: argparse._SubParsersAction) -> None:
     src.add_argument("--data", type=Path, help="records file (JSONL or JSONL.gz), e.g. a dataset split")
     src.add_argument("--contracts", type=Path, help="folder of plain-text contracts (*.txt)")
     push.add_argument("--project", default=None, help="project title (default 'contract-review clauses')")
-    push.add_argument("--predictor", choices=("rules", "reviewer"), default="rules",
-                      help="pre-annotations from the rule labeller (default) or the reviewer model")
-    push.add_argument("--adapter", type=Path, help="reviewer adapter folder (with --predictor reviewer)")
+    push.add_argument("--model", default=RULES, metavar="NAME|FOLDER",
+                      help=f"the model whose answers pre-annotate the tasks: {model_choices()} (default rules, the "
+                           "rule labeller; `default` is the served model; the same names as `eval` and `serve`)")
+    push.add_argument("--adapter", type=Path, metavar="DIR", help="adapter folder for --model")
     push.add_argument("--batch", type=int, default=100, help="tasks to push in this batch (default 100)")
     push.add_argument("--random-share", type=float, default=0.2, help="share picked at random (default 0.2)")
     push.add_argument("--overlap", type=float, default=0.1, help="share labelled by two annotators (default 0.1)")
@@ -106,8 +110,6 @@ def register_annotate(sub: argparse._SubParsersAction) -> None:
 
 
 def _user_error(exc: Exception):
-    from contract_review.cli import UserError
-
     return UserError(str(exc))
 
 
@@ -135,16 +137,6 @@ def _client(tries: int | None = None):
     return LabelStudioClient(ClientSettings.from_env(tries=tries))
 
 
-def _predictor(args: argparse.Namespace):
-    if args.predictor == "reviewer":
-        from contract_review.training.reviewer_model import load_reviewer_predictor
-
-        return load_reviewer_predictor(args.adapter)
-    from .rule_predictor import RulePredictor
-
-    return RulePredictor()
-
-
 def _push(args: argparse.Namespace) -> int:
     from .label_studio import LabelStudioError
     from .push import DEFAULT_PROJECT, clauses_from_contracts, clauses_from_records, push
@@ -155,11 +147,12 @@ def _push(args: argparse.Namespace) -> int:
                                     overlap_share=args.overlap, seed=args.seed)
     except ValueError as exc:  # pydantic names the field and the allowed range
         raise _user_error(exc) from None
+    spec = parse_model(args.model, args.adapter)  # a wrong name or folder stops before anything loads
     clauses = clauses_from_records(args.data) if args.data else clauses_from_contracts(args.contracts)
+    predictor = load_predictor(spec, LoadOptions(progress=not args.quiet))
     try:
         with _client() as client:
-            r = push(client, clauses, _predictor(args), selection, args.project or DEFAULT_PROJECT,
-                     progress=not args.quiet)
+            r = push(client, clauses, predictor, selection, args.project or DEFAULT_PROJECT, progress=not args.quiet)
     except LabelStudioError as exc:
         raise _user_error(exc) from None
     state = "created" if r.project_created else ("config updated" if r.config_updated else "reused")
@@ -215,22 +208,3 @@ def _augment(args: argparse.Namespace) -> int:
     print(report.summary())
     print(f"wrote {args.out}")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m contract_review.annotation.label_studio_cli ...` = `contract-review annotate ...`."""
-    from contract_review.cli import UserError
-
-    parser = argparse.ArgumentParser(prog="contract_review.annotation.label_studio_cli")
-    sub = parser.add_subparsers(dest="command", required=True)
-    register_annotate(sub)
-    args = parser.parse_args(["annotate", *(argv if argv is not None else sys.argv[1:])])
-    try:
-        return int(args.func(args) or 0)
-    except (UserError, ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

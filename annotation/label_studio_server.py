@@ -3,7 +3,6 @@
     contract-review annotate server start     # install on first use, start, wait until ready
     contract-review annotate server status
     contract-review annotate server stop
-    (also: python -m contract_review.annotation.label_studio_cli server start, before the CLI is wired)
 
 Label Studio lives in its own virtual environment (default `.venv-ls/` in the repository,
 created from PyPI on first start): its pins fight ours (opencv-python-headless caps numpy

@@ -21,8 +21,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from contract_review.predictor import ClauseInput, Predictor
 from contract_review.records import read_records
-from contract_review.eval.predict import ClauseInput, Predictor
 
 from .label_studio import LabelStudioClient
 from .labeling_config import labeling_config, parties_text, result_from_labels

@@ -1,6 +1,6 @@
 """`RulePredictor`: pre-annotations before any trained model exists.
 
-It implements `eval.predict.Predictor` with rules only, so Label Studio tasks never start
+It implements `contract_review.predictor.Predictor` with rules only, so Label Studio tasks never start
 blank:
 - clause types: a taxonomy type whose name occurs in the clause ("Governing Law",
   "Arbitration"), or all of whose content words do ("Cap On Liability" -> cap ... liability);
@@ -22,14 +22,15 @@ from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 
+from contract_review.predictor import ClauseInput, ClausePrediction, register_model
 from contract_review.prompt import Answer
 from contract_review.taxonomy import Taxonomy, load_taxonomy
-from contract_review.eval.predict import ClauseInput, ClausePrediction
 
 from .obligation import label_obligation
 from .parties import Parties, terms_of_service, with_short_forms
 from .risk import label_risk
 
+RULES = "rules"  # the name every command chooses it by (`--model rules`)
 _STOP = {"of", "on", "for", "the", "to", "and", "or", "by", "a", "an", "in", "with", "using"}
 # confidence of each kind of evidence (see the module docstring: a score, not a probability)
 _NAME_MATCH, _WORD_MATCH, _NO_MATCH = 0.75, 0.5, 0.6
@@ -41,7 +42,7 @@ def _stem(word: str) -> str:
 
 
 class RulePredictor:
-    name = "rules"
+    name = RULES
 
     def __init__(self, taxonomy: Taxonomy | None = None):
         self.tax = taxonomy or load_taxonomy()
@@ -97,3 +98,7 @@ class RulePredictor:
 
     def predict(self, clauses: Sequence[ClauseInput], progress: bool = False) -> list[ClausePrediction]:
         return [self.predict_one(c) for c in clauses]
+
+
+register_model(RULES, lambda spec, options: RulePredictor(),
+               "the rule labeller: taxonomy names and the guidelines' party rules, no model (instant, rough)")

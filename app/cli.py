@@ -1,10 +1,12 @@
 """Command line of the app package: `serve` and `review`.
 
-    contract-review serve [--host 127.0.0.1] [--port 7860] [--model default|reviewer|rules|PATH] [--adapter DIR] [--login]
-    contract-review review FILE... --out DIR [--model ...] [--adapter DIR] [--formats docx,json]
+    contract-review serve [--host 127.0.0.1] [--port 7860] [--model NAME|FOLDER] [--adapter DIR] [--login]
+    contract-review review FILE... --out DIR [--model NAME|FOLDER] [--adapter DIR] [--formats docx,json]
 
 Both run the same review (`app.review.review_contract`); `review` writes, per contract,
 `<name>.review.json` (the object the app's API returns) and a report, with a progress bar.
+Every command imports this module; the app's code (Gradio, the models) is imported by the
+command that runs it.
 """
 
 from __future__ import annotations
@@ -13,16 +15,25 @@ import argparse
 import sys
 from pathlib import Path
 
-MODEL_HELP = ("default: SmolLM2-135M + the shipped reviewer adapter, mixed per clause type with TF-IDF by the "
-              "adapter's ensemble.json (CPU; the TF-IDF models are fit once, ~1 min, then cached); reviewer: the "
-              "same adapter's heads alone; rules: the rules-based labeller (no model); PATH: a local base model "
-              "folder, with --adapter")
+from contract_review.command import UserError
+from contract_review.predictor import DEFAULT, model_help, parse_model
+
+SERVE_EPILOG = """\
+For a shared server: --host 0.0.0.0 --login, with the password in the environment
+(export CONTRACT_REVIEW_APP_PASSWORD=...; user CONTRACT_REVIEW_APP_USER, default 'reviewer').
+Corrections and saved reviews go to CONTRACT_REVIEW_APP_DIR (default ~/.local/share/contract-review).
+
+"""
+MODELS_EPILOG = "models (--model; the same names as `eval` and `annotate push`):\n"
 
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="default", metavar="default|reviewer|rules|PATH", help=MODEL_HELP)
+    p.add_argument("--model", default=DEFAULT, metavar="NAME|FOLDER",
+                   help="the model that labels the clauses, from the list below (default: default, the shipped "
+                        "reviewer mixed with TF-IDF; the first start fits the TF-IDF models once, ~1 min, then they "
+                        "load from the cache)")
     p.add_argument("--adapter", default=None, metavar="DIR",
-                   help="reviewer adapter folder (default: data/model/reviewer/, the shipped one)")
+                   help="reviewer adapter folder for --model (default: data/model/reviewer/, the shipped one)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,9 +43,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Start the reviewer app: upload or paste a contract, read each clause's type, obliged party, "
                     "risk and reason, correct labels, export reports. Nothing leaves the machine: analytics are "
                     "off, uploads are deleted once read, and only corrections and reviews you save are kept.",
-        epilog="For a shared server: --host 0.0.0.0 --login, with the password in the environment "
-               "(export CONTRACT_REVIEW_APP_PASSWORD=...; user CONTRACT_REVIEW_APP_USER, default 'reviewer'). "
-               "Corrections and saved reviews go to CONTRACT_REVIEW_APP_DIR (default ~/.local/share/contract-review).",
+        epilog=SERVE_EPILOG + MODELS_EPILOG + model_help(), formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine only)")
     serve.add_argument("--port", type=int, default=7860)
@@ -51,6 +60,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="review contracts without the UI: a report and JSON per contract",
         description="Review contracts (PDF with a text layer, DOCX or text) with the same review as the app and "
                     "write, per contract, <name>.review.json and the reports asked for into --out.",
+        epilog=MODELS_EPILOG + model_help(), formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     review.add_argument("files", nargs="+", type=Path, metavar="FILE")
     review.add_argument("--out", type=Path, required=True, metavar="DIR")
@@ -62,39 +72,22 @@ def register(sub: argparse._SubParsersAction) -> None:
     review.set_defaults(func=_review)
 
 
-def _choice(args: argparse.Namespace):
-    from contract_review.cli import UserError
-
-    from .predictors import ModelChoice, ModelUnavailable
-
-    try:
-        return ModelChoice.parse(args.model, args.adapter)
-    except ModelUnavailable as exc:
-        raise UserError(str(exc)) from None
-
-
 def _serve(args: argparse.Namespace) -> int:
-    from contract_review.cli import UserError
-
-    from .predictors import ModelUnavailable
     from .server import serve
 
-    choice = _choice(args)
-    try:
-        serve(args.host, args.port, choice, login=args.login, max_mb=args.max_mb, concurrency=args.concurrency)
-    except ModelUnavailable as exc:
-        raise UserError(f"{exc}") from None
+    serve(args.host, args.port, parse_model(args.model, args.adapter), login=args.login, max_mb=args.max_mb,
+          concurrency=args.concurrency)
     return 0
 
 
 def _review(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from contract_review.cli import UserError
-
     from .export import FORMATS, write_exports
     from .ingest import IngestError, read_contract
-    from .predictors import ModelUnavailable, load_predictor
+    from contract_review.predictor import describe_model
+
+    from .predictors import load_predictor
     from .review import review_contract
 
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
@@ -105,11 +98,8 @@ def _review(args: argparse.Namespace) -> int:
     missing = [str(f) for f in args.files if not f.is_file()]
     if missing:
         raise UserError(f"no such file: {', '.join(missing)}")
-    choice = _choice(args)
-    try:
-        predictor = load_predictor(choice)
-    except ModelUnavailable as exc:
-        raise UserError(str(exc)) from None
+    choice = parse_model(args.model, args.adapter)
+    predictor = load_predictor(choice)
     max_bytes = int(args.max_mb * 1024 * 1024)
     failed = 0
     stems: set[str] = set()
@@ -128,7 +118,7 @@ def _review(args: argparse.Namespace) -> int:
                     bar.n = done
                     bar.refresh()
 
-                review = review_contract(contract, predictor, on_progress, model_choice=choice.describe())
+                review = review_contract(contract, predictor, on_progress, model_choice=describe_model(choice))
             stem = Path(path).stem
             if stem in stems:  # two inputs with one name from different folders: keep both
                 stem = f"{stem}-{contract.sha1[:8]}"

@@ -23,8 +23,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
+from contract_review.predictor import ClauseInput, ClausePrediction
 from contract_review.prompt import Answer
-from contract_review.eval.predict import ClauseInput, ClausePrediction
 
 from .review import Finding, Review
 

@@ -1,7 +1,7 @@
 """The review: one function, shared by the app, its API and `contract-review review`.
 
     contract = ingest.read_contract("nda.pdf")
-    review = review_contract(contract, load_predictor(ModelChoice("default")), on_progress=print)
+    review = review_contract(contract, load_predictor(ModelSpec("default")), on_progress=print)
     review.to_dict()        # the JSON the CLI writes and the app's API returns
 
 Steps, in the order data flows:
@@ -34,9 +34,9 @@ from contract_review.annotation.contract_signal import contract_signal
 from contract_review.annotation.language import detect_language
 from contract_review.annotation.parties import Parties, extract_parties
 from contract_review.annotation.segment import Segment, segment
+from contract_review.predictor import ClauseInput, ClausePrediction, Predictor
 from contract_review.prompt import Answer
 from contract_review.taxonomy import Taxonomy, load_taxonomy
-from contract_review.eval.predict import ClauseInput, ClausePrediction, Predictor
 
 from .ingest import Contract
 

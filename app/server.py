@@ -1,6 +1,6 @@
 """Serving the reviewer: privacy settings first, then the Gradio app behind its queue.
 
-    serve(host="127.0.0.1", port=7860, model=ModelChoice("default"), login=False)
+    serve(host="127.0.0.1", port=7860, model=ModelSpec("default"), login=False)
 
 Contracts are confidential, so before Gradio is imported this module turns off everything
 that could talk to the outside: Gradio's analytics and version check, Hugging Face
@@ -59,9 +59,11 @@ def serve(host: str = "127.0.0.1", port: int = 7860, model=None, login: bool = F
           concurrency: int = 1, preload: bool = True, quiet: bool = False) -> None:
     private_environment()
     from .ingest import DEFAULT_MAX_BYTES
-    from .predictors import ModelChoice, load_predictor
+    from contract_review.predictor import ModelSpec
 
-    model = model or ModelChoice()
+    from .predictors import load_predictor
+
+    model = model or ModelSpec()
     auth = auth_from_env() if login else None
     if host not in LOOPBACK and not login:
         logging.getLogger("contract_review.app").warning(

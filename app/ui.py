@@ -27,12 +27,13 @@ from pathlib import Path
 import gradio as gr
 import pandas as pd
 
+from contract_review.predictor import DEFAULT, ModelSpec, PredictorError, describe_model, parse_model
 from contract_review.taxonomy import load_taxonomy
 
 from . import export as exporter
 from .corrections import CorrectionStore, app_dir, correction_from, send_to_label_studio
 from .ingest import DEFAULT_MAX_BYTES, IngestError, read_contract, read_text
-from .predictors import ModelChoice, ModelUnavailable, load_predictor
+from .predictors import load_predictor
 from .review import Review, apply_correction, review_contract
 from .summary import quote, risk_order
 
@@ -41,10 +42,12 @@ log = logging.getLogger("contract_review.app")
 ALL = "All"
 SORTS = ("Position in contract", "Risk (highest first)", "Confidence (lowest first)", "Clause type", "Obliged party")
 TABLE_COLUMNS = ["#", "Risk", "Clause type", "Obliged party", "Confidence", "Reason", "Clause"]
-MODEL_CHOICES = [("CPU default: SmolLM2-135M + shipped reviewer adapter, mixed with TF-IDF", "default"),
+LOCAL = "local"
+MODEL_CHOICES = [("CPU default: SmolLM2-135M + shipped reviewer adapter, mixed with TF-IDF", DEFAULT),
                  ("Reviewer adapter alone (no TF-IDF)", "reviewer"),
                  ("Rules only (no model; instant, rough)", "rules"),
-                 ("Local base model + adapter folder", "local")]
+                 ("Local base model + adapter folder", LOCAL)]
+ADAPTER_KINDS = (DEFAULT, "reviewer", LOCAL)  # the choices the adapter folder box applies to
 RISK_LABEL = {"high": "HIGH", "medium": "MEDIUM", "low": "low", "none": "none"}
 CONTEXT_CHARS = 450
 
@@ -213,24 +216,29 @@ def _drop_session_dir(path: str | None) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def build_app(default: ModelChoice = ModelChoice(), max_bytes: int = DEFAULT_MAX_BYTES,
+def build_app(default: ModelSpec = ModelSpec(), max_bytes: int = DEFAULT_MAX_BYTES,
               store: CorrectionStore | None = None, review_concurrency: int = 1) -> gr.Blocks:
     tax = load_taxonomy()
     store = store or CorrectionStore(app_dir() / "corrections.jsonl")
     type_choices = [(f"{c.name} ({c.id})", c.id) for c in tax.clause_types]
-    default_radio = default.model if default.model in ("default", "reviewer", "rules") else "local"
+    named = [value for _, value in MODEL_CHOICES if value != LOCAL]
+    model_choices = list(MODEL_CHOICES)
+    if default.model in named or Path(default.model).is_dir():
+        default_radio = default.model if default.model in named else LOCAL
+    else:  # another registered model served with --model (tfidf, ...): offered under its own name
+        model_choices.insert(0, (f"{default.model} (this server's model)", default.model))
+        default_radio = default.model
 
-    def choose_model(kind: str, base: str, adapter: str) -> ModelChoice:
-        if kind == "rules":
-            return ModelChoice.parse("rules")
-        if kind == "local":
+    def choose_model(kind: str, base: str, adapter: str) -> ModelSpec:
+        """The registry's choice for the UI's radio: a name, or the local base folder + adapter."""
+        if kind == LOCAL:
             if not (base or "").strip():
-                raise ModelUnavailable("give the folder of a local base model (and its adapter folder)")
-            return ModelChoice.parse(base, adapter)
-        return ModelChoice.parse("reviewer" if kind == "reviewer" else "default", adapter)
+                raise PredictorError("give the folder of a local base model (and its adapter folder)")
+            return parse_model(base, adapter)
+        return parse_model(kind or DEFAULT, adapter if kind in ADAPTER_KINDS else None)
 
     def run_review(file_path, pasted, kind, base, adapter, progress=None) -> Review:
-        """Ingest, load the model, review. Raises IngestError / ModelUnavailable with a clear message."""
+        """Ingest, load the model, review. Raises IngestError / PredictorError with a clear message."""
         if file_path:
             try:
                 contract = read_contract(file_path, max_bytes=max_bytes, name=Path(file_path).name)
@@ -243,14 +251,14 @@ def build_app(default: ModelChoice = ModelChoice(), max_bytes: int = DEFAULT_MAX
             contract = read_text(pasted or "")
         choice = choose_model(kind, base, adapter)
         if progress:
-            progress(0.0, desc=f"Loading the model ({choice.describe()})")
+            progress(0.0, desc=f"Loading the model ({describe_model(choice)})")
         predictor = load_predictor(choice)
 
         def on_progress(done: int, total: int) -> None:
             if progress and total:
                 progress((done, total), desc="Labelling clauses", unit="clauses")
 
-        review = review_contract(contract, predictor, on_progress, model_choice=choice.describe())
+        review = review_contract(contract, predictor, on_progress, model_choice=describe_model(choice))
         # counts and time only: contract text and names stay out of the logs
         log.info("reviewed a %s of %d characters: %d clauses in %.1f s", contract.kind, len(contract.text),
                  len(review.findings), review.seconds["total"])
@@ -263,7 +271,7 @@ def build_app(default: ModelChoice = ModelChoice(), max_bytes: int = DEFAULT_MAX
     def on_review(file_path, pasted, kind, base, adapter, progress=gr.Progress()):
         try:
             review = run_review(file_path, pasted, kind, base, adapter, progress)
-        except (IngestError, ModelUnavailable) as exc:
+        except (IngestError, PredictorError) as exc:
             gr.Warning(str(exc), duration=15)
             return empty_outputs(f"**Could not review:** {html.escape(str(exc))}")
         risks, types, parties = filter_choices(review)
@@ -279,8 +287,8 @@ def build_app(default: ModelChoice = ModelChoice(), max_bytes: int = DEFAULT_MAX
     def api_review(file_path, pasted, kind, base, adapter) -> dict:
         """The review as JSON: the same object `contract-review review` writes."""
         try:
-            return run_review(file_path, pasted, kind or "default", base, adapter).to_dict()
-        except (IngestError, ModelUnavailable) as exc:
+            return run_review(file_path, pasted, kind or DEFAULT, base, adapter).to_dict()
+        except (IngestError, PredictorError) as exc:
             raise gr.Error(str(exc)) from None
 
     def on_filter(review, risk, ctype, party, sort):
@@ -360,11 +368,12 @@ def build_app(default: ModelChoice = ModelChoice(), max_bytes: int = DEFAULT_MAX
                     pasted = gr.Textbox(lines=8, max_lines=20, show_label=False, elem_id="paste",
                                         placeholder="Paste the contract here")
             with gr.Column(scale=2):
-                kind = gr.Radio(MODEL_CHOICES, value=default_radio, label="Model", elem_id="model")
-                base = gr.Textbox(label="Local base model folder", visible=default_radio == "local",
-                                  value=default.model if default_radio == "local" else "", elem_id="base-model")
+                kind = gr.Radio(model_choices, value=default_radio, label="Model", elem_id="model")
+                base = gr.Textbox(label="Local base model folder", visible=default_radio == LOCAL,
+                                  value=default.model if default_radio == LOCAL else "", elem_id="base-model")
                 adapter = gr.Textbox(label="Reviewer adapter folder (empty: the shipped one)",
-                                     value=default.adapter or "", visible=default_radio != "rules", elem_id="adapter")
+                                     value=default.adapter or "", visible=default_radio in ADAPTER_KINDS,
+                                     elem_id="adapter")
                 review_btn = gr.Button("Review", variant="primary", elem_id="review-btn")
         status = gr.Markdown("", elem_id="status")
         summary = gr.HTML("", elem_id="summary")
@@ -410,7 +419,7 @@ def build_app(default: ModelChoice = ModelChoice(), max_bytes: int = DEFAULT_MAX
         api_json = gr.JSON(visible=False)
         api_btn = gr.Button(visible=False)
 
-        kind.change(lambda k: (gr.update(visible=k == "local"), gr.update(visible=k != "rules")), kind,
+        kind.change(lambda k: (gr.update(visible=k == LOCAL), gr.update(visible=k in ADAPTER_KINDS)), kind,
                     [base, adapter], queue=False, api_visibility="private")
         review_btn.click(
             on_review, [upload, pasted, kind, base, adapter],

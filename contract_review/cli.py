@@ -10,7 +10,9 @@
     contract-review doctor         check the environment and diagnose a training run
 
 Each package registers its own subcommands (`<package>/cli.py: register`), so the code of
-a task and its command line live together.
+a task and its command line live together; annotation and reviewer register their models
+(`contract_review.predictor`), so every command loads a model by the same name. This module
+is the only one of the shared core that imports the packages.
 """
 
 from __future__ import annotations
@@ -20,12 +22,18 @@ import importlib
 import importlib.metadata
 import sys
 
-# (package module, its subcommands) in the order `--help` lists them
-_PACKAGES = ("contract_review.annotation.cli", "contract_review.training.cli", "contract_review.eval.cli", "contract_review.app.cli")
+from .command import run
 
-
-class UserError(Exception):
-    """A problem the user can fix; printed as one clear message, no traceback."""
+# Every package, in the order data flows through them (and `--help` lists their commands). Importing
+# one registers what it offers: a module with register(sub) adds its subcommands; annotation's cli
+# (the `rules` model) and reviewer's registry (the served model, the baselines) register models.
+PACKAGES = (
+    "contract_review.annotation.cli",
+    "contract_review.training.cli",
+    "contract_review.reviewer.registry",
+    "contract_review.eval.cli",
+    "contract_review.app.cli",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,8 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
     # which every launcher sets, so the value itself is not needed
     parser.add_argument("--local_rank", "--local-rank", type=int, default=None, help=argparse.SUPPRESS)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in _PACKAGES:
-        importlib.import_module(name).register(sub)
+    modules = [importlib.import_module(name) for name in PACKAGES]  # every model registered before any help
+    for module in modules:
+        if hasattr(module, "register"):
+            module.register(sub)
     return parser
 
 
@@ -58,18 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    try:
-        return int(args.func(args) or 0)
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    except (ValueError, FileNotFoundError) as exc:
-        # our loaders raise ValueError subclasses whose messages name the file and the fix
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return run(args.func, args)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,9 @@ neither its train nor its validation list are `test`.
 
 from __future__ import annotations
 
+import atexit
+import shutil
+import tempfile
 from pathlib import Path
 
 from contract_review.annotation import claudette
@@ -58,10 +61,6 @@ def load_claudette_items(root: str | Path, split: str) -> list[EvalItem]:
 def _only(root: Path, companies: list[str]) -> Path:
     """A view of the layout holding only `companies` (symlinks in a temporary folder), so the
     builder reads just the split asked for."""
-    import atexit
-    import shutil
-    import tempfile
-
     view = Path(tempfile.mkdtemp(prefix="claudette-view-"))
     atexit.register(shutil.rmtree, view, ignore_errors=True)
     for sub in root.iterdir():

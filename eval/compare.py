@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from contract_review.records import atomic_write
 from contract_review.taxonomy import load_taxonomy
 
 from .bootstrap import DEFAULT_RESAMPLES, paired_intervals
@@ -58,7 +59,7 @@ def format_comparison(result: dict) -> str:
              f"{result['records']:,} records, {result['documents']:,} documents; 95% paired bootstrap by document",
              "", f"{'metric':26} {'A':>7} {'B':>7} {'A-B':>7}  {'95% interval':>17}  P(A>B)"]
     pct = lambda x: "   n/a" if x is None else f"{100 * x:7.1f}"  # noqa: E731
-    for key in METRICS:
+    for key in (m.key for m in METRICS):
         m = result["metrics"][key]
         ci = m["ci"]
         ci_s = f"[{100 * ci[0]:+6.1f}, {100 * ci[1]:+6.1f}]" if ci else "n/a"
@@ -70,6 +71,4 @@ def format_comparison(result: dict) -> str:
 
 
 def write_comparison(result: dict, out: str | Path) -> None:
-    from contract_review.records import atomic_write
-
     atomic_write(out, (json.dumps(result, indent=2) + "\n").encode("utf-8"))

@@ -19,10 +19,9 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from contract_review.predictor import ClauseInput
 from contract_review.records import ClauseRecord, RecordError, read_records
 from contract_review.taxonomy import Taxonomy, load_taxonomy
-
-from .predict import ClauseInput
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,11 @@
 """The figures of an evaluation, from gold items and predictions.
 
-Point estimates come from scikit-learn on label matrices (`decisions`); the same
-decisions are also kept as per-record confusion counts (`count_tables`), so a bootstrap
-resample is a weighted sum of counts (`reduce` with a weight matrix) instead of thousands
-of scikit-learn calls. A test checks that both give the same numbers.
+One table of metrics (`METRICS`: key, count table, statistic, what it means) is the source of
+every figure: gold and predicted labels (`decisions`) become per-record confusion counts
+(`count_tables`), and each metric is a statistic of its table's counts (`reduce`): summed
+once for the point estimate (`point_metrics`), weighted by document resamples for the
+bootstrap intervals (`bootstrap.py`). Per-class figures and the precision-recall curve come
+from the same counts. A test checks every figure against scikit-learn's.
 
 Families of decisions:
 - `risk`: one binary decision per clause, positive = a risk clause (medium or high).
@@ -35,48 +37,53 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
+from contract_review.predictor import ClausePrediction
 from contract_review.taxonomy import Taxonomy, load_taxonomy
 
 from .items import EvalItem, unfair_codes
-from .predict import ClausePrediction
 
 INVALID = "<invalid>"
 NO_UNFAIR = "none"  # LexGLUE's extra column: the sentence is unfair for no category
 
-# the stable keys of metrics.json, in report order, with what each means
-STABLE_KEYS = {
-    "risk.f1": "F1 on risk clauses (risk medium or high)",
-    "risk.precision": "precision on risk clauses",
-    "risk.recall": "recall on risk clauses",
-    "unfair_tos.macro_f1": "LexGLUE UNFAIR-ToS m-F1 (8 categories + none, ToS sentences)",
-    "unfair_tos.micro_f1": "LexGLUE UNFAIR-ToS μ-F1",
-    "clause_type.macro_f1": "clause-type macro-F1",
-    "party.accuracy": "obligated-party accuracy (verified records)",
-    "party.macro_f1": "obligated-party macro-F1 (verified records)",
-}
-EXTRA_KEYS = {
-    "risk_category.macro_f1": "risk-category macro-F1",
-    "risk_category.micro_f1": "risk-category micro-F1",
-    "unfair_tos.macro_f1_8": "UNFAIR-ToS macro-F1 over the 8 categories only",
-    "clause_type.micro_f1": "clause-type micro-F1",
-}
-# metric key -> (count table, statistic)
-METRICS = {
-    "risk.f1": ("risk", "f1"),
-    "risk.precision": ("risk", "precision"),
-    "risk.recall": ("risk", "recall"),
-    "unfair_tos.macro_f1": ("unfair_tos", "macro_f1"),
-    "unfair_tos.micro_f1": ("unfair_tos", "micro_f1"),
-    "clause_type.macro_f1": ("clause_type", "macro_f1"),
-    "party.accuracy": ("party", "accuracy"),
-    "party.macro_f1": ("party", "macro_f1"),
-    "risk_category.macro_f1": ("risk_category", "macro_f1"),
-    "risk_category.micro_f1": ("risk_category", "micro_f1"),
-    "unfair_tos.macro_f1_8": ("unfair_tos_8", "macro_f1"),
-    "clause_type.micro_f1": ("clause_type", "micro_f1"),
-}
+
+@dataclass(frozen=True)
+class Metric:
+    key: str  # its key in metrics.json
+    table: str  # the count table it is a statistic of (`count_tables`)
+    stat: str  # f1 | precision | recall | micro_f1 | macro_f1 | accuracy (`reduce`)
+    description: str
+    stable: bool = True  # a stable key of metrics.json: the headline of reports, what `eval compare` is read for
+    summary: bool = False  # a column of the one-line-per-run tables (the ensemble report)
+
+
+# every metric, in report order
+METRICS: tuple[Metric, ...] = (
+    Metric("risk.f1", "risk", "f1", "F1 on risk clauses (risk medium or high)", summary=True),
+    Metric("risk.precision", "risk", "precision", "precision on risk clauses", summary=True),
+    Metric("risk.recall", "risk", "recall", "recall on risk clauses", summary=True),
+    Metric("unfair_tos.macro_f1", "unfair_tos", "macro_f1",
+           "LexGLUE UNFAIR-ToS m-F1 (8 categories + none, ToS sentences)"),
+    Metric("unfair_tos.micro_f1", "unfair_tos", "micro_f1", "LexGLUE UNFAIR-ToS μ-F1"),
+    Metric("clause_type.macro_f1", "clause_type", "macro_f1", "clause-type macro-F1", summary=True),
+    Metric("party.accuracy", "party", "accuracy", "obligated-party accuracy (verified records)"),
+    Metric("party.macro_f1", "party", "macro_f1", "obligated-party macro-F1 (verified records)"),
+    Metric("risk_category.macro_f1", "risk_category", "macro_f1", "risk-category macro-F1", stable=False),
+    Metric("risk_category.micro_f1", "risk_category", "micro_f1", "risk-category micro-F1", stable=False),
+    Metric("unfair_tos.macro_f1_8", "unfair_tos_8", "macro_f1", "UNFAIR-ToS macro-F1 over the 8 categories only",
+           stable=False, summary=True),
+    Metric("clause_type.micro_f1", "clause_type", "micro_f1", "clause-type micro-F1", stable=False),
+)
+STABLE_KEYS = {m.key: m.description for m in METRICS if m.stable}
+SUMMARY_KEYS = tuple(m.key for m in METRICS if m.summary)
+
+
+def format_value(m: dict | None, missing: str = "n/a") -> str:
+    """A metric of metrics.json, {"value", "ci"}, in percent: `64.3 [57.9, 70.6]`."""
+    if not m or m.get("value") is None:
+        return missing
+    ci = m.get("ci")
+    return f"{100 * m['value']:.1f}" + (f" [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]" if ci else "")
 
 
 def risk_score(pred: ClausePrediction, tax: Taxonomy) -> float | None:
@@ -92,12 +99,13 @@ def risk_score(pred: ClausePrediction, tax: Taxonomy) -> float | None:
 
 @dataclass
 class Decisions:
-    """Gold and predicted labels of every family, as scikit-learn takes them."""
+    """Gold and predicted labels of every family: label vectors and 0/1 label matrices."""
 
     n: int
     valid: np.ndarray  # (n,) bool: the prediction has a usable answer
     risk_true: np.ndarray  # (n,) int 0/1
     risk_pred: np.ndarray  # (n,) int 0/1 (an invalid answer is the wrong decision)
+    risk_level_classes: tuple[str, ...]
     risk_level_true: list[str]
     risk_level_pred: list[str]  # INVALID for unusable answers
     category_classes: tuple[str, ...]
@@ -165,7 +173,7 @@ def decisions(items: Sequence[EvalItem], preds: Sequence[ClausePrediction], tax:
     prow = np.array([i for i, it in enumerate(items) if it.verified], dtype=int)
     return Decisions(
         n=n, valid=valid, risk_true=risk_true, risk_pred=risk_pred,
-        risk_level_true=[it.risk for it in items],
+        risk_level_classes=tax.risk_levels, risk_level_true=[it.risk for it in items],
         risk_level_pred=[p.answer.risk if p.answer is not None else INVALID for p in preds],
         category_classes=cats, category_true=cat_true, category_pred=cat_pred,
         type_classes=types, type_true=type_true, type_pred=type_pred,
@@ -174,72 +182,6 @@ def decisions(items: Sequence[EvalItem], preds: Sequence[ClausePrediction], tax:
         party_true=[items[i].party for i in prow],
         party_pred=[preds[i].answer.party if preds[i].answer is not None else INVALID for i in prow],
     )
-
-
-# -- point estimates (scikit-learn) ---------------------------------------------------------
-
-def _occurring(y_true: np.ndarray, y_pred: np.ndarray) -> list[int]:
-    return [j for j in range(y_true.shape[1]) if y_true[:, j].any() or y_pred[:, j].any()]
-
-
-def _multilabel(y_true, y_pred, average: str) -> float | None:
-    cols = _occurring(y_true, y_pred)
-    if not len(y_true) or not cols:
-        return None
-    return float(f1_score(y_true, y_pred, labels=cols, average=average, zero_division=0))
-
-
-def point_metrics(d: Decisions) -> dict[str, float | None]:
-    out: dict[str, float | None] = {}
-    if d.n:
-        p, r, f, _ = precision_recall_fscore_support(d.risk_true, d.risk_pred, average="binary", pos_label=1,
-                                                     zero_division=0)
-        out.update({"risk.f1": float(f), "risk.precision": float(p), "risk.recall": float(r)})
-    else:
-        out.update(dict.fromkeys(("risk.f1", "risk.precision", "risk.recall")))
-    out["unfair_tos.macro_f1"] = _multilabel(d.unfair_true, d.unfair_pred, "macro")
-    out["unfair_tos.micro_f1"] = _multilabel(d.unfair_true, d.unfair_pred, "micro")
-    out["unfair_tos.macro_f1_8"] = _multilabel(d.unfair_true[:, :-1], d.unfair_pred[:, :-1], "macro")
-    out["clause_type.macro_f1"] = _multilabel(d.type_true, d.type_pred, "macro")
-    out["clause_type.micro_f1"] = _multilabel(d.type_true, d.type_pred, "micro")
-    out["risk_category.macro_f1"] = _multilabel(d.category_true, d.category_pred, "macro")
-    out["risk_category.micro_f1"] = _multilabel(d.category_true, d.category_pred, "micro")
-    if len(d.party_rows):
-        labels = [c for c in d.party_classes if c in set(d.party_true) | set(d.party_pred)]
-        out["party.accuracy"] = float(accuracy_score(d.party_true, d.party_pred))
-        out["party.macro_f1"] = float(f1_score(d.party_true, d.party_pred, labels=labels, average="macro",
-                                               zero_division=0))
-    else:
-        out["party.accuracy"] = out["party.macro_f1"] = None
-    return out
-
-
-def _per_class(y_true, y_pred, classes, labels=None) -> dict[str, dict]:
-    if labels is None:  # label-indicator matrices
-        if not len(y_true):
-            return {}
-        p, r, f, s = precision_recall_fscore_support(y_true, y_pred, average=None, zero_division=0)
-        pred_n = np.asarray(y_pred).sum(0)
-    else:
-        if not len(y_true):
-            return {}
-        p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels, average=None, zero_division=0)
-        pred_n = [sum(1 for y in y_pred if y == c) for c in labels]
-    return {c: {"precision": round(float(p[j]), 4), "recall": round(float(r[j]), 4), "f1": round(float(f[j]), 4),
-                "support": int(s[j]), "predicted": int(pred_n[j])}
-            for j, c in enumerate(classes) if s[j] or pred_n[j]}
-
-
-def per_class(d: Decisions) -> dict[str, dict[str, dict]]:
-    """Per-class precision, recall, F1, gold support and predicted count (classes that occur)."""
-    levels = list(dict.fromkeys(d.risk_level_true))
-    return {
-        "risk_level": _per_class(d.risk_level_true, d.risk_level_pred, levels, labels=levels),
-        "risk_category": _per_class(d.category_true, d.category_pred, d.category_classes),
-        "unfair_tos": _per_class(d.unfair_true, d.unfair_pred, d.unfair_classes),
-        "clause_type": _per_class(d.type_true, d.type_pred, d.type_classes),
-        "party": _per_class(d.party_true, d.party_pred, d.party_classes, labels=list(d.party_classes)),
-    }
 
 
 def error_counts(preds: Sequence[ClausePrediction]) -> dict:
@@ -259,13 +201,15 @@ def confusion(true: Sequence[str], pred: Sequence[str], classes: Sequence[str]) 
     return m
 
 
-# -- per-record counts, for the bootstrap ---------------------------------------------------
+# -- per-record counts: every figure is a statistic of these ------------------------------------
 
 @dataclass
 class CountTable:
-    """Per-record confusion counts of one family: tp/fp/fn (n, K); `member` marks the records
-    of the family's population (ToS sentences, verified records); `correct` (n,) for accuracy."""
+    """Per-record confusion counts of one family: tp/fp/fn (n, K) over its `classes`; `member` marks
+    the records of the family's population (ToS sentences, verified records); `correct` (n,) for
+    accuracy."""
 
+    classes: tuple[str, ...]
     tp: np.ndarray
     fp: np.ndarray
     fn: np.ndarray
@@ -273,7 +217,7 @@ class CountTable:
     correct: np.ndarray | None = None
 
 
-def _counts_multilabel(n: int, rows: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray) -> CountTable:
+def _counts(classes, n: int, rows: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray) -> CountTable:
     k = y_true.shape[1]
     tp, fp, fn = (np.zeros((n, k)) for _ in range(3))
     tp[rows] = y_true & y_pred
@@ -281,33 +225,38 @@ def _counts_multilabel(n: int, rows: np.ndarray, y_true: np.ndarray, y_pred: np.
     fn[rows] = y_true & (1 - y_pred)
     member = np.zeros(n, dtype=bool)
     member[rows] = True
-    return CountTable(tp, fp, fn, member)
+    return CountTable(tuple(classes), tp, fp, fn, member)
+
+
+def _one_hot(labels: Sequence[str], classes: Sequence[str]) -> np.ndarray:
+    """(len(labels), len(classes)) 0/1; a label outside `classes` (INVALID) has no column."""
+    index = {c: j for j, c in enumerate(classes)}
+    m = np.zeros((len(labels), len(classes)), dtype=int)
+    for r, label in enumerate(labels):
+        if label in index:
+            m[r, index[label]] = 1
+    return m
+
+
+def _single_label(classes, n: int, rows: np.ndarray, true: Sequence[str], pred: Sequence[str]) -> CountTable:
+    table = _counts(classes, n, rows, _one_hot(true, classes), _one_hot(pred, classes))
+    table.correct = np.zeros(n)
+    table.correct[rows] = [t == p for t, p in zip(true, pred)]
+    return table
 
 
 def count_tables(d: Decisions) -> dict[str, CountTable]:
-    n = d.n
-    all_rows = np.arange(n)
-    risk = _counts_multilabel(n, all_rows, d.risk_true[:, None], d.risk_pred[:, None])
-    tables = {
-        "risk": risk,
-        "risk_category": _counts_multilabel(n, all_rows, d.category_true, d.category_pred),
-        "clause_type": _counts_multilabel(n, all_rows, d.type_true, d.type_pred),
-        "unfair_tos": _counts_multilabel(n, d.unfair_rows, d.unfair_true, d.unfair_pred),
-        "unfair_tos_8": _counts_multilabel(n, d.unfair_rows, d.unfair_true[:, :-1], d.unfair_pred[:, :-1]),
+    n, every = d.n, np.arange(d.n)
+    return {
+        "risk": _counts(("risk",), n, every, d.risk_true[:, None], d.risk_pred[:, None]),
+        "risk_level": _single_label(d.risk_level_classes, n, every, d.risk_level_true, d.risk_level_pred),
+        "risk_category": _counts(d.category_classes, n, every, d.category_true, d.category_pred),
+        "clause_type": _counts(d.type_classes, n, every, d.type_true, d.type_pred),
+        "unfair_tos": _counts(d.unfair_classes, n, d.unfair_rows, d.unfair_true, d.unfair_pred),
+        "unfair_tos_8": _counts(d.unfair_classes[:-1], n, d.unfair_rows, d.unfair_true[:, :-1],
+                                d.unfair_pred[:, :-1]),
+        "party": _single_label(d.party_classes, n, d.party_rows, d.party_true, d.party_pred),
     }
-    classes = list(d.party_classes)
-    k = len(classes)
-    pt = np.zeros((len(d.party_rows), k), dtype=int)
-    pp = np.zeros((len(d.party_rows), k), dtype=int)  # an INVALID prediction has no column
-    for r, (t, p) in enumerate(zip(d.party_true, d.party_pred)):
-        pt[r, classes.index(t)] = 1
-        if p in classes:
-            pp[r, classes.index(p)] = 1
-    party = _counts_multilabel(n, d.party_rows, pt, pp)
-    party.correct = np.zeros(n)
-    party.correct[d.party_rows] = [t == p for t, p in zip(d.party_true, d.party_pred)]
-    tables["party"] = party
-    return tables
 
 
 def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -318,7 +267,7 @@ def _div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def reduce(table: CountTable, stat: str, weights: np.ndarray | None = None) -> np.ndarray:
     """A statistic of the weighted counts: weights (B, n) give B values (one per resample);
     None gives the plain value (shape (1,)). NaN where the statistic is undefined (nothing to
-    score in that sample)."""
+    score in that sample). Macro averages run over the classes that occur (gold or predicted)."""
     w = np.ones((1, table.tp.shape[0])) if weights is None else weights
     tp, fp, fn = w @ table.tp, w @ table.fp, w @ table.fn  # (B, K)
     population = w @ table.member.astype(float)
@@ -326,8 +275,6 @@ def reduce(table: CountTable, stat: str, weights: np.ndarray | None = None) -> n
         return np.where(population > 0, _div(w @ table.correct, population), np.nan)
     if stat in ("f1", "precision", "recall", "micro_f1"):
         tp, fp, fn = tp.sum(1), fp.sum(1), fn.sum(1)
-        # a resample with nothing to score (no gold and no predicted positive) leaves the figure
-        # undefined: NaN, skipped by the interval, rather than scikit-learn's 0 for a point estimate
         denom = {"precision": tp + fp, "recall": tp + fn}.get(stat, 2 * tp + fp + fn)
         num = 2 * tp if stat in ("f1", "micro_f1") else tp
         return np.where((population > 0) & (denom > 0), _div(num, denom), np.nan)
@@ -340,4 +287,57 @@ def reduce(table: CountTable, stat: str, weights: np.ndarray | None = None) -> n
 
 
 def metric_values(tables: dict[str, CountTable], weights: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    return {key: reduce(tables[t], stat, weights) for key, (t, stat) in METRICS.items()}
+    """Every metric of the table, per resample (weights (B, n)) or plain (None: shape (1,))."""
+    return {m.key: reduce(tables[m.table], m.stat, weights) for m in METRICS}
+
+
+# the statistics of one binary decision, which a point estimate calls 0 (not undefined) where nothing
+# was predicted or there was nothing to find, as metrics.json always has (scikit-learn's zero_division=0);
+# a resample with nothing to score stays NaN and is skipped by the interval
+_ZERO_WHEN_EMPTY = ("f1", "precision", "recall")
+
+
+def point_values(tables: dict[str, CountTable]) -> dict[str, float | None]:
+    """Every metric's point estimate; None where the sample has nothing it could be computed on."""
+    out: dict[str, float | None] = {}
+    for m, v in zip(METRICS, metric_values(tables).values()):
+        value = float(v[0])
+        if np.isnan(value) and m.stat in _ZERO_WHEN_EMPTY and tables[m.table].member.any():
+            value = 0.0
+        out[m.key] = None if np.isnan(value) else value
+    return out
+
+
+def point_metrics(d: Decisions) -> dict[str, float | None]:
+    return point_values(count_tables(d))
+
+
+def _class_figures(table: CountTable) -> dict[str, dict]:
+    tp, fp, fn = table.tp.sum(0), table.fp.sum(0), table.fn.sum(0)
+    out = {}
+    for j, c in enumerate(table.classes):
+        support, predicted = int(tp[j] + fn[j]), int(tp[j] + fp[j])
+        if support or predicted:
+            p, r = _div(tp[j], tp[j] + fp[j]), _div(tp[j], tp[j] + fn[j])
+            out[c] = {"precision": round(float(p), 4), "recall": round(float(r), 4),
+                      "f1": round(float(_div(2 * tp[j], 2 * tp[j] + fp[j] + fn[j])), 4),
+                      "support": support, "predicted": predicted}
+    return out
+
+
+def per_class(tables: dict[str, CountTable]) -> dict[str, dict[str, dict]]:
+    """Per-class precision, recall, F1, gold support and predicted count (classes that occur)."""
+    return {group: _class_figures(tables[group])
+            for group in ("risk_level", "risk_category", "unfair_tos", "clause_type", "party")}
+
+
+def precision_recall_curve(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """(precision, recall, average precision) of the decision `score >= t` at every distinct score t,
+    highest first; average precision = sum over thresholds of (recall step) x precision."""
+    order = np.argsort(-scores, kind="stable")
+    s, y = scores[order], y[order].astype(float)
+    last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]  # the last row of each distinct score
+    tp = np.cumsum(y)[last]
+    precision, recall = tp / (last + 1), tp / max(y.sum(), 1)
+    ap = float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+    return precision, recall, ap

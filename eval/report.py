@@ -19,30 +19,32 @@ import html
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from contract_review.taxonomy import load_taxonomy
 
-from .metrics import INVALID, STABLE_KEYS, confusion, decisions, risk_score
-from .runner import RunResult, risk_scores
+from .metrics import INVALID, METRICS, confusion, decisions, format_value, precision_recall_curve, risk_score
+
+if TYPE_CHECKING:  # the runner writes reports: at run time this module must not import it back
+    from .runner import RunResult
 
 WORST = 15
 
 
-def _fmt(m: dict) -> str:
-    if not m or m.get("value") is None:
-        return "n/a"
-    ci = m.get("ci")
-    return f"{100 * m['value']:.1f}" + (f" [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]" if ci else "")
+def risk_scores(run: RunResult) -> np.ndarray:
+    tax = load_taxonomy()
+    return np.array([np.nan if (s := risk_score(p, tax)) is None else s for p in run.preds], dtype=float)
 
 
 def _figures(folder: Path, runs: Sequence[RunResult]) -> list[tuple[str, str]]:
+    # matplotlib takes its backend at the first import of pyplot: a server without a display needs Agg
+    # chosen first, and only runs that write a report pay for the import
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from sklearn.metrics import average_precision_score, precision_recall_curve
 
     tax = load_taxonomy()
     figdir = folder / "figures"
@@ -113,8 +115,7 @@ def _figures(folder: Path, runs: Sequence[RunResult]) -> list[tuple[str, str]]:
         ok = np.isfinite(s)
         if ok.sum() == 0 or y[ok].sum() == 0 or y[ok].sum() == ok.sum():
             continue
-        p, r, _ = precision_recall_curve(y[ok], s[ok])
-        ap = average_precision_score(y[ok], s[ok])
+        p, r, ap = precision_recall_curve(y[ok], s[ok])
         ax.plot(r, p, label=f"{run.name} (AP {100 * ap:.1f})")
         m = run.metrics
         ax.scatter([m["risk.recall"]["value"]], [m["risk.precision"]["value"]], marker="o")
@@ -160,9 +161,8 @@ def worst_errors(run: RunResult, n: int = WORST) -> list[dict]:
 
 def _tables(runs: Sequence[RunResult]):
     head = ["metric"] + [r.name for r in runs]
-    rows = [[f"{key} ({desc})"] + [_fmt(r.metrics.get(key)) for r in runs] for key, desc in STABLE_KEYS.items()]
-    extra = ["risk_category.macro_f1", "risk_category.micro_f1", "unfair_tos.macro_f1_8", "clause_type.micro_f1"]
-    rows += [[key] + [_fmt(r.metrics.get(key)) for r in runs] for key in extra]
+    rows = [[f"{m.key} ({m.description})" if m.stable else m.key] + [format_value(r.metrics.get(m.key)) for r in runs]
+            for m in METRICS]
     ops = [["invalid outputs"] + [f"{r.metrics['errors']['invalid']} ({r.metrics['errors']['by_kind'] or 'none'})"
                                   for r in runs],
            ["load time (s)"] + [f"{r.metrics['timing']['load_seconds']:.1f}" for r in runs],

@@ -19,20 +19,21 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
+from contract_review.predictor import ClausePrediction, Predictor
+from contract_review.prompt import Answer
 from contract_review.taxonomy import load_taxonomy
 
 from .bootstrap import DEFAULT_RESAMPLES, LEVEL, intervals
 from .items import EvalItem
-from .metrics import (METRICS, count_tables, decisions, error_counts, per_class, point_metrics, risk_score)
-from .predict import ClausePrediction, Predictor
+from .metrics import count_tables, decisions, error_counts, per_class, point_values, risk_score
+from .report import write_report
 
 
 @dataclass
@@ -60,10 +61,11 @@ def score(run: RunResult, data: dict, resamples: int = DEFAULT_RESAMPLES, seed: 
     """metrics.json of a run: every metric with its by-document bootstrap interval."""
     tax = load_taxonomy()
     d = decisions(run.items, run.preds, tax)
-    values = point_metrics(d)
-    cis = intervals(count_tables(d), [it.doc_id for it in run.items], resamples, seed) if resamples else {}
-    out: dict = {key: {"value": _r(values.get(key)), "ci": cis.get(key) if values.get(key) is not None else None}
-                 for key in METRICS}
+    tables = count_tables(d)
+    values = point_values(tables)
+    cis = intervals(tables, [it.doc_id for it in run.items], resamples, seed) if resamples else {}
+    out: dict = {key: {"value": _r(value), "ci": cis.get(key) if value is not None else None}
+                 for key, value in values.items()}
     n = len(run.items)
     out["model"] = {"name": run.name, "model_version": run.model_version}
     out["data"] = {
@@ -83,18 +85,15 @@ def score(run: RunResult, data: dict, resamples: int = DEFAULT_RESAMPLES, seed: 
         "threads": _threads(),
     }
     out["bootstrap"] = {"resamples": resamples, "level": LEVEL, "unit": "document", "seed": seed}
-    out["per_class"] = per_class(d)
+    out["per_class"] = per_class(tables)
     run.metrics = out
     return out
 
 
 def _threads() -> int:
-    try:
-        import torch
-
-        return torch.get_num_threads()
-    except ImportError:
-        return os.cpu_count() or 1
+    """The threads the models ran on: torch's, where a model loaded it (TF-IDF alone never does)."""
+    torch = sys.modules.get("torch")
+    return torch.get_num_threads() if torch is not None else os.cpu_count() or 1
 
 
 def _r(x):
@@ -180,8 +179,6 @@ def evaluate(items: Sequence[EvalItem], predictors: Sequence[tuple[Predictor, fl
             write_run(target.path / "baselines" / b.name, b)
         write_run(target.path, main)
         if make_report:
-            from .report import write_report
-
             write_report(target.path, runs)
         target.commit()
     return main.metrics
@@ -189,8 +186,6 @@ def evaluate(items: Sequence[EvalItem], predictors: Sequence[tuple[Predictor, fl
 
 def load_run(folder: str | Path) -> tuple[list[EvalItem], list[ClausePrediction], dict]:
     """Items, predictions and metrics.json of a run folder (what `compare` reads)."""
-    from contract_review.prompt import Answer
-
     folder = Path(folder)
     pred_file, metrics_file = folder / "predictions.jsonl", folder / "metrics.json"
     for f in (pred_file, metrics_file):
@@ -220,7 +215,3 @@ def load_run(folder: str | Path) -> tuple[list[EvalItem], list[ClausePrediction]
     metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
     return items, preds, metrics
 
-
-def risk_scores(run: RunResult) -> np.ndarray:
-    tax = load_taxonomy()
-    return np.array([np.nan if (s := risk_score(p, tax)) is None else s for p in run.preds], dtype=float)

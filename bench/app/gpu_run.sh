@@ -2,7 +2,7 @@
 # One device call's share: the reviewer app with a Llama-2-7B-shaped model on one GPU (target: a
 # ~33,000-character CUAD contract reviewed end to end in under 10 s). No 7B weights exist offline,
 # so make_random_reviewer.py writes a random 7B base + reviewer adapter, which the product then
-# loads through its own model choice (ModelChoice -> load_reviewer onto the GPU in bf16).
+# loads through its own model registry (--model BASE --adapter DIR -> load_reviewer onto the GPU in bf16).
 # usage (device): TOKENIZER=.gpuassets/smollm2-tok bash bench/app/gpu_run.sh   -> $OUT/app_review_7b.json
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false

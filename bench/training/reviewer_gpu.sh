@@ -56,10 +56,10 @@ W=/tmp/rv; mkdir -p $W
 lane() {  # name gpu
   local name=$1 gpu=$2 v="VARIANT_$1"
   ( export CUDA_VISIBLE_DEVICES=$gpu
-    if [ "$gpu" = 1 ]; then python3 bench/training/reviewer_probs.py data/model/reviewer $W/probs_shipped.pt; fi
+    if [ "$gpu" = 1 ]; then python3 -m contract_review.cli eval --save-probs $W/probs_shipped.pt -q; fi
     python3 -m contract_review.cli train --config configs/smollm2-135m_reviewer_gpu.yaml \
       output.name=reviewer_$name train.max_minutes=$MINUTES $COMMON ${!v}
-    python3 bench/training/reviewer_probs.py runs/reviewer_$name/adapter $W/probs_$name.pt
+    python3 -m contract_review.cli eval --save-probs $W/probs_$name.pt --adapter runs/reviewer_$name/adapter -q
   ) > $W/$name.log 2>&1
 }
 echo "training a: $COMMON ${VARIANT_a}; b: $COMMON ${VARIANT_b}; ${MINUTES} min each"

@@ -43,8 +43,8 @@ class Server:
         self.url = env["CONTRACT_REVIEW_LS_URL"]
 
     def command(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-        # the users' command (`contract-review annotate ...` runs the same code)
-        return subprocess.run([sys.executable, "-m", "contract_review.annotation.label_studio_cli", *args], env=self.env,
+        # the users' command, `contract-review annotate ...`, from this environment's Python
+        return subprocess.run([sys.executable, "-m", "contract_review.cli", "annotate", *args], env=self.env,
                               cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout)
 
     def stop(self) -> None:

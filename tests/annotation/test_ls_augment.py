@@ -6,7 +6,7 @@ from annotation_records import make_record
 
 from contract_review.annotation.augment import (AugmentationRefused, TranslatorUnavailable, _augmented, augment_records,
                                 check_augmentation, load_synonyms, protected_terms, synonym_variant)
-from contract_review.annotation.label_studio_cli import main as annotate_main
+from contract_review.cli import main
 from contract_review.records import read_records, write_records
 
 CLAUSE = ("Prior to the Effective Date, Beta LLC shall not utilize the Licensed Marks and must obtain the "
@@ -90,7 +90,7 @@ def test_no_augmented_record_in_validation_or_test(tmp_path):
     src = tmp_path / "all.jsonl"
     write_records(src, recs)
     out = tmp_path / "aug.jsonl.gz"
-    assert annotate_main(["augment", "--data", str(src), "--out", str(out), "--methods", "synonym,party_swap",
+    assert main(["annotate", "augment", "--data", str(src), "--out", str(out), "--methods", "synonym,party_swap",
                           "--with-source"]) == 0
     written = read_records(out)
     assert {r.split for r in written} == {"train"}
@@ -108,7 +108,7 @@ def test_back_translation_without_a_model_says_so(monkeypatch, capsys, tmp_path)
         augment_records([rec], ["backtranslate"])
     src = tmp_path / "train.jsonl"
     write_records(src, [rec])
-    assert annotate_main(["augment", "--data", str(src), "--out", str(tmp_path / "o.jsonl"),
+    assert main(["annotate", "augment", "--data", str(src), "--out", str(tmp_path / "o.jsonl"),
                           "--methods", "backtranslate"]) == 2
     assert "none is available offline" in capsys.readouterr().err
 

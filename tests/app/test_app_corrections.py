@@ -18,8 +18,9 @@ from contract_review.annotation.label_studio import ClientSettings, LabelStudioC
 from contract_review.annotation.labeling_config import labels_from_result
 from contract_review.app.corrections import CorrectionStore, correction_from, send_to_label_studio
 from contract_review.app.ingest import read_text
-from contract_review.app.predictors import ModelChoice, load_predictor
+from contract_review.app.predictors import load_predictor
 from contract_review.app.review import apply_correction, review_contract
+from contract_review.predictor import parse_model
 
 
 class FakeLabelStudio:
@@ -65,7 +66,7 @@ class FakeLabelStudio:
 
 @pytest.fixture
 def corrected(tmp_path):
-    review = review_contract(read_text(SAMPLE, "msa.txt"), load_predictor(ModelChoice("rules")))
+    review = review_contract(read_text(SAMPLE, "msa.txt"), load_predictor(parse_model("rules")))
     store = CorrectionStore(tmp_path / "corrections.jsonl")
     f = next(f for f in review.findings if "non_compete" in f.clause_types)
     apply_correction(review, f.index, ["non_compete", "exclusivity"], "second_party", "high", "Bars Beta from rivals.")

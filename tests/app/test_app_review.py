@@ -14,14 +14,15 @@ from app_files import SAMPLE
 from contract_review.annotation.segment import segment
 from contract_review.app.export import FORMATS, report_findings, to_csv, to_docx, to_json, to_pdf, write_exports
 from contract_review.app.ingest import read_contract, read_text
-from contract_review.app.predictors import ModelChoice, ModelUnavailable, load_predictor
+from contract_review.app.predictors import load_predictor
 from contract_review.app.review import Review, apply_correction, review_contract
 from contract_review.paths import REPO_ROOT
+from contract_review.predictor import PredictorError, describe_model, parse_model
 
 
 @pytest.fixture(scope="module")
 def rules():
-    return load_predictor(ModelChoice("rules"))
+    return load_predictor(parse_model("rules"))
 
 
 @pytest.fixture
@@ -104,33 +105,29 @@ def test_unicode_survives_the_pdf_report(rules):
 
 
 def test_unavailable_model_fails_with_how_to_get_it(tmp_path):
-    with pytest.raises(ModelUnavailable, match="no such adapter folder"):
-        ModelChoice.parse("default", str(tmp_path / "nowhere"))
-    with pytest.raises(ModelUnavailable, match="needs its reviewer adapter"):
-        ModelChoice.parse(str(tmp_path))
+    with pytest.raises(PredictorError, match="adapter folder does not exist"):
+        parse_model("default", str(tmp_path / "nowhere"))
     (tmp_path / "adapter").mkdir()
-    with pytest.raises(ModelUnavailable, match="rules"):  # an empty folder: names the fallback
-        load_predictor(ModelChoice.parse("default", str(tmp_path / "adapter")))
-
-
-def test_default_mixes_in_tfidf_and_a_broken_ensemble_file_names_the_fallback(tmp_path):
-    """The default choice is the shipped reviewer mixed with TF-IDF by its ensemble.json; `reviewer` is the
-    heads alone; an adapter folder whose ensemble.json is broken fails before any model loads, naming
-    `--model reviewer`."""
+    with pytest.raises(PredictorError, match="neither a reviewer adapter"):  # an empty folder: says what it lacks
+        load_predictor(parse_model("default", str(tmp_path / "adapter")))
     import shutil
 
-    from contract_review.training.reviewer_model import DEFAULT_ADAPTER_DIR
+    from contract_review.reviewer.shipped import DEFAULT_ADAPTER_DIR
 
-    default, reviewer = ModelChoice.parse("default"), ModelChoice.parse("reviewer")
-    assert default.uses_ensemble() and "TF-IDF" in default.describe()
-    assert not reviewer.uses_ensemble() and "TF-IDF" not in reviewer.describe()
-    adapter = tmp_path / "adapter"
-    shutil.copytree(DEFAULT_ADAPTER_DIR, adapter)
-    (adapter / "ensemble.json").write_text('{"format": "something-else"}')
-    with pytest.raises(ModelUnavailable, match="--model reviewer"):
-        load_predictor(ModelChoice.parse("default", str(adapter)))
-    (adapter / "ensemble.json").unlink()  # without the file: the heads alone, as before
-    assert not ModelChoice.parse("default", str(adapter)).uses_ensemble()
+    shutil.copytree(DEFAULT_ADAPTER_DIR, tmp_path / "reviewer", ignore=shutil.ignore_patterns("*.png", "*.gz"))
+    base = tmp_path / "base"
+    base.mkdir()
+    with pytest.raises(PredictorError, match="not a model folder"):  # a local base folder without a model in it
+        load_predictor(parse_model(str(base), str(tmp_path / "reviewer")))
+
+
+def test_the_command_refuses_an_unknown_model_naming_the_choices(tmp_path):
+    (tmp_path / "msa.txt").write_text(SAMPLE, encoding="utf-8")
+    run = subprocess.run([sys.executable, "-m", "contract_review.cli", "review", str(tmp_path / "msa.txt"), "--out",
+                          str(tmp_path / "out"), "--model", "gpt-9"], cwd=REPO_ROOT, capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 2 and "unknown model 'gpt-9': choose default, " in run.stderr and "rules" in run.stderr
+    assert not (tmp_path / "out").exists()
 
 
 def test_review_command_writes_report_and_json_per_contract(tmp_path, cuad_test_contract):
@@ -147,8 +144,8 @@ def test_review_command_writes_report_and_json_per_contract(tmp_path, cuad_test_
         for fmt in FORMATS:
             assert (out / f"{stem}.review.{fmt}").stat().st_size > 0
     data = json.loads((out / "msa.review.json").read_text(encoding="utf-8"))
-    expected = review_contract(read_contract(tmp_path / "msa.txt"), load_predictor(ModelChoice("rules")),
-                               model_choice=ModelChoice("rules").describe()).to_dict()
+    expected = review_contract(read_contract(tmp_path / "msa.txt"), load_predictor(parse_model("rules")),
+                               model_choice=describe_model(parse_model("rules"))).to_dict()
     for volatile in ("created_at", "seconds"):
         data.pop(volatile), expected.pop(volatile)
     assert data == expected  # the command runs the app's review function
@@ -162,7 +159,7 @@ def test_write_exports_refuses_unknown_format(sample_review, tmp_path):
 
 def test_a_local_base_model_with_its_adapter_reviews_through_the_product_path(tmp_path, cuad_test_contract):
     """The model choice for a large base (Llama-2-13B + adapter on a GPU), here at tiny-llama size:
-    the folders `bench/app/make_random_reviewer.py` writes load through ModelChoice like a real one."""
+    the folders `bench/app/make_random_reviewer.py` writes load through the model registry like a real one."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("make_random_reviewer",
@@ -170,10 +167,10 @@ def test_a_local_base_model_with_its_adapter_reviews_through_the_product_path(tm
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     info = mod.build("tiny-llama", "default", tmp_path / "rev")
-    choice = ModelChoice.parse(info["base"], info["adapter"])
+    choice = parse_model(info["base"], info["adapter"])
     predictor = load_predictor(choice)
     assert str(next(predictor.model.parameters()).device) == "cpu"  # no GPU here: the host, in float32
-    review = review_contract(read_contract(cuad_test_contract), predictor, model_choice=choice.describe())
+    review = review_contract(read_contract(cuad_test_contract), predictor, model_choice=describe_model(choice))
     assert review.findings and all(f.clause_types and f.risk and f.reason for f in review.findings)
     assert predictor.model_version == "random-tiny-llama-untrained"
 

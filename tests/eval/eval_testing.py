@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from contract_review.eval.items import EvalItem
+from contract_review.predictor import ClauseInput, ClausePrediction
 from contract_review.prompt import Answer
 from contract_review.taxonomy import load_taxonomy
-from contract_review.eval.items import EvalItem
-from contract_review.eval.predict import ClauseInput, ClausePrediction
 
 
 def item(i: int, risk: str = "none", types=("other",), doc: str = "d0", party: str = "none", verified=False,

@@ -11,13 +11,7 @@ from contract_review.cli import main
 from contract_review.eval.compare import CompareError, compare_runs
 from contract_review.eval.metrics import STABLE_KEYS
 from contract_review.eval.runner import evaluate
-
-
-@pytest.fixture()
-def tfidf_cache(tmp_path, monkeypatch):
-    import contract_review.eval.baselines as baselines
-
-    monkeypatch.setattr(baselines, "cache_dir", lambda: tmp_path / "cache")
+from contract_review.reviewer.shipped import DEFAULT_ADAPTER_DIR, ENSEMBLE_FILE
 
 
 def _stable(metrics: dict) -> None:
@@ -124,3 +118,14 @@ def test_claudette_layout_gives_lexglue_labels_and_splits(claudette_dir):
         load_claudette_items(claudette_dir, "test")
 
 
+def test_the_ensemble_spec_refuses_a_tfidf_fit_it_was_not_tuned_with(tmp_path, tiny_train, tfidf_cache, capsys,
+                                                                     data_file):
+    """The shipped file was tuned against the full train split; a TF-IDF fit on another file is refused
+    before the reviewer is loaded, with the command that re-tunes."""
+    if not (DEFAULT_ADAPTER_DIR / ENSEMBLE_FILE).exists():
+        pytest.skip("no shipped ensemble file")
+    rc = main(["eval", "--data", str(data_file), "--model", "ensemble", "--tfidf-train", str(tiny_train),
+               "--baselines", "none", "--out", str(tmp_path / "x"), "-q"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "does not match the models it would mix" in err and "tfidf: tuned with" in err
+    assert "contract-review eval tune-ensemble" in err and not (tmp_path / "x").exists()

@@ -1,13 +1,19 @@
-"""Metrics on hand-made predictions whose figures are worked out by hand."""
+"""Metrics on hand-made predictions whose figures are worked out by hand, and the count table against
+scikit-learn (the reference; the product computes every figure from the counts)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from sklearn.metrics import accuracy_score, average_precision_score, f1_score, precision_recall_fscore_support
+from sklearn.metrics import precision_recall_curve as sk_precision_recall_curve
 from eval_testing import invalid, item, pred
 
 from contract_review.eval.bootstrap import document_weights, intervals, paired_intervals
-from contract_review.eval.metrics import count_tables, decisions, error_counts, metric_values, point_metrics
+from contract_review.eval.items import unfair_codes
+from contract_review.eval.metrics import (METRICS, Decisions, count_tables, decisions, error_counts, per_class,
+                                          point_metrics, precision_recall_curve)
+from contract_review.taxonomy import load_taxonomy
 
 
 def test_risk_f1_precision_recall_match_hand_count():
@@ -80,26 +86,85 @@ def test_clause_type_macro_over_types_that_occur():
     assert m["clause_type.macro_f1"] == pytest.approx(1 / 3)
 
 
-def test_counts_reproduce_scikit_learn_on_random_predictions():
-    rng = np.random.default_rng(0)
-    from contract_review.eval.items import unfair_codes
-    from contract_review.taxonomy import load_taxonomy
+def _sklearn_reference(d: Decisions) -> tuple[dict, dict]:
+    """Every point estimate and per-class figure by scikit-learn on the label matrices: the definitions
+    the count table must reproduce (macro averages over the classes that occur in gold or predictions)."""
+    def multilabel(y_true, y_pred, average):
+        cols = [j for j in range(y_true.shape[1]) if y_true[:, j].any() or y_pred[:, j].any()]
+        if not len(y_true) or not cols:
+            return None
+        return float(f1_score(y_true, y_pred, labels=cols, average=average, zero_division=0))
 
+    def classes(y_true, y_pred, names, labels=None):
+        if not len(y_true):
+            return {}
+        p, r, f, s = precision_recall_fscore_support(y_true, y_pred, labels=labels, average=None, zero_division=0)
+        predicted = (np.asarray(y_pred).sum(0) if labels is None else [sum(y == c for y in y_pred) for c in labels])
+        return {c: {"precision": round(float(p[j]), 4), "recall": round(float(r[j]), 4), "f1": round(float(f[j]), 4),
+                    "support": int(s[j]), "predicted": int(predicted[j])}
+                for j, c in enumerate(names) if s[j] or predicted[j]}
+
+    p, r, f, _ = precision_recall_fscore_support(d.risk_true, d.risk_pred, average="binary", zero_division=0)
+    m = {"risk.f1": float(f), "risk.precision": float(p), "risk.recall": float(r),
+         "unfair_tos.macro_f1": multilabel(d.unfair_true, d.unfair_pred, "macro"),
+         "unfair_tos.micro_f1": multilabel(d.unfair_true, d.unfair_pred, "micro"),
+         "unfair_tos.macro_f1_8": multilabel(d.unfair_true[:, :-1], d.unfair_pred[:, :-1], "macro"),
+         "clause_type.macro_f1": multilabel(d.type_true, d.type_pred, "macro"),
+         "clause_type.micro_f1": multilabel(d.type_true, d.type_pred, "micro"),
+         "risk_category.macro_f1": multilabel(d.category_true, d.category_pred, "macro"),
+         "risk_category.micro_f1": multilabel(d.category_true, d.category_pred, "micro"),
+         "party.accuracy": None, "party.macro_f1": None}
+    if len(d.party_rows):
+        seen = [c for c in d.party_classes if c in set(d.party_true) | set(d.party_pred)]
+        m["party.accuracy"] = float(accuracy_score(d.party_true, d.party_pred))
+        m["party.macro_f1"] = float(f1_score(d.party_true, d.party_pred, labels=seen, average="macro", zero_division=0))
+    levels = list(d.risk_level_classes)
+    per = {"risk_level": classes(d.risk_level_true, d.risk_level_pred, levels, labels=levels),
+           "risk_category": classes(d.category_true, d.category_pred, d.category_classes),
+           "unfair_tos": classes(d.unfair_true, d.unfair_pred, d.unfair_classes),
+           "clause_type": classes(d.type_true, d.type_pred, d.type_classes),
+           "party": classes(d.party_true, d.party_pred, d.party_classes, labels=list(d.party_classes))}
+    return m, per
+
+
+def _random_run(seed: int, n: int, predict_risk: bool = True):
+    rng = np.random.default_rng(seed)
     tax = load_taxonomy()
     types = ["other", "non_compete", "cap_on_liability", "termination_for_convenience", "governing_law"]
     items, preds = [], []
-    for i in range(300):
+    for i in range(n):
         t, r = (str(rng.choice(types)),), str(rng.choice(tax.risk_levels))
-        tos = i % 3 == 0
         items.append(item(i, r, t, doc=f"d{i % 17}", party=str(rng.choice(tax.parties)), verified=i % 4 == 0,
-                          unfair=unfair_codes(t, r, tax) if tos else None))
+                          unfair=unfair_codes(t, r, tax) if i % 3 == 0 else None))
+        level = str(rng.choice(tax.risk_levels)) if predict_risk else "none"
         preds.append(invalid() if i % 29 == 0 else
-                     pred(str(rng.choice(tax.risk_levels)), (str(rng.choice(types)),), party=str(rng.choice(tax.parties))))
-    d = decisions(items, preds)
-    sk = point_metrics(d)
-    counts = {k: float(v[0]) for k, v in metric_values(count_tables(d)).items()}
-    for key, value in sk.items():
-        assert counts[key] == pytest.approx(value, abs=1e-9), key
+                     pred(level, (str(rng.choice(types)),), party=str(rng.choice(tax.parties))))
+    return items, preds
+
+
+@pytest.mark.parametrize("seed, n, predict_risk", [(0, 300, True), (1, 40, True), (2, 25, False), (3, 2, False)])
+def test_the_count_table_reproduces_scikit_learn(seed, n, predict_risk):
+    """Point estimates and per-class figures from the counts equal scikit-learn's, also where the model
+    predicts no risk clause at all (precision 0, not undefined) and on samples without ToS sentences
+    or verified records (None)."""
+    d = decisions(*_random_run(seed, n, predict_risk))
+    want, want_classes = _sklearn_reference(d)
+    got = point_metrics(d)
+    assert set(got) == set(want) == {m.key for m in METRICS}
+    for key, value in want.items():
+        assert got[key] == (None if value is None else pytest.approx(value, abs=1e-9)), key
+    assert per_class(count_tables(d)) == want_classes
+
+
+def test_the_precision_recall_curve_and_average_precision_match_scikit_learn():
+    rng = np.random.default_rng(4)
+    y = rng.random(500) < 0.3
+    s = np.round(rng.random(500) * 0.6 + 0.4 * y, 2)  # ties on purpose
+    precision, recall, ap = precision_recall_curve(y, s)
+    assert ap == pytest.approx(average_precision_score(y, s), abs=1e-12)
+    p_ref, r_ref, _ = sk_precision_recall_curve(y, s)
+    np.testing.assert_allclose(precision[::-1], p_ref[:-1])  # scikit-learn lists them by falling recall
+    np.testing.assert_allclose(recall[::-1], r_ref[:-1])
 
 
 def test_bootstrap_resamples_whole_documents_and_brackets_the_value():

@@ -3,10 +3,11 @@ over the model's pre-annotation (the app sends it with the `annotate push` code)
 
 from contract_review.annotation.label_studio import ClientSettings, LabelStudioClient
 from contract_review.annotation.labeling_config import labels_from_result
-from contract_review.app.ingest import read_text
 from contract_review.app.corrections import CorrectionStore, correction_from, send_to_label_studio
-from contract_review.app.predictors import ModelChoice, load_predictor
+from contract_review.app.ingest import read_text
+from contract_review.app.predictors import load_predictor
 from contract_review.app.review import apply_correction, review_contract
+from contract_review.predictor import parse_model
 
 CONTRACT = (
     'This Distribution Agreement is made by and between Acme Corp., a Delaware corporation ("Acme"), and '
@@ -18,7 +19,7 @@ CONTRACT = (
 
 
 def test_app_correction_arrives_in_a_real_label_studio(ls_server, tmp_path):
-    review = review_contract(read_text(CONTRACT, "distribution.txt"), load_predictor(ModelChoice("rules")))
+    review = review_contract(read_text(CONTRACT, "distribution.txt"), load_predictor(parse_model("rules")))
     finding = next(f for f in review.findings if "Non-Competition" in f.text)
     apply_correction(review, finding.index, ["non_compete"], "second_party", "high", "Bars Beta from rivals.")
     store = CorrectionStore(tmp_path / "corrections.jsonl")

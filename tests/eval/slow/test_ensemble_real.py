@@ -1,64 +1,71 @@
-"""The ensemble of the reviewer and the TF-IDF models: calibration, mixing, tuning, its file, and a
-real run (the shipped reviewer, a real TF-IDF fit, LexGLUE's SVM) through `contract-review eval`."""
+"""The served model's mix end to end on real parts: the shipped reviewer's head probabilities saved by
+`eval --save-probs`, a real TF-IDF fit and LexGLUE's SVM, tuned by `eval tune-ensemble`, reported by
+`eval ensemble-report` and evaluated with `eval --model ensemble`."""
 
 from __future__ import annotations
 
 import json
 import shutil
 
-import pytest
+import torch
 
-from contract_review.taxonomy import load_taxonomy
-from contract_review.eval import ensemble as E
-from contract_review.training.reviewer_model import DEFAULT_ADAPTER_DIR, Labels
-
-TAX = load_taxonomy()
-LABELS = Labels.from_taxonomy(TAX)
-T = len(LABELS.clause_type)
-SHIPPED = DEFAULT_ADAPTER_DIR / E.ENSEMBLE_FILE
+from contract_review.cli import main
+from contract_review.eval.ensemble_tune import load_tuning_data
+from contract_review.records import write_records
+from contract_review.reviewer.ensemble import ENSEMBLE_FILE, Scores, baseline_scores, decide, read_config
+from contract_review.reviewer.heads import load_reviewer_predictor
+from contract_review.reviewer.shipped import DEFAULT_ADAPTER_DIR
 
 
-@pytest.fixture()
-def tfidf_cache(tmp_path, monkeypatch):
-    import contract_review.eval.baselines as baselines
-
-    monkeypatch.setattr(baselines, "cache_dir", lambda: tmp_path / "cache")
-
-
-def test_real_ensemble_tuned_and_run_through_the_eval_command(small_records, data_file, tiny_train, claudette_dir,
-                                                              tmp_path, tfidf_cache):
-    """The shipped reviewer's real head probabilities and a real TF-IDF fit on 30 real records: tune,
-    write the file into an adapter folder, evaluate with `--model ensemble`; the live predictor gives
-    the same answers as the tuning path."""
-    from contract_review.cli import main
-    from contract_review.eval.baselines import load_tfidf, load_unfair_tos_tfidf
-    from contract_review.eval.items import from_record
-    from contract_review.training.reviewer_model import load_reviewer_predictor, predict_probs
-
+def test_saved_probabilities_tune_and_report_the_mix_and_eval_runs_it_as_tuned(
+        small_records, data_file, tiny_train, claudette_dir, tmp_path, tfidf_cache):
     adapter = tmp_path / "adapter"
-    shutil.copytree(DEFAULT_ADAPTER_DIR, adapter, ignore=shutil.ignore_patterns(E.ENSEMBLE_FILE, "*.png", "*.gz"))
-    items = [from_record(r, TAX) for r in small_records]
+    shutil.copytree(DEFAULT_ADAPTER_DIR, adapter, ignore=shutil.ignore_patterns(ENSEMBLE_FILE, "*.png", "*.gz"))
+    dataset = tmp_path / "dataset"
+    write_records(dataset / "validation.jsonl", small_records)
+    probs = tmp_path / "probs.pt"
+    parts = ["--adapter", str(adapter), "--dataset", str(dataset), "--tfidf-train", str(tiny_train),
+             "--claudette", str(claudette_dir)]
+
+    # 1. the head probabilities, rows in the split file's order
+    assert main(["eval", "--save-probs", str(probs), "--adapter", str(adapter), "--dataset", str(dataset),
+                 "--splits", "validation", "-q"]) == 0
+    saved = torch.load(probs)
+    assert list(saved) == ["validation"] and saved["validation"]["ids"] == [r.id for r in small_records]
+    p = saved["validation"]
+    assert p["clause_type"].shape == (30, 47) and p["party"].shape == (30, 4) and p["risk"].dtype == torch.float16
+    assert torch.allclose(p["risk"].float().sum(1), torch.ones(30), atol=1e-2)
+
+    # 2. tuned on them, 3. reported against its parts
+    out = adapter / ENSEMBLE_FILE
+    assert main(["eval", "tune-ensemble", "--probs", str(probs), *parts, "--min-positives", "2",
+                 "--out", str(out)]) == 0
+    cfg = read_config(out)
+    assert cfg.tuned["split"] == "validation" and cfg.tuned["records"] == 30
+    report = tmp_path / "report.json"
+    assert main(["eval", "ensemble-report", "--probs", str(probs), *parts, "--config", str(out), "--crossfit", "2",
+                 "--resamples", "20", "--json", str(report)]) == 0
+    rows = json.loads(report.read_text())
+    models = {r["model"] for r in rows["runs"]}
+    assert {"reviewer", "tfidf", "ensemble", "ensemble, 2-fold cross-fit"} <= models
+    assert {r["model"] for r in rows["paired"]} == {"ensemble - reviewer", "ensemble, 2-fold cross-fit - reviewer"}
+
+    # 4. `eval --model ensemble` runs the mix live and decides as the tuning path does on the same
+    # (float32) probabilities
+    data = load_tuning_data(probs, adapter=adapter, dataset=dataset, tfidf_train=tiny_train, claudette=claudette_dir)
+    items, _ = data.splits["validation"]
     reviewer = load_reviewer_predictor(adapter)
-    probs = predict_probs(reviewer.model, reviewer.tokenizer, [r.input for r in small_records], reviewer.max_length)
-    tfidf = load_tfidf(tiny_train, progress=False)
-    unfair = load_unfair_tos_tfidf(claudette_dir, progress=False)
-    scores = E.split_scores({"ids": [it.id for it in items], **probs}, items, reviewer.labels, tfidf, unfair, TAX)
-    prints = {"reviewer": E.reviewer_fingerprint(adapter), "tfidf": E.tfidf_fingerprint(tfidf),
-              "unfair_tos": E.unfair_fingerprint(unfair)}
-    cfg = E.tune(scores, items, reviewer.labels, prints, E.TuneSettings(min_positives=2), TAX)
-    E.write_config(cfg, adapter / E.ENSEMBLE_FILE)
-    offline = E.decide(cfg, reviewer.labels, scores, TAX)
-
-    live = E.EnsemblePredictor(reviewer, tfidf, unfair, cfg, prints["reviewer"]).predict(
-        [it.clause_input() for it in items])
-    assert [p.answer for p in live] == [p.answer for p in offline]
-
-    out = tmp_path / "run"
-    rc = main(["eval", "--data", str(data_file), "--model", "ensemble", "--adapter", str(adapter), "--tfidf-train",
-               str(tiny_train), "--baselines", "tfidf", "--resamples", "50", "--no-report", "--out", str(out), "-q"])
-    assert rc == 0
-    m = json.loads((out / "metrics.json").read_text())
+    fp32 = Scores(reviewer.head_probs([it.clause_input() for it in items]),
+                  *baseline_scores([it.text for it in items], reviewer.labels, data.tfidf, data.unfair))
+    offline = decide(cfg, reviewer.labels, fp32)
+    run = tmp_path / "run"
+    assert main(["eval", "--data", str(data_file), "--model", "ensemble", "--adapter", str(adapter), "--tfidf-train",
+                 str(tiny_train), "--baselines", "tfidf", "--resamples", "50", "--no-report", "--out", str(run),
+                 "-q"]) == 0
+    m = json.loads((run / "metrics.json").read_text())
     assert m["model"]["name"] == "ensemble" and m["data"]["records"] == 30 and m["errors"]["invalid"] == 0
     assert m["risk.f1"]["value"] is not None and "tfidf" in m["baselines"]
-    rows = [json.loads(x) for x in (out / "predictions.jsonl").read_text().splitlines()]
-    assert [tuple(r["pred"]["clause_types"]) for r in rows] == [p.answer.clause_types for p in offline]
+    predicted = [json.loads(x) for x in (run / "predictions.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in predicted] == [it.id for it in items]
+    assert [tuple(r["pred"]["clause_types"]) for r in predicted] == [x.answer.clause_types for x in offline]
+    assert [r["pred"]["risk"] for r in predicted] == [x.answer.risk for x in offline]

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 
-from test_eval_predictors import needs_model
-
 from contract_review.cli import main
 from contract_review.eval.metrics import STABLE_KEYS
 
@@ -15,8 +13,7 @@ def _stable(metrics: dict) -> None:
         assert set(metrics[key]) == {"value", "ci"}, key
 
 
-@needs_model
-def test_real_zero_shot_evaluation_of_the_small_model(data_file, tmp_path):
+def test_real_zero_shot_evaluation_of_the_small_model(data_file, tmp_path, default_model):
     """The real SmolLM2 base model, zero-shot by option scoring, on 8 real records."""
     out = tmp_path / "zs"
     rc = main(["eval", "--data", str(data_file), "--model", "zero-shot", "--limit", "8", "--baselines", "none",

@@ -1,9 +1,10 @@
-"""The classic baseline: TF-IDF features and linear classifiers, one per label field.
+"""The classic baselines as predictors: TF-IDF features and linear classifiers.
 
 As in LexGLUE's TF-IDF + SVM baseline (word n-grams, TF-IDF weighting, one-vs-rest
 LinearSVC), fit on the shipped train split: clause types multi-label (one-vs-rest; no type
 above 0 means `other`), obligated party and risk level single-label. Risk category and
-reason come from the taxonomy row of the top predicted type, as the reviewer model does.
+reason come from the taxonomy row of the top predicted type, by the reviewer's own rule
+(`decisions.answer_from_types`).
 Decision values are squashed into scores (sigmoid for types, softmax for party and risk):
 they rank clauses for precision-recall curves but are not calibrated probabilities.
 
@@ -23,13 +24,21 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.multiclass import OneVsRestClassifier
+from sklearn.preprocessing import MultiLabelBinarizer
+from sklearn.svm import LinearSVC
+from tqdm import tqdm
 
+from contract_review.annotation import claudette
 from contract_review.paths import DATASET_DIR, cache_dir
-from contract_review.prompt import Answer
+from contract_review.predictor import ClauseInput, ClausePrediction
 from contract_review.records import find_split_file, read_records
 from contract_review.taxonomy import Taxonomy, load_taxonomy
 
-from .predict import ClauseInput, ClausePrediction
+from .decisions import answer_from_types
+
 
 SETTINGS = {"ngram_range": (1, 2), "min_df": 3, "max_features": 200_000, "sublinear_tf": True, "C": 0.5,
             "version": 1}
@@ -38,21 +47,6 @@ SETTINGS = {"ngram_range": (1, 2), "min_df": 3, "max_features": 200_000, "sublin
 def _softmax(x: np.ndarray) -> np.ndarray:
     e = np.exp(x - x.max(1, keepdims=True))
     return e / e.sum(1, keepdims=True)
-
-
-def answer_from_types(types: Sequence[str], risk: str, party: str, tax: Taxonomy,
-                      type_scores: dict[str, float] | None = None) -> Answer:
-    """An Answer from chosen types, risk and party: types ordered by default risk (as in the
-    dataset), `other` only when alone; category and reason from the top type's taxonomy row
-    (the best-scored real type when the risk is not none but only `other` was chosen)."""
-    types = tax.order_types(types)
-    top = tax.clause_type(types[0])
-    if top.id == "other" and risk != "none" and type_scores:
-        best = max((t for t in type_scores if t != "other"), key=type_scores.get, default=None)
-        top = tax.clause_type(best) if best else top
-    category = top.risk_category if risk != "none" else "none"
-    reason = tax.default_reason(top.id)
-    return Answer(tuple(types), party, risk, category, reason)
 
 
 class TfidfPredictor:
@@ -66,8 +60,6 @@ class TfidfPredictor:
         self.model_version = f"tfidf-linearsvc-{fitted['train_sha'][:10]}"
 
     def predict(self, clauses: Sequence[ClauseInput], progress: bool = False) -> list[ClausePrediction]:
-        from tqdm import tqdm
-
         f = self.fitted
         out: list[ClausePrediction] = []
         chunk = 512
@@ -100,12 +92,6 @@ class TfidfPredictor:
 
 
 def fit_tfidf(train_file: str | Path, tax: Taxonomy | None = None, progress: bool = True) -> dict:
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.multiclass import OneVsRestClassifier
-    from sklearn.preprocessing import MultiLabelBinarizer
-    from sklearn.svm import LinearSVC
-
     tax = tax or load_taxonomy()
     records = read_records(train_file)
     texts = [r.text for r in records]
@@ -202,10 +188,6 @@ class UnfairTosTfidfPredictor:
 
 def fit_unfair_tos_tfidf(root: str | Path, progress: bool = True) -> dict:
     """Fit on the sentences of LexGLUE's train companies found in a CLAUDETTE layout folder."""
-    from contract_review.annotation import claudette
-    from sklearn.feature_extraction.text import TfidfVectorizer
-    from sklearn.svm import LinearSVC
-
     root = Path(root)
     texts, labels = [], []
     for company in claudette.companies(root):

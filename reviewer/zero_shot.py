@@ -35,46 +35,27 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from transformers import LlamaModel
+from peft import PeftModel
+from tqdm import tqdm
+from transformers import DynamicCache, LlamaModel
 
-from contract_review.prompt import INSTRUCTION, SYSTEM, AnswerError, build_input, chat_messages, parse_answer
+from contract_review.predictor import ClauseInput, ClausePrediction
+from contract_review.prompt import (INSTRUCTION, SYSTEM, AnswerError, build_input, chat_messages, parse_answer,
+                                    render_plain)
 from contract_review.taxonomy import Taxonomy, load_taxonomy
+from contract_review.training.models import load_causal_lm, load_tokenizer
 
-from .baselines import answer_from_types
-from .predict import ClauseInput, ClausePrediction
+from .decisions import answer_from_types
 
 # transformers 5 renamed the decoder's cache argument; older versions only know the old name
 _CACHE_ARG = "cache" if "cache" in inspect.signature(LlamaModel.forward).parameters else "past_key_values"
 FIELD_PREFIX = {"clause_type": '{"clause_types": ["', "party": '{"party": "', "risk": '{"risk": "'}
 
 
-def load_causal_lm(spec: str | None, adapter: str | None = None):
-    """(model, tokenizer) of a base model (default: the shipped SmolLM2), optionally with a PEFT
-    adapter merged in; float32, eval mode, SDPA attention (needed for the packed masks)."""
-    from transformers import AutoModelForCausalLM
-
-    from contract_review.training.models import ModelError, hub_offline, load_tokenizer, resolve_model
-
-    src = resolve_model(spec)
-    try:
-        model = AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32, local_files_only=hub_offline(),
-                                                     attn_implementation="sdpa")
-    except OSError as exc:
-        raise ModelError(f"cannot load model {spec!r}: {exc}. Give a local model folder or `default`.") from None
-    if adapter:
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
-    model.eval()
-    return model, load_tokenizer(spec)
-
-
 def _render(tokenizer, text: str, party_names: dict[str, str]) -> str:
     messages = chat_messages(SYSTEM, INSTRUCTION, build_input(text, party_names))
     if getattr(tokenizer, "chat_template", None):
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    from contract_review.prompt import render_plain
-
     return render_plain(SYSTEM, INSTRUCTION, build_input(text, party_names))
 
 
@@ -169,8 +150,6 @@ class ScoringPredictor:
     @torch.inference_mode()
     def option_logprobs(self, clauses: Sequence[ClauseInput]) -> list[dict[str, np.ndarray]]:
         """Per clause, per field: the summed log-probability of each option, in taxonomy order."""
-        from transformers import DynamicCache
-
         rows = [self._row(ids) for ids in self._clause_ids(clauses)]
         head = self._head()
         p = len(self.head_ids)
@@ -209,8 +188,6 @@ class ScoringPredictor:
         return out
 
     def predict(self, clauses: Sequence[ClauseInput], progress: bool = False) -> list[ClausePrediction]:
-        from tqdm import tqdm
-
         t0 = time.perf_counter()
         # similar lengths together keep padding small; results go back to the input order
         order = sorted(range(len(clauses)), key=lambda i: len(clauses[i].text))
@@ -262,8 +239,6 @@ class GenerativePredictor:
         return self.tok.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
 
     def predict(self, clauses: Sequence[ClauseInput], progress: bool = False) -> list[ClausePrediction]:
-        from tqdm import tqdm
-
         t0 = time.perf_counter()
         out: list[ClausePrediction] = []
         with tqdm(total=len(clauses), desc=self.name, unit="clause", disable=not progress) as bar:
@@ -283,3 +258,24 @@ def parse_prediction(raw: str, tax: Taxonomy | None = None) -> ClausePrediction:
     except AnswerError as exc:
         return ClausePrediction(answer=None, raw=raw, error=exc.kind)
     return ClausePrediction(answer=answer, confidence=0.0, raw=raw)
+
+
+DECODES = ("score", "generate")
+
+
+def load_zero_shot(base: str | None = None, adapter: str | None = None, decode: str = "score",
+                   batch_size: int = 8, name: str = "zero-shot"):
+    """A base causal LM (default: the shipped SmolLM2) as a predictor, optionally with a PEFT adapter
+    merged in: float32, eval mode, SDPA attention (the packed option masks need it). `decode`:
+    "score" compares the label options' likelihoods (always valid), "generate" writes the JSON."""
+    if decode not in DECODES:
+        raise ValueError(f"decode {decode!r}: use one of {', '.join(DECODES)}")
+    model = load_causal_lm(base)
+    if adapter:
+        model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+    model.eval()
+    version = f"{name}:{base or 'default'}" + (f"+{adapter}" if adapter else "")
+    cls = ScoringPredictor if decode == "score" else GenerativePredictor
+    predictor = cls(model, load_tokenizer(base), model_version=version, batch_size=batch_size)
+    predictor.name = f"{name}-generate" if decode == "generate" and name == "zero-shot" else name
+    return predictor
