@@ -46,7 +46,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     train.add_argument("--resume", action="store_true", help="continue from the run's last checkpoint")
     train.add_argument("--profile", type=int, default=0, metavar="STEPS",
                        help="profile STEPS steps with the PyTorch profiler (trace in RUN/profile), then stop")
-    train.add_argument("--check", action="store_true", help="validate the config, print it and exit")
+    train.add_argument("--overwrite", action="store_true",
+                       help="start over in a run folder that holds an earlier run's checkpoints (they are deleted)")
+    train.add_argument("--check", action="store_true",
+                       help="validate the config and the files it names (data, model), print it and exit; "
+                            "exit status 2 if the run could not start")
     train.set_defaults(func=_train)
 
     doctor = sub.add_parser("doctor", help="check the environment; diagnose a run (--run DIR); profile (--profile)",
@@ -62,16 +66,26 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _train(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides)
     if args.check:
+        preload(cfg.backend)
+        from .preflight import preflight  # torch (checkpoints) and transformers (models): only to check a run
+
+        checked = preflight(cfg, resume=args.resume, overwrite=args.overwrite)
         print(dump_config(cfg), end="")
+        print("\n".join(f"# ok: {line}" for line in checked.summary))
         return 0
-    return run_training(cfg, resume=args.resume, profile_steps=args.profile)
+    return run_training(cfg, resume=args.resume, profile_steps=args.profile, overwrite=args.overwrite)
 
 
-def run_training(cfg, resume: bool = False, profile_steps: int = 0, quiet: bool = False) -> int:
-    preload(cfg.backend)  # before the recipe imports transformers: Unsloth must patch it first
+def run_training(cfg, resume: bool = False, profile_steps: int = 0, quiet: bool = False,
+                 overwrite: bool = False) -> int:
+    preload(cfg.backend)  # before anything imports transformers: Unsloth must patch it first
+    from .preflight import preflight
+
+    checked = preflight(cfg, resume=resume, overwrite=overwrite)  # before the model is built
     from .recipe.finetune import FineTuneRecipe  # torch and transformers: only for a command that trains
 
-    recipe = FineTuneRecipe(cfg, resume=resume, profile_steps=profile_steps, quiet=quiet)
+    recipe = FineTuneRecipe(cfg, resume=resume, profile_steps=profile_steps, quiet=quiet, records=checked.records,
+                            overwrite=overwrite)
     try:
         recipe.setup()
         summary = recipe.train()
@@ -93,7 +107,7 @@ def _doctor(args: argparse.Namespace) -> int:
     if args.profile:
         cfg = load_config(args.profile, args.overrides)
         cfg.output.name = f"{cfg.output.name}-profile"
-        return run_training(cfg, profile_steps=args.steps)
+        return run_training(cfg, profile_steps=args.steps, overwrite=True)
     status = 0
     if not (args.run or args.log):
         checks = check_environment()

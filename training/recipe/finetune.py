@@ -54,12 +54,18 @@ from ..models import load_tokenizer
 from ..objectives.registry import make_objective
 from ..optim import build_optimizer, build_scheduler
 from ..precision import autocast
+from ..preflight import start_over
 
 
 class FineTuneRecipe:
-    def __init__(self, cfg: Config, resume: bool = False, profile_steps: int = 0, quiet: bool = False):
+    def __init__(self, cfg: Config, resume: bool = False, profile_steps: int = 0, quiet: bool = False,
+                 records: dict[str, list] | None = None, overwrite: bool = False):
+        """``records``: the splits' records as `training.preflight` read and checked them (else read here);
+        ``overwrite``: a new run removes an earlier run's checkpoints from its folder first."""
         self.cfg = cfg
         self.resume = resume
+        self.overwrite = overwrite
+        self.records = records or {}
         self.profile_steps = profile_steps
         self.quiet = quiet
         self.run_dir = cfg.run_dir()
@@ -101,6 +107,8 @@ class FineTuneRecipe:
         if self.resume:
             self._load_checkpoint()
         elif self.is_main:
+            if self.overwrite:
+                start_over(cfg)
             self.run_dir.mkdir(parents=True, exist_ok=True)
             (self.run_dir / "metrics.jsonl").unlink(missing_ok=True)
             (self.run_dir / "config.yaml").write_text(dump_config(cfg), encoding="utf-8")
@@ -120,11 +128,13 @@ class FineTuneRecipe:
 
     def _setup_data(self) -> None:
         cfg = self.cfg
-        train = load_split(cfg.data, cfg.data.train_split, seed=cfg.train.seed)
+        train = load_split(cfg.data, cfg.data.train_split, seed=cfg.train.seed,
+                           records=self.records.get(cfg.data.train_split))
         evals = []
         if cfg.data.eval_split:
-            evals = eval_sample(load_split(cfg.data, cfg.data.eval_split, subset=False), cfg.data.eval_limit,
-                                seed=cfg.train.seed)
+            evals = eval_sample(load_split(cfg.data, cfg.data.eval_split, subset=False,
+                                           records=self.records.get(cfg.data.eval_split)),
+                                cfg.data.eval_limit, seed=cfg.train.seed)
         self.train_records = train
         self.train_rows = self.objective.encode(train)
         self.eval_rows = self.objective.encode(evals)

@@ -9,6 +9,7 @@ from contract_review.training.cli import run_training
 from contract_review.training.config import load_config
 from contract_review.training.errors import TrainingError
 from contract_review.training.logging import read_log
+from contract_review.training.preflight import PreflightError
 from contract_review.training.recipe.finetune import FineTuneRecipe
 
 CONFIGS = Path(__file__).resolve().parents[3] / "configs"
@@ -18,10 +19,11 @@ def _losses(run_dir: Path) -> list[float]:
     return [e["loss"] for e in read_log(run_dir) if e["event"] == "step"]
 
 
-def test_resume_without_a_checkpoint_says_so(small_dataset, tmp_path, tiny_overrides):
+def test_resume_without_a_checkpoint_says_so_before_building_the_model(small_dataset, tmp_path, tiny_overrides):
     cfg = load_config(CONFIGS / "smollm2-135m_lora_cpu.yaml", tiny_overrides(small_dataset, tmp_path / "c"))
-    with pytest.raises(TrainingError, match="no checkpoint"):
+    with pytest.raises(PreflightError, match="no checkpoint"):
         run_training(cfg, resume=True, quiet=True)
+    assert not (tmp_path / "c").exists()
 
 
 def test_nan_loss_stops_with_the_step_and_advice(small_dataset, tmp_path, tiny_overrides):
