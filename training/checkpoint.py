@@ -44,6 +44,11 @@ def step_dir(root: Path, step: int) -> Path:
     return Path(root) / f"step-{step:06d}"
 
 
+def step_of(path: Path) -> int:
+    """The step a checkpoint folder (`step_dir`) was written at."""
+    return int(Path(path).name.removeprefix("step-"))
+
+
 def _write_pointer(root: Path, name: str) -> None:
     tmp = root / f".{LATEST}.tmp"
     with open(tmp, "w") as fh:

@@ -8,6 +8,9 @@ the command that runs them (the recipe after the backend's `preload`).
 from __future__ import annotations
 
 import argparse
+import os
+import shlex
+import signal
 import sys
 
 from .backends.preload import preload
@@ -73,34 +76,73 @@ def _train(args: argparse.Namespace) -> int:
         print(dump_config(cfg), end="")
         print("\n".join(f"# ok: {line}" for line in checked.summary))
         return 0
-    return run_training(cfg, resume=args.resume, profile_steps=args.profile, overwrite=args.overwrite)
+    return run_training(cfg, resume=args.resume, profile_steps=args.profile, overwrite=args.overwrite,
+                        resume_args=["train", "--config", args.config, *args.overrides, "--resume"])
 
 
 def run_training(cfg, resume: bool = False, profile_steps: int = 0, quiet: bool = False,
-                 overwrite: bool = False) -> int:
+                 overwrite: bool = False, resume_args: list[str] | None = None) -> int:
+    """Trains ``cfg`` to the end (0), or until SIGTERM / SIGINT stop it (128 + the signal's number,
+    after saying what was saved and how to continue: ``resume_args``, the command's arguments)."""
     preload(cfg.backend)  # before anything imports transformers: Unsloth must patch it first
     from .preflight import preflight
 
     checked = preflight(cfg, resume=resume, overwrite=overwrite)  # before the model is built
     from .recipe.finetune import FineTuneRecipe  # torch and transformers: only for a command that trains
+    from .recipe.signals import SignalStop, StopNow
 
-    recipe = FineTuneRecipe(cfg, resume=resume, profile_steps=profile_steps, quiet=quiet, records=checked.records,
-                            overwrite=overwrite)
-    try:
-        recipe.setup()
-        summary = recipe.train()
-        if summary["reason"] == "profiled":
-            if recipe.is_main:
-                print(f"profile trace written to {recipe.run_dir / 'profile'} "
-                      "(open in TensorBoard's profiler or chrome://tracing / ui.perfetto.dev)")
-            return 0
-        results = recipe.finish()
-        if recipe.is_main and not quiet:
-            print(f"done: {summary['step']} steps ({summary['reason']}); best eval loss "
-                  f"{summary['best_eval_loss']}; adapter in {results['adapter']}", file=sys.stderr)
-    finally:
-        recipe.close()
+    with SignalStop(announce=not quiet and os.environ.get("RANK", "0") == "0") as stop:
+        recipe = FineTuneRecipe(cfg, resume=resume, profile_steps=profile_steps, quiet=quiet, records=checked.records,
+                                overwrite=overwrite, stop=stop)
+        try:
+            recipe.setup()
+            summary = recipe.train()
+            if summary["reason"] == "signal":
+                return _stopped(recipe, stop.signum, resume_args, at_once=False)
+            if summary["reason"] == "profiled":
+                if recipe.is_main:
+                    print(f"profile trace written to {recipe.run_dir / 'profile'} "
+                          "(open in TensorBoard's profiler or chrome://tracing / ui.perfetto.dev)")
+                return 0
+            results = recipe.finish()
+            if recipe.is_main and not quiet:
+                print(f"done: {summary['step']} steps ({summary['reason']}); best eval loss "
+                      f"{summary['best_eval_loss']}; adapter in {results['adapter']}", file=sys.stderr)
+        except StopNow as exc:
+            recipe.log_stopped_at_once(exc.signum)
+            return _stopped(recipe, exc.signum, resume_args, at_once=True)
+        finally:
+            recipe.close()
     return 0
+
+
+def _stopped(recipe, signum: int | None, resume_args: list[str] | None, at_once: bool) -> int:
+    """Says what a signal left on disk and how to continue; the exit status (128 + the signal's number)."""
+    from . import checkpoint as ckpt
+    from .recipe.signals import exit_status, signal_name
+
+    if recipe.is_main:
+        name = signal_name(signum) if signum else "a signal to another rank"
+        last = ckpt.latest(recipe.run_dir / "checkpoints")
+        if not at_once:
+            what = f"stopped by {name} after step {recipe.step} of {recipe.cfg.train.max_steps}; checkpoint: {last}"
+        elif last is None:
+            what = f"stopped at once by {name} at step {recipe.step}, before any checkpoint: start the run again"
+        else:
+            lost = recipe.step - ckpt.step_of(last)
+            what = f"stopped at once by {name}; the last checkpoint is {last}" + (
+                f" ({lost} steps after it are lost)" if lost > 0 else "")
+        if last is None:
+            pass
+        elif resume_args is None:
+            what += "\nresume: the same command with --resume"
+        elif recipe.world > 1:
+            what += (f"\nresume with the same launcher and {recipe.world} processes: LAUNCHER -m contract_review.cli "
+                     f"{shlex.join(resume_args)}")
+        else:
+            what += f"\nresume: {shlex.join(['contract-review', *resume_args])}"
+        print(what, file=sys.stderr)
+    return exit_status(signum or signal.SIGTERM)
 
 
 def _doctor(args: argparse.Namespace) -> int:

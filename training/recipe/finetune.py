@@ -19,6 +19,8 @@ And whatever the choices:
 - precision: bf16 autocast (CPU and GPU), fp16 with a grad scaler (GPU), fp32;
 - checkpoints every `train.save_every` steps (atomic; adapter, heads, optimizer, scheduler, data
   order, RNG) and `--resume`, which continues the same loss curve bit for bit;
+- SIGTERM / SIGINT: the step finishes, a checkpoint is written and the run stops, every rank after the
+  same step (`signals.py`);
 - evaluation every `train.eval_every` steps on a fixed sample of the validation split, early
   stopping on its loss, the best adapter kept;
 - per step: loss, lr, grad norm, tokens/s, peak memory, MFU (GPU) in metrics.jsonl and TensorBoard;
@@ -55,14 +57,18 @@ from ..objectives.registry import make_objective
 from ..optim import build_optimizer, build_scheduler
 from ..precision import autocast
 from ..preflight import start_over
+from .signals import SignalStop, signal_name
 
 
 class FineTuneRecipe:
     def __init__(self, cfg: Config, resume: bool = False, profile_steps: int = 0, quiet: bool = False,
-                 records: dict[str, list] | None = None, overwrite: bool = False):
+                 records: dict[str, list] | None = None, overwrite: bool = False, stop: SignalStop | None = None):
         """``records``: the splits' records as `training.preflight` read and checked them (else read here);
-        ``overwrite``: a new run removes an earlier run's checkpoints from its folder first."""
+        ``overwrite``: a new run removes an earlier run's checkpoints from its folder first; ``stop``: the
+        signal handlers the loop asks whether to stop (none installed: it never is)."""
         self.cfg = cfg
+        self.stop = stop or SignalStop()
+        self.saved_step: int | None = None
         self.resume = resume
         self.overwrite = overwrite
         self.records = records or {}
@@ -215,69 +221,97 @@ class FineTuneRecipe:
     def train(self) -> dict:
         cfg = self.cfg
         self.strategy.net.train()
-        fpt = flops_per_token(self.model_config, cfg.data.max_length, with_lm_head=self.objective.lm_head)
-        peak = peak_flops(self.device)
         bar = None
         if cfg.train.progress and self.is_main and not self.quiet:
             bar = tqdm(total=cfg.train.max_steps, initial=self.step, desc=self.run_dir.name, unit="step",
                        dynamic_ncols=True)
-        prof = self._profiler() if self.profile_steps else None
-        stop_reason = "max_steps"
+        self._prof = self._profiler() if self.profile_steps else None
         started = time.monotonic()
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
         try:
-            while self.step < cfg.train.max_steps:
-                stats = self._guarded_step()
-                self.step += 1
-                self._check_loss(stats["loss"])
-                self.losses.append(stats["loss"])
-                tps = stats["tokens"] / stats["step_s"] if stats["step_s"] > 0 else 0.0
-                mfu = (tps * fpt / (peak * self.world)) if peak else None
-                if self.step % cfg.train.log_every == 0 or self.step == 1:
-                    self.logger.log("step", step=self.step, loss=round(stats["loss"], 6),
-                                    lr=self.strategy.scheduler.get_last_lr()[0], grad_norm=stats["grad_norm"],
-                                    tokens=stats["tokens"], tokens_per_s=round(tps, 1), step_s=round(stats["step_s"], 3),
-                                    peak_mem_gib=round(peak_memory_gib(self.device), 3),
-                                    mfu=round(mfu, 4) if mfu is not None else None, epoch=self.plan.epoch,
-                                    **{k: round(v, 5) for k, v in stats.items()
-                                       if k in ("clause_type", "party", "risk")})
-                if bar:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{stats['loss']:.4f}", tok_s=f"{tps:.0f}")
-                if prof:
-                    prof.step()
-                    if self.step >= self._profile_start + self.profile_steps + 2:
-                        prof.stop()
-                        prof = None
-                        stop_reason = "profiled"
-                        break
-                stop = False
-                if self.eval_rows and (self.step % cfg.train.eval_every == 0 or self.step == cfg.train.max_steps):
-                    stop = self._after_eval(self.evaluate())
-                if self.step % cfg.train.save_every == 0 or self.step == cfg.train.max_steps or stop:
-                    self.save_checkpoint()
-                if stop:
-                    stop_reason = "early_stopping"
-                    break
-                over_time = cfg.train.max_minutes and (time.monotonic() - started) / 60 > cfg.train.max_minutes
-                if cfg.train.max_minutes and self.strategy.any_rank(bool(over_time)):
-                    if self.eval_rows and self.step % cfg.train.eval_every != 0:
-                        self._after_eval(self.evaluate())
-                    self.save_checkpoint()
-                    stop_reason = "time_limit"
-                    break
+            with self.stop.deferring():
+                stop_reason = self._loop(started, bar)
         finally:
             if bar:
                 bar.close()
-            if prof:
-                prof.stop()
+            if self._prof:
+                self._prof.stop()
         per_rank = self.strategy.per_rank(peak_memory_gib(self.device))
+        stopped = {}
+        if stop_reason == "signal":
+            stopped = {"signal": self.stop.name or "another rank's",
+                       "checkpoint": str(ckpt.step_dir(self.run_dir / "checkpoints", self.step))}
         self.logger.log("stop", step=self.step, reason=stop_reason, best_eval_loss=_finite(self.best_eval),
                         peak_mem_gib=round(max(per_rank), 3), peak_mem_gib_per_rank=[round(x, 3) for x in per_rank],
-                        train_s=round(time.monotonic() - started, 2))
+                        train_s=round(time.monotonic() - started, 2), **stopped)
         return {"step": self.step, "reason": stop_reason, "best_eval_loss": _finite(self.best_eval),
-                "losses": self.losses}
+                "losses": self.losses, **stopped}
+
+    def _loop(self, started: float, bar) -> str:
+        """Steps until max_steps or another reason to stop; the reason."""
+        cfg = self.cfg
+        fpt = flops_per_token(self.model_config, cfg.data.max_length, with_lm_head=self.objective.lm_head)
+        peak = peak_flops(self.device)
+        while self.step < cfg.train.max_steps:
+            stats = self._guarded_step()
+            self.step += 1
+            self._check_loss(stats["loss"])
+            self.losses.append(stats["loss"])
+            tps = self._log_step(stats, fpt, peak)
+            if bar:
+                bar.update(1)
+                bar.set_postfix(loss=f"{stats['loss']:.4f}", tok_s=f"{tps:.0f}")
+            if self._prof:
+                self._prof.step()
+                if self.step >= self._profile_start + self.profile_steps + 2:
+                    self._prof.stop()
+                    self._prof = None
+                    return "profiled"
+            stop = False
+            if self.eval_rows and (self.step % cfg.train.eval_every == 0 or self.step == cfg.train.max_steps):
+                stop = self._after_eval(self.evaluate())
+            if self.step % cfg.train.save_every == 0 or self.step == cfg.train.max_steps or stop:
+                self.save_checkpoint()
+            if stop:
+                return "early_stopping"
+            over_time = cfg.train.max_minutes and (time.monotonic() - started) / 60 > cfg.train.max_minutes
+            if cfg.train.max_minutes and self.strategy.any_rank(bool(over_time)):
+                if self.eval_rows and self.step % cfg.train.eval_every != 0:
+                    self._after_eval(self.evaluate())
+                self.save_checkpoint()
+                return "time_limit"
+            if self._stop_requested():
+                if self.saved_step != self.step:
+                    self.save_checkpoint()
+                return "signal"
+        return "max_steps"
+
+    def _log_step(self, stats: dict, fpt: float, peak: float | None) -> float:
+        """Logs a step (every `train.log_every`); its tokens per second."""
+        tps = stats["tokens"] / stats["step_s"] if stats["step_s"] > 0 else 0.0
+        if self.step % self.cfg.train.log_every == 0 or self.step == 1:
+            mfu = (tps * fpt / (peak * self.world)) if peak else None
+            self.logger.log("step", step=self.step, loss=round(stats["loss"], 6),
+                            lr=self.strategy.scheduler.get_last_lr()[0], grad_norm=stats["grad_norm"],
+                            tokens=stats["tokens"], tokens_per_s=round(tps, 1), step_s=round(stats["step_s"], 3),
+                            peak_mem_gib=round(peak_memory_gib(self.device), 3),
+                            mfu=round(mfu, 4) if mfu is not None else None, epoch=self.plan.epoch,
+                            **{k: round(v, 5) for k, v in stats.items() if k in ("clause_type", "party", "risk")})
+        return tps
+
+    def _stop_requested(self) -> bool:
+        """Whether a signal asked the run to stop, agreed by every rank: a launcher's signal reaches the
+        ranks at slightly different moments, and a rank that stopped alone would leave the others waiting
+        in the next step's collectives."""
+        asked = self.stop.requested
+        return self.strategy.any_rank(asked) if self.world > 1 else asked
+
+    def log_stopped_at_once(self, signum: int) -> None:
+        """The `stop` event of a run a signal ended outside the loop's step boundary (second signal, setup,
+        finish): the steps since the last checkpoint were not saved."""
+        if hasattr(self, "logger"):
+            self.logger.log("stop", step=self.step, reason="signal", signal=signal_name(signum), at_once=True)
 
     def _guarded_step(self) -> dict:
         """One optimizer step; out of memory and NCCL failures stop the run with what to change."""
@@ -327,6 +361,7 @@ class FineTuneRecipe:
                  "rng": ckpt.rng_state(), "best_eval": self.best_eval, "bad_evals": self.bad_evals,
                  "best_step": self.best_step, "world": self.world}
         self.strategy.save_checkpoint(self.run_dir / "checkpoints", self.step, state, self.cfg.train.keep_checkpoints)
+        self.saved_step = self.step
 
     def _load_checkpoint(self) -> None:
         path = ckpt.latest(self.run_dir / "checkpoints")
@@ -341,6 +376,7 @@ class FineTuneRecipe:
         self.plan.load_state(state["plan"])
         ckpt.set_rng_state(state["rng"])
         self.step, self.best_eval, self.bad_evals = state["step"], state["best_eval"], state["bad_evals"]
+        self.saved_step = self.step
         self.best_step = state.get("best_step", 0)
         self.logger.truncate_after(self.step)
         if self.is_main and not self.quiet:
