@@ -16,7 +16,8 @@ And whatever the choices:
   an architecture preset with random weights (`model.random_init`);
 - adapters: LoRA (r, alpha, dropout, target modules or all-linear, a subset of layers), DoRA
   (`lora.dora`), QLoRA (`lora.quantize: 4bit`, bitsandbytes, GPU);
-- precision: bf16 autocast (CPU and GPU), fp16 with a grad scaler (GPU), fp32;
+- precision: bf16 autocast (CPU and GPU), fp16 with a grad scaler (GPU), fp32, or `auto` (the default):
+  bf16 on a GPU that has it and on a CPU with native bf16, else fp32 (`precision.py`), logged at start;
 - checkpoints every `train.save_every` steps (atomic; adapter, heads, optimizer, scheduler, data
   order, RNG) and `--resume`, which continues the same loss curve bit for bit;
 - SIGTERM / SIGINT: the step finishes, a checkpoint is written and the run stops, every rank after the
@@ -55,7 +56,7 @@ from ..logging import RunLogger, flops_per_token, peak_flops, peak_memory_gib, p
 from ..models import load_tokenizer
 from ..objectives.registry import make_objective
 from ..optim import build_optimizer, build_scheduler
-from ..precision import autocast
+from ..precision import autocast, resolve_precision
 from ..preflight import start_over
 from .signals import SignalStop, signal_name
 
@@ -110,6 +111,8 @@ class FineTuneRecipe:
         optimizer = build_optimizer(self.model, cfg)
         strategy.wrap(self.model, optimizer, build_scheduler(optimizer, cfg))
         self.device = strategy.device  # DeepSpeed's engine may name its own
+        # `auto` is resolved once, here, so that every step and the tuned thresholds use the same choice
+        self.precision, precision_reason = resolve_precision(cfg.train.precision, self.device)
         if self.resume:
             self._load_checkpoint()
         elif self.is_main:
@@ -122,6 +125,7 @@ class FineTuneRecipe:
         self.logger.log("start" if not self.resume else "resume", step=self.step, objective=cfg.objective,
                         backend=cfg.backend, strategy=strategy.name, world_size=self.world, device=str(self.device),
                         card=torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu",
+                        precision=self.precision, precision_reason=precision_reason,
                         trainable_params=self.n_trainable, train_examples=len(self.train_records),
                         train_rows=len(self.plan.lengths),
                         flops_per_token=flops_per_token(mc, cfg.data.max_length, with_lm_head=self.objective.lm_head),
@@ -154,7 +158,7 @@ class FineTuneRecipe:
     # -- one step --------------------------------------------------------------------------------
     def _forward_loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
         batch = {k: v.to(self.device) for k, v in batch.items()}
-        with autocast(self.cfg.train.precision, self.device):
+        with autocast(self.precision, self.device):
             loss, parts = self.objective.loss(self.strategy.net, batch)
         return loss.float(), parts
 
