@@ -72,7 +72,8 @@ def _train(args: argparse.Namespace) -> int:
         preload(cfg.backend)
         from .preflight import preflight  # torch (checkpoints) and transformers (models): only to check a run
 
-        checked = preflight(cfg, resume=args.resume, overwrite=args.overwrite)
+        checked = preflight(cfg, resume=args.resume, overwrite=args.overwrite,
+                            resume_command=_command(["train", "--config", args.config, *args.overrides, "--resume"]))
         print(dump_config(cfg), end="")
         print("\n".join(f"# ok: {line}" for line in checked.summary))
         return 0
@@ -87,7 +88,10 @@ def run_training(cfg, resume: bool = False, profile_steps: int = 0, quiet: bool 
     preload(cfg.backend)  # before anything imports transformers: Unsloth must patch it first
     from .preflight import preflight
 
-    checked = preflight(cfg, resume=resume, overwrite=overwrite)  # before the model is built
+    # before the model is built
+    checked = preflight(cfg, resume=resume, overwrite=overwrite,
+                        resume_command=_command(resume_args) if resume_args else None)
+    from .errors import TrainingError, disk_full_error, is_disk_full
     from .recipe.finetune import FineTuneRecipe  # torch and transformers: only for a command that trains
     from .recipe.signals import SignalStop, StopNow
 
@@ -111,6 +115,18 @@ def run_training(cfg, resume: bool = False, profile_steps: int = 0, quiet: bool 
         except StopNow as exc:
             recipe.log_stopped_at_once(exc.signum)
             return _stopped(recipe, exc.signum, resume_args, at_once=True)
+        except TrainingError as exc:
+            raise TrainingError(_with_resume(str(exc), recipe, resume_args)) from None
+        except (OSError, RuntimeError) as exc:
+            if not is_disk_full(exc):
+                raise
+            from . import checkpoint as ckpt
+
+            last = ckpt.latest(recipe.run_dir / "checkpoints")
+            if hasattr(recipe, "logger"):
+                recipe.logger.log("error", step=recipe.step, kind="disk_full", message=str(exc)[:300])
+            err = disk_full_error(recipe.step, recipe.run_dir, cfg, last)
+            raise TrainingError(_with_resume(str(err), recipe, resume_args)) from None
         finally:
             recipe.close()
     return 0
@@ -132,17 +148,26 @@ def _stopped(recipe, signum: int | None, resume_args: list[str] | None, at_once:
             lost = recipe.step - ckpt.step_of(last)
             what = f"stopped at once by {name}; the last checkpoint is {last}" + (
                 f" ({lost} steps after it are lost)" if lost > 0 else "")
-        if last is None:
-            pass
-        elif resume_args is None:
-            what += "\nresume: the same command with --resume"
-        elif recipe.world > 1:
-            what += (f"\nresume with the same launcher and {recipe.world} processes: LAUNCHER -m contract_review.cli "
-                     f"{shlex.join(resume_args)}")
-        else:
-            what += f"\nresume: {shlex.join(['contract-review', *resume_args])}"
-        print(what, file=sys.stderr)
+        print(_with_resume(what, recipe, resume_args), file=sys.stderr)
     return exit_status(signum or signal.SIGTERM)
+
+
+def _command(args: list[str]) -> str:
+    return shlex.join(["contract-review", *args])
+
+
+def _with_resume(message: str, recipe, resume_args: list[str] | None) -> str:
+    """``message`` and, where the run has a checkpoint, the command that continues it."""
+    from . import checkpoint as ckpt
+
+    if not hasattr(recipe, "run_dir") or ckpt.latest(recipe.run_dir / "checkpoints") is None:
+        return message
+    if resume_args is None:
+        return message + "\nresume: the same command with --resume"
+    if recipe.world > 1:
+        return message + (f"\nresume with the same launcher and {recipe.world} processes: LAUNCHER -m "
+                          f"contract_review.cli {shlex.join(resume_args)}")
+    return message + f"\nresume: {_command(resume_args)}"
 
 
 def _doctor(args: argparse.Namespace) -> int:

@@ -49,10 +49,11 @@ class Checked:
     summary: list[str] = field(default_factory=list)
 
 
-def preflight(cfg: Config, resume: bool = False, overwrite: bool = False) -> Checked:
-    """Checks the config against the files it names; raises `PreflightError` listing every problem."""
+def preflight(cfg: Config, resume: bool = False, overwrite: bool = False, resume_command: str | None = None) -> Checked:
+    """Checks the config against the files it names; raises `PreflightError` listing every problem.
+    ``resume_command``: the command line that would continue this run, quoted where a run is found."""
     checked = Checked()
-    problems = _check_run_folder(cfg, resume, overwrite, checked) + _check_model(cfg, checked)
+    problems = _check_run_folder(cfg, resume, overwrite, checked, resume_command) + _check_model(cfg, checked)
     data_problems, splits = _check_data_folder(cfg)
     problems += data_problems
     if problems:
@@ -199,7 +200,8 @@ def _check_architecture(cfg: Config) -> list[str]:
 
 # -- the run folder -------------------------------------------------------------------------------------
 
-def _check_run_folder(cfg: Config, resume: bool, overwrite: bool, checked: Checked) -> list[str]:
+def _check_run_folder(cfg: Config, resume: bool, overwrite: bool, checked: Checked,
+                      resume_command: str | None = None) -> list[str]:
     run = cfg.run_dir()
     found = ckpt.latest(run / "checkpoints")
     problems = []
@@ -208,8 +210,9 @@ def _check_run_folder(cfg: Config, resume: bool, overwrite: bool, checked: Check
     elif resume:
         checked.summary.append(f"resume: from {found}")
     elif found is not None and not overwrite:
-        problems.append(f"{run} holds an earlier run's checkpoints (latest {found.name}): add --resume to continue "
-                        "it, --overwrite to start over (its checkpoints are deleted), or set output.name")
+        cont = f"continue it with `{resume_command}`" if resume_command else "add --resume to continue it"
+        problems.append(f"{run} holds an earlier run's checkpoints (latest {found.name}): {cont}, "
+                        "--overwrite to start over (its checkpoints are deleted), or set output.name")
     targets = {"output.dir": run, "output.export": Path(cfg.output.export) if cfg.output.export else None}
     for key, target in targets.items():
         if target is not None and not _writable(target):

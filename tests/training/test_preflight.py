@@ -92,6 +92,8 @@ def test_resume_needs_a_checkpoint_and_a_new_run_never_mixes_with_an_old_one(sma
     ckpt.save(run / "checkpoints", 40, {"step": 40})
     status, err = _check(capsys, *over)
     assert status == 2 and "holds an earlier run's checkpoints (latest step-000040)" in err and "--overwrite" in err
+    # the exact command that continues the run, ready to paste
+    assert f"continue it with `contract-review train --config {CPU} {' '.join(over)} --resume`" in err
     assert main(["train", "--config", CPU, "--check", "--resume", *over]) == 0
     assert main(["train", "--config", CPU, "--check", "--overwrite", *over]) == 0
 
