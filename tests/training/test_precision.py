@@ -11,6 +11,7 @@ import torch
 
 from contract_review.training import precision
 from contract_review.training.config import TrainConfig
+from contract_review.training.doctor import check_environment
 from contract_review.training.precision import (CALIBRATION_MARGIN, ENV, cpu_info, cpu_precision, resolve_precision,
                                                 time_linear)
 
@@ -123,3 +124,11 @@ def test_auto_is_the_default_and_resolves_to_the_cpu_choice_on_a_cpu(monkeypatch
     monkeypatch.setenv(ENV, "bf16")
     cpu_precision.cache_clear()
     assert resolve_precision("auto", torch.device("cpu")) == ("bf16", f"forced: {ENV}=bf16")
+
+
+def test_doctor_reports_the_cpu_precision_without_a_gpu():
+    if torch.cuda.is_available():
+        pytest.skip("with a GPU, doctor reports the GPU's bf16 support instead")
+    choice = cpu_precision()
+    check = next(c for c in check_environment() if c.name == "cpu precision")
+    assert check.status == "ok" and check.detail == f"{choice.precision} ({choice.how}: {choice.reason})"
