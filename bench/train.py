@@ -162,10 +162,11 @@ def build_row(base: dict, cfg: dict, run_dir: Path, gpus: int, warmup: int, rc: 
 
 
 def train_command(config: str, overrides: list[str], nproc: int) -> list[str]:
-    head = [sys.executable, "-m", "contract_review.cli", "train", "--config", config]
+    # --overwrite: an entry run again replaces its earlier run, checkpoints included
+    head = [sys.executable, "-m", "contract_review.cli", "train", "--overwrite", "--config", config]
     if nproc > 1:
         head = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc),
-                "-m", "contract_review.cli", "train", "--config", config]
+                "-m", "contract_review.cli", "train", "--overwrite", "--config", config]
     return head + overrides
 
 

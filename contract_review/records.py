@@ -26,6 +26,7 @@ import io
 import json
 import os
 import tempfile
+import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Literal
@@ -191,28 +192,83 @@ class ClauseRecord(BaseModel):
         return load_taxonomy().is_risk_clause(self.risk)
 
 
-def _open_text(path: Path, mode: str):
-    if path.suffix == ".gz":
-        return io.TextIOWrapper(gzip.open(path, mode + "b"), encoding="utf-8")
-    return open(path, mode, encoding="utf-8")
+# One record is one clause: the largest in the shipped dataset is under 7 KB. A line past this is a
+# whole document or a broken file, and reading it whole would cost its size in memory and tokenizer time.
+MAX_RECORD_BYTES = 1 << 20
+_SKIP_CHUNK = 1 << 20
+
+
+def _open_binary(path: Path):
+    try:
+        return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
+    except IsADirectoryError:
+        raise RecordError(f"{path}: is a folder; give a .jsonl or .jsonl.gz file") from None
+    except OSError as exc:
+        raise RecordError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
+def _skip_rest_of_line(fh, first: bytes) -> int:
+    """Reads past the end of an oversized line in chunks; its size in bytes (without the newline)."""
+    size, chunk = len(first), first
+    while chunk and not chunk.endswith(b"\n"):
+        chunk = fh.readline(_SKIP_CHUNK)
+        size += len(chunk)
+    return size - (1 if chunk.endswith(b"\n") else 0)
+
+
+def _parse_line(path: Path, lineno: int, raw: bytes) -> dict | RecordError | None:
+    """The object on one line, the problem with it, or None for a blank line."""
+    try:
+        text = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")  # a byte-order mark may open the file
+    except UnicodeDecodeError as exc:
+        column = len(raw[: exc.start].decode("utf-8", errors="replace")) + 1
+        return RecordError(f"{path}:{lineno}:{column}: not UTF-8 text (byte 0x{raw[exc.start]:02x}); save the "
+                           "file as UTF-8, e.g. `iconv -f latin1 -t utf-8 IN > OUT`")
+    if not text.strip():
+        return None
+    try:
+        obj = json.loads(text)
+    except json.JSONDecodeError as exc:
+        return RecordError(f"{path}:{lineno}: not valid JSON ({exc.msg}); fix or remove the line")
+    if not isinstance(obj, dict):
+        return RecordError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+def _lines(path: Path) -> Iterator[tuple[int, dict | RecordError]]:
+    """(line number, object or the problem with that line) for each non-blank line of a JSONL(.gz) file.
+
+    Lines are read as bytes and decoded one at a time, so a decoding error names its line and column,
+    and no line longer than `MAX_RECORD_BYTES` is ever held whole in memory."""
+    if not path.exists():
+        raise RecordError(f"{path}: file not found")
+    lineno = 0
+    with _open_binary(path) as fh:
+        try:
+            while raw := fh.readline(MAX_RECORD_BYTES + 1):
+                lineno += 1
+                if len(raw) > MAX_RECORD_BYTES and not raw.endswith(b"\n"):  # more than the limit before its end
+                    size = _skip_rest_of_line(fh, raw)
+                    yield lineno, RecordError(
+                        f"{path}:{lineno}: the line is {size:,} bytes, over the limit of {MAX_RECORD_BYTES:,} "
+                        "bytes for one record (one clause; the largest shipped record is under 7 KB); split "
+                        "the text into clauses (`contract-review data build` segments whole documents)")
+                    continue
+                parsed = _parse_line(path, lineno, raw)
+                if parsed is not None:
+                    yield lineno, parsed
+        except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+            raise RecordError(f"{path}: the gzip stream is damaged after line {lineno} ({exc}); "
+                              "rebuild or re-download the file") from None
 
 
 def iter_jsonl(path: str | Path) -> Iterator[tuple[int, dict]]:
-    """Yield (line number, object) from a JSONL(.gz) file; blank lines are skipped."""
-    path = Path(path)
-    if not path.exists():
-        raise RecordError(f"{path}: file not found")
-    with _open_text(path, "r") as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise RecordError(f"{path}:{lineno}: not valid JSON ({exc.msg}); fix or remove the line") from None
-            if not isinstance(obj, dict):
-                raise RecordError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
-            yield lineno, obj
+    """Yield (line number, object) from a JSONL(.gz) file; blank lines are skipped. The first line that is
+    not UTF-8, not JSON, not an object or over `MAX_RECORD_BYTES` raises `RecordError` naming file and line."""
+    for lineno, obj in _lines(Path(path)):
+        if isinstance(obj, RecordError):
+            raise obj
+        yield lineno, obj
 
 
 def _problem(path, lineno: int, exc: ValidationError) -> str:
@@ -235,10 +291,14 @@ def read_records(path: str | Path, allow_empty: bool = False) -> list[ClauseReco
 
 
 def check_records(path: str | Path) -> tuple[list[ClauseRecord], list[str]]:
-    """Every valid record of a file and one message (file:line: field: problem) per invalid one,
-    so a check reports all that is wrong at once. A file that is not JSONL still raises."""
+    """Every valid record of a file and one message (file:line: problem) per invalid line, whether the
+    line is not UTF-8, not JSON, too long or an invalid record, so a check reports all that is wrong at
+    once. A missing, unreadable or damaged (gzip) file still raises."""
     records, problems = [], []
-    for lineno, obj in iter_jsonl(path):
+    for lineno, obj in _lines(Path(path)):
+        if isinstance(obj, RecordError):
+            problems.append(str(obj))
+            continue
         try:
             records.append(ClauseRecord.model_validate(obj))
         except ValidationError as exc:

@@ -44,6 +44,7 @@ class RunResult:
     preds: list[ClausePrediction]
     load_seconds: float = 0.0
     predict_seconds: float = 0.0
+    precision: str | None = None  # a model's compute precision (e.g. "fp32", "bf16 autocast"); None for TF-IDF
     metrics: dict = field(default_factory=dict)  # what metrics.json holds
 
 
@@ -54,7 +55,8 @@ def predict_all(predictor: Predictor, items: Sequence[EvalItem], progress: bool 
     seconds = time.perf_counter() - t0
     if len(preds) != len(items):
         raise RuntimeError(f"{predictor.name} returned {len(preds)} predictions for {len(items)} clauses")
-    return RunResult(predictor.name, predictor.model_version, list(items), list(preds), load_seconds, seconds)
+    return RunResult(predictor.name, predictor.model_version, list(items), list(preds), load_seconds, seconds,
+                     getattr(predictor, "precision", None))
 
 
 def score(run: RunResult, data: dict, resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> dict:
@@ -83,6 +85,7 @@ def score(run: RunResult, data: dict, resamples: int = DEFAULT_RESAMPLES, seed: 
         "clauses_per_second": round(n / run.predict_seconds, 2) if run.predict_seconds > 0 else None,
         "seconds_per_1000_clauses": round(1000 * run.predict_seconds / n, 1) if n else None,
         "threads": _threads(),
+        "precision": run.precision,
     }
     out["bootstrap"] = {"resamples": resamples, "level": LEVEL, "unit": "document", "seed": seed}
     out["per_class"] = per_class(tables)

@@ -265,6 +265,7 @@ class EnsemblePredictor:
         self.tax = load_taxonomy()
         self.model_version = f"ensemble:{reviewer.model_version}+{tfidf.model_version}" + (
             f"+{unfair.model_version}" if unfair is not None else "")
+        self.precision = reviewer.precision  # the TF-IDF models have none
 
     def predict(self, clauses: Sequence[ClauseInput], progress: bool = False) -> list[ClausePrediction]:
         if not clauses:

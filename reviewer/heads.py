@@ -25,6 +25,7 @@ from contract_review.predictor import ClauseInput, ClausePrediction
 from contract_review.prompt import build_input
 from contract_review.taxonomy import Taxonomy
 from contract_review.training.models import hub_offline, load_causal_lm, load_tokenizer, resolve_model
+from contract_review.training.precision import cpu_precision
 from contract_review.training.reviewer_model import HEADS_FILE, META_FILE, Labels, ReviewerModel, predict_probs
 
 from .decisions import answers_from_probs
@@ -70,8 +71,8 @@ def load_reviewer(adapter_dir: str | Path | None = None, base_model: str | None 
     """(model in eval mode, tokenizer, reviewer.json) from an adapter folder.
 
     `merge` folds LoRA into the base weights: the same outputs, one matmul per projection.
-    `dtype` defaults to float32 (under bf16 autocast: the setting the shipped thresholds were tuned
-    in) except for a base of over a billion parameters on a GPU, which gets bfloat16 weights.
+    `dtype` defaults to float32 (run under bf16 autocast where that is fast: the setting the shipped
+    thresholds were tuned in; see `load_reviewer_predictor`) except for a base of over a billion parameters on a GPU, which gets bfloat16 weights.
     `dtype="bfloat16"` on a CPU casts the merged decoder (the heads stay float32): on a CPU with
     AVX512-BF16 this ran 2.3x faster than float32 weights under bf16 autocast (995 vs 436 tokens/s
     on two shared cores), with head probabilities within 0.04 of the autocast ones. `device`
@@ -113,7 +114,8 @@ def head_answers(probs: dict[str, torch.Tensor], meta: dict, labels: Labels,
 
 
 class ReviewerPredictor:
-    """`contract_review.predictor.Predictor` over a reviewer adapter: batched, bf16 autocast on CPU."""
+    """`contract_review.predictor.Predictor` over a reviewer adapter: batched; bf16 autocast on a GPU
+    and on a CPU with native bf16, fp32 on other CPUs (`default_autocast`; `precision` says which)."""
 
     name = "reviewer"
 
@@ -125,8 +127,9 @@ class ReviewerPredictor:
         # a GPU wants wide batches; two CPU cores gain nothing past a few thousand tokens
         on_gpu = next(model.parameters()).device.type == "cuda"
         self.tokens_per_batch = tokens_per_batch if tokens_per_batch else (32768 if on_gpu else 4096)
-        # bf16 autocast for float32 weights; weights already in bf16 need none
-        self.autocast = autocast if autocast is not None else next(model.decoder().parameters()).dtype == torch.float32
+        self.autocast = autocast if autocast is not None else default_autocast(model)
+        weights = next(model.decoder().parameters()).dtype
+        self.precision = ("bf16 autocast" if self.autocast else "fp32") if weights == torch.float32 else str(weights)
         self.model_version = str(meta.get("model_version", "reviewer"))
         self.last_seconds: float | None = None
 
@@ -145,14 +148,24 @@ class ReviewerPredictor:
         return head_answers(probs, self.meta, self.labels)
 
 
+def default_autocast(model: ReviewerModel) -> bool:
+    """bf16 autocast for float32 weights on a GPU, and on a CPU where it is the faster choice
+    (`cpu_precision`: native bf16, else fp32); weights already in a 16-bit type need none."""
+    param = next(model.decoder().parameters())
+    if param.dtype != torch.float32:
+        return False
+    return param.device.type == "cuda" or cpu_precision().precision == "bf16"
+
+
 def load_reviewer_predictor(adapter_dir: str | Path | None = None, base_model: str | None = None,
                             dtype: str | None = None, device: str | None = None, **kwargs) -> ReviewerPredictor:
     """The reviewer predictor from an adapter folder (default: the shipped `data/model/reviewer/`),
     on its own base model or `base_model`.
 
-    On a GPU when there is one (`device`). Default: float32 weights under bf16 autocast (the numbers
-    in the adapter's card; ~440 tokens/s on two shared cores, a 1,000-clause contract in about 4
-    minutes). `dtype="bfloat16"` is the fast mode (~1,000 tokens/s) but it moved the shipped
+    On a GPU when there is one (`device`). Default: float32 weights, under bf16 autocast on a GPU and
+    on a CPU with native bf16 (the setting of the numbers in the adapter's card; ~440 tokens/s on two
+    shared cores of such a CPU), in plain fp32 on a CPU without it, where emulated bf16 is several
+    times slower (`training.precision.cpu_precision`; `CONTRACT_REVIEW_CPU_PRECISION` forces it). `dtype="bfloat16"` is the fast mode (~1,000 tokens/s) but it moved the shipped
     adapter's CLAUDETTE 8-category macro-F1 from 61.9 to 54.7: its tuned thresholds sit near 0.9,
     where bf16 weights shift probabilities."""
     adapter_dir = Path(adapter_dir or DEFAULT_ADAPTER_DIR)

@@ -44,6 +44,7 @@ from contract_review.prompt import (INSTRUCTION, SYSTEM, AnswerError, build_inpu
                                     render_plain)
 from contract_review.taxonomy import Taxonomy, load_taxonomy
 from contract_review.training.models import load_causal_lm, load_tokenizer
+from contract_review.training.precision import cpu_precision
 
 from .decisions import answer_from_types
 
@@ -65,9 +66,11 @@ class ScoringPredictor:
     name = "zero-shot"
 
     def __init__(self, model, tokenizer, model_version: str, tax: Taxonomy | None = None, batch_size: int = 8,
-                 max_clause_tokens: int = 320, autocast: bool = True):
+                 max_clause_tokens: int = 320, autocast: bool | None = None):
         self.model, self.tok = model, tokenizer
-        self.autocast = autocast  # bf16 matmuls on CPU (as the reviewer model): faster, scores within ~1e-2
+        # bf16 matmuls where the CPU has native bf16 (scores within ~1e-2 of fp32); emulated bf16 is slower
+        self.autocast = cpu_precision().precision == "bf16" if autocast is None else autocast
+        self.precision = "bf16 autocast" if self.autocast else "fp32"
         self.tax = tax or load_taxonomy()
         self.model_version = model_version
         self.batch_size = batch_size

@@ -44,6 +44,11 @@ def step_dir(root: Path, step: int) -> Path:
     return Path(root) / f"step-{step:06d}"
 
 
+def step_of(path: Path) -> int:
+    """The step a checkpoint folder (`step_dir`) was written at."""
+    return int(Path(path).name.removeprefix("step-"))
+
+
 def _write_pointer(root: Path, name: str) -> None:
     tmp = root / f".{LATEST}.tmp"
     with open(tmp, "w") as fh:
@@ -63,11 +68,15 @@ def save(root: Path, step: int, state: dict, keep: int = 2, extra_writer=None) -
     tmp = root / f".{final.name}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    torch.save(state, tmp / "state.pt")
-    if extra_writer is not None:
-        extra_writer(tmp)
-    with open(tmp / "state.pt", "rb") as fh:
-        os.fsync(fh.fileno())
+    try:
+        torch.save(state, tmp / "state.pt")
+        if extra_writer is not None:
+            extra_writer(tmp)
+        with open(tmp / "state.pt", "rb") as fh:
+            os.fsync(fh.fileno())
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # a half-written checkpoint would only hold on to the space
+        raise
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
     _write_pointer(root, final.name)

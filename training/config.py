@@ -107,7 +107,9 @@ class TrainConfig(_Section):
     save_every: int = Field(100, ge=1)
     keep_checkpoints: int = Field(2, ge=1)
     seed: int = 42
-    precision: Literal["fp32", "bf16", "fp16"] = "bf16"
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="auto: bf16 on a GPU that has it; on a CPU bf16 only with native bf16 (AVX512-BF16, "
+                            "AMX), else fp32 (training/precision.py); fp16 needs a GPU (grad scaler)")
     log_every: int = Field(1, ge=1)
     max_loss: float = Field(1e4, gt=0, description="stop when the loss exceeds this (exploding)")
     progress: bool = True

@@ -29,9 +29,12 @@ from .config import DataConfig
 IGNORE = -100
 
 
-def load_split(cfg: DataConfig, split: str, seed: int = 0, subset: bool = True) -> list[ClauseRecord]:
-    """Records of one split, with the config's subset rules applied to the training split."""
-    records = read_records(find_split_file(Path(cfg.dir), split))
+def load_split(cfg: DataConfig, split: str, seed: int = 0, subset: bool = True,
+               records: list[ClauseRecord] | None = None) -> list[ClauseRecord]:
+    """Records of one split (read from `cfg.dir`, or the `records` already read and checked), with the
+    config's subset rules applied to the training split."""
+    if records is None:
+        records = read_records(find_split_file(Path(cfg.dir), split))
     if not subset:
         return records
     sub = cfg.subset

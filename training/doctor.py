@@ -45,6 +45,10 @@ def check_environment() -> list[Check]:
             checks.append(Check("bf16", "ok" if bf16 else "warn", "supported" if bf16 else "not supported: use fp16"))
         else:
             checks.append(Check("gpu", "warn", "no CUDA device: training runs on CPU (the small default model only)"))
+            from .precision import cpu_precision  # torch, which this try imports first
+
+            cpu = cpu_precision()
+            checks.append(Check("cpu precision", "ok", f"{cpu.precision} ({cpu.how}: {cpu.reason})"))
     except Exception as exc:  # a broken torch install is exactly what doctor must report
         checks.append(Check("torch-runtime", "fail", f"{type(exc).__name__}: {exc}"))
     for var, advice in (("NCCL_IB_DISABLE", "set to 1 if NCCL errors mention InfiniBand"),

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import math
+import shutil
+from pathlib import Path
 
 import torch
 
@@ -36,3 +39,38 @@ def oom_error(step: int, peak_gib: float, device, cfg) -> TrainingError:
 def nccl_error(step: int, exc: BaseException) -> TrainingError:
     return TrainingError(f"step {step}: NCCL error: {str(exc)[:300]}. Run `contract-review doctor`; retry with "
                          "NCCL_DEBUG=INFO, and NCCL_IB_DISABLE=1 if it mentions InfiniBand (IB)")
+
+
+# a full disk, a quota, or a file-size limit (ulimit -f): each leaves no room for the write
+NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """A write that found no room: an OSError with one of `NO_ROOM`, or torch.save's RuntimeError (its
+    C++ writer loses the errno: "unexpected pos 704 vs 598" on a full disk, or "file write failed")."""
+    if isinstance(exc, OSError):
+        return exc.errno in NO_ROOM
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and (
+        "No space left" in text or ("inline_container" in text and ("unexpected pos" in text
+                                                                    or "file write failed" in text)))
+
+
+def _size(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else 0
+
+
+def disk_full_error(step: int, run_dir: Path, cfg, last_checkpoint: Path | None) -> TrainingError:
+    """No room to write in the run folder after ``step`` (the last step done): how much there is, what a
+    checkpoint takes, what to change."""
+    try:
+        free = f"{shutil.disk_usage(run_dir).free / 2**30:.2f} GiB free there"
+    except OSError:
+        free = "free space unknown"
+    each = f"; each checkpoint takes {_size(last_checkpoint) / 2**20:.1f} MiB" if last_checkpoint else ""
+    kept = (f"the last complete checkpoint, {last_checkpoint}, is intact (checkpoints are written aside and "
+            "renamed into place)" if last_checkpoint else "no checkpoint was completed")
+    return TrainingError(
+        f"after step {step}: no room to write in {run_dir} (disk full, quota or file-size limit; {free}{each}). "
+        f"Free space on that disk, lower train.keep_checkpoints (now {cfg.train.keep_checkpoints}), or set "
+        f"output.dir to a disk with room; {kept}.")

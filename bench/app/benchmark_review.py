@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import sys
 import tempfile
@@ -94,17 +93,19 @@ def main(argv: list[str] | None = None) -> int:
     import importlib.metadata as md
     import os
 
+    from contract_review.training.precision import cpu_name
+
     device = str(next(predictor.model.parameters()).device) if hasattr(predictor, "model") else "cpu"
     on_gpu = device.startswith("cuda")
     result = {
         "benchmark": "app_review", "run_id": os.environ.get("RUN_ID") or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()),
         "command": " ".join(["bench/app/benchmark_review.py"] + (argv if argv is not None else sys.argv[1:])),
-        "card": torch.cuda.get_device_name() if on_gpu else (platform.processor() or platform.machine()),
+        "card": torch.cuda.get_device_name() if on_gpu else cpu_name(),
         "device": device, "gpus": 1 if on_gpu else 0,
         "versions": {k: md.version(k) for k in ("torch", "transformers", "peft")},
         "contract": path.name, "chars": len(contract.text), "clauses": len(review.findings),
         "predictor": predictor.name, "model_version": predictor.model_version,
-        "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
+        "threads": torch.get_num_threads(), "cpu": cpu_name(), "precision": getattr(predictor, "precision", None),
         "model_load_s": round(load_s, 2),
         "median_s": {k: round(statistics.median(r[k] for r in runs), 3) for k in runs[0]},
         "clauses_per_s": round(len(review.findings) / max(statistics.median(r["predict"] for r in runs), 1e-9), 1),

@@ -15,10 +15,13 @@ def test_bad_config_fails_with_the_field_and_exit_status_2(tmp_path, capsys):
     assert "lora.r" in err and "greater than or equal to 1" in err
 
 
-def test_check_prints_the_validated_config(capsys):
-    assert main(["train", "--config", str(CONFIGS / "llama2-7b_qlora_1gpu.yaml"), "--check", "optim.lr=1e-4"]) == 0
+def test_check_prints_the_validated_config_and_what_it_checked(small_dataset, capsys):
+    assert main(["train", "--config", str(CONFIGS / "llama2-7b_qlora_1gpu.yaml"), "--check", "optim.lr=1e-4",
+                 f"data.dir={small_dataset}"]) == 0
     out = capsys.readouterr().out
     assert "quantize: 4bit" in out and "lr: 0.0001" in out
+    assert f"# ok: data: {small_dataset / 'train.jsonl'}: 24 records" in out
+    assert "# ok: model: random weights of llama2-7b" in out
 
 
 def test_qlora_on_cpu_says_it_needs_a_gpu(small_dataset, tmp_path, tiny_overrides, capsys):

@@ -17,7 +17,10 @@ Start with a standard launcher, e.g.
 
 from __future__ import annotations
 
+import torch
+
 from ..config import Config
+from ..precision import resolve_precision
 
 
 def build_ds_config(cfg: Config, world_size: int, on_gpu: bool) -> dict:
@@ -38,7 +41,7 @@ def build_ds_config(cfg: Config, world_size: int, on_gpu: bool) -> dict:
         if d.zero_stage != 3:
             raise ValueError("distributed.offload_params needs zero_stage 3")
         zero["offload_param"] = {"device": "cpu", "pin_memory": on_gpu}
-    prec = cfg.train.precision
+    prec = resolve_precision(cfg.train.precision, torch.device("cuda" if on_gpu else "cpu"))[0]
     ds = {
         "train_micro_batch_size_per_gpu": cfg.optim.batch_size,
         "gradient_accumulation_steps": cfg.optim.grad_accum,

@@ -17,6 +17,7 @@ from contract_review.records import ClauseRecord
 
 from ..card import data_version
 from ..data import collate_classify, encode_classify, load_split
+from ..precision import resolve_precision
 from ..reviewer_model import (Labels, ReviewerModel, classify_loss, predict_probs, save_reviewer, tune_thresholds,
                               type_pos_weight)
 from .base import Objective
@@ -74,8 +75,9 @@ class Classify(Objective):
         if cfg.classify.tune_thresholds and cfg.data.eval_split:
             model.eval()
             records = load_split(cfg.data, cfg.data.eval_split, subset=False)
+            bf16 = resolve_precision(cfg.train.precision, strategy.device)[0] == "bf16"
             probs = predict_probs(model, self.tokenizer, [r.input for r in records], cfg.data.max_length,
-                                  autocast=cfg.train.precision == "bf16", progress=not quiet)
+                                  autocast=bf16, progress=not quiet)
             targets = torch.stack([self.labels.targets(r)["clause_type"] for r in records])
             thresholds = tune_thresholds(probs["clause_type"], targets)
             torch.save({"probs": probs, "ids": [r.id for r in records]}, run_dir / "eval_probs.pt")

@@ -16,9 +16,12 @@ And whatever the choices:
   an architecture preset with random weights (`model.random_init`);
 - adapters: LoRA (r, alpha, dropout, target modules or all-linear, a subset of layers), DoRA
   (`lora.dora`), QLoRA (`lora.quantize: 4bit`, bitsandbytes, GPU);
-- precision: bf16 autocast (CPU and GPU), fp16 with a grad scaler (GPU), fp32;
+- precision: bf16 autocast (CPU and GPU), fp16 with a grad scaler (GPU), fp32, or `auto` (the default):
+  bf16 on a GPU that has it and on a CPU with native bf16, else fp32 (`precision.py`), logged at start;
 - checkpoints every `train.save_every` steps (atomic; adapter, heads, optimizer, scheduler, data
   order, RNG) and `--resume`, which continues the same loss curve bit for bit;
+- SIGTERM / SIGINT: the step finishes, a checkpoint is written and the run stops, every rank after the
+  same step (`signals.py`);
 - evaluation every `train.eval_every` steps on a fixed sample of the validation split, early
   stopping on its loss, the best adapter kept;
 - per step: loss, lr, grad norm, tokens/s, peak memory, MFU (GPU) in metrics.jsonl and TensorBoard;
@@ -53,13 +56,23 @@ from ..logging import RunLogger, flops_per_token, peak_flops, peak_memory_gib, p
 from ..models import load_tokenizer
 from ..objectives.registry import make_objective
 from ..optim import build_optimizer, build_scheduler
-from ..precision import autocast
+from ..precision import autocast, resolve_precision
+from ..preflight import start_over
+from .signals import SignalStop, signal_name
 
 
 class FineTuneRecipe:
-    def __init__(self, cfg: Config, resume: bool = False, profile_steps: int = 0, quiet: bool = False):
+    def __init__(self, cfg: Config, resume: bool = False, profile_steps: int = 0, quiet: bool = False,
+                 records: dict[str, list] | None = None, overwrite: bool = False, stop: SignalStop | None = None):
+        """``records``: the splits' records as `training.preflight` read and checked them (else read here);
+        ``overwrite``: a new run removes an earlier run's checkpoints from its folder first; ``stop``: the
+        signal handlers the loop asks whether to stop (none installed: it never is)."""
         self.cfg = cfg
+        self.stop = stop or SignalStop()
+        self.saved_step: int | None = None
         self.resume = resume
+        self.overwrite = overwrite
+        self.records = records or {}
         self.profile_steps = profile_steps
         self.quiet = quiet
         self.run_dir = cfg.run_dir()
@@ -98,9 +111,13 @@ class FineTuneRecipe:
         optimizer = build_optimizer(self.model, cfg)
         strategy.wrap(self.model, optimizer, build_scheduler(optimizer, cfg))
         self.device = strategy.device  # DeepSpeed's engine may name its own
+        # `auto` is resolved once, here, so that every step and the tuned thresholds use the same choice
+        self.precision, precision_reason = resolve_precision(cfg.train.precision, self.device)
         if self.resume:
             self._load_checkpoint()
         elif self.is_main:
+            if self.overwrite:
+                start_over(cfg)
             self.run_dir.mkdir(parents=True, exist_ok=True)
             (self.run_dir / "metrics.jsonl").unlink(missing_ok=True)
             (self.run_dir / "config.yaml").write_text(dump_config(cfg), encoding="utf-8")
@@ -108,6 +125,7 @@ class FineTuneRecipe:
         self.logger.log("start" if not self.resume else "resume", step=self.step, objective=cfg.objective,
                         backend=cfg.backend, strategy=strategy.name, world_size=self.world, device=str(self.device),
                         card=torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu",
+                        precision=self.precision, precision_reason=precision_reason,
                         trainable_params=self.n_trainable, train_examples=len(self.train_records),
                         train_rows=len(self.plan.lengths),
                         flops_per_token=flops_per_token(mc, cfg.data.max_length, with_lm_head=self.objective.lm_head),
@@ -120,11 +138,13 @@ class FineTuneRecipe:
 
     def _setup_data(self) -> None:
         cfg = self.cfg
-        train = load_split(cfg.data, cfg.data.train_split, seed=cfg.train.seed)
+        train = load_split(cfg.data, cfg.data.train_split, seed=cfg.train.seed,
+                           records=self.records.get(cfg.data.train_split))
         evals = []
         if cfg.data.eval_split:
-            evals = eval_sample(load_split(cfg.data, cfg.data.eval_split, subset=False), cfg.data.eval_limit,
-                                seed=cfg.train.seed)
+            evals = eval_sample(load_split(cfg.data, cfg.data.eval_split, subset=False,
+                                           records=self.records.get(cfg.data.eval_split)),
+                                cfg.data.eval_limit, seed=cfg.train.seed)
         self.train_records = train
         self.train_rows = self.objective.encode(train)
         self.eval_rows = self.objective.encode(evals)
@@ -138,7 +158,7 @@ class FineTuneRecipe:
     # -- one step --------------------------------------------------------------------------------
     def _forward_loss(self, batch: dict) -> tuple[torch.Tensor, dict]:
         batch = {k: v.to(self.device) for k, v in batch.items()}
-        with autocast(self.cfg.train.precision, self.device):
+        with autocast(self.precision, self.device):
             loss, parts = self.objective.loss(self.strategy.net, batch)
         return loss.float(), parts
 
@@ -205,69 +225,97 @@ class FineTuneRecipe:
     def train(self) -> dict:
         cfg = self.cfg
         self.strategy.net.train()
-        fpt = flops_per_token(self.model_config, cfg.data.max_length, with_lm_head=self.objective.lm_head)
-        peak = peak_flops(self.device)
         bar = None
         if cfg.train.progress and self.is_main and not self.quiet:
             bar = tqdm(total=cfg.train.max_steps, initial=self.step, desc=self.run_dir.name, unit="step",
                        dynamic_ncols=True)
-        prof = self._profiler() if self.profile_steps else None
-        stop_reason = "max_steps"
+        self._prof = self._profiler() if self.profile_steps else None
         started = time.monotonic()
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
         try:
-            while self.step < cfg.train.max_steps:
-                stats = self._guarded_step()
-                self.step += 1
-                self._check_loss(stats["loss"])
-                self.losses.append(stats["loss"])
-                tps = stats["tokens"] / stats["step_s"] if stats["step_s"] > 0 else 0.0
-                mfu = (tps * fpt / (peak * self.world)) if peak else None
-                if self.step % cfg.train.log_every == 0 or self.step == 1:
-                    self.logger.log("step", step=self.step, loss=round(stats["loss"], 6),
-                                    lr=self.strategy.scheduler.get_last_lr()[0], grad_norm=stats["grad_norm"],
-                                    tokens=stats["tokens"], tokens_per_s=round(tps, 1), step_s=round(stats["step_s"], 3),
-                                    peak_mem_gib=round(peak_memory_gib(self.device), 3),
-                                    mfu=round(mfu, 4) if mfu is not None else None, epoch=self.plan.epoch,
-                                    **{k: round(v, 5) for k, v in stats.items()
-                                       if k in ("clause_type", "party", "risk")})
-                if bar:
-                    bar.update(1)
-                    bar.set_postfix(loss=f"{stats['loss']:.4f}", tok_s=f"{tps:.0f}")
-                if prof:
-                    prof.step()
-                    if self.step >= self._profile_start + self.profile_steps + 2:
-                        prof.stop()
-                        prof = None
-                        stop_reason = "profiled"
-                        break
-                stop = False
-                if self.eval_rows and (self.step % cfg.train.eval_every == 0 or self.step == cfg.train.max_steps):
-                    stop = self._after_eval(self.evaluate())
-                if self.step % cfg.train.save_every == 0 or self.step == cfg.train.max_steps or stop:
-                    self.save_checkpoint()
-                if stop:
-                    stop_reason = "early_stopping"
-                    break
-                over_time = cfg.train.max_minutes and (time.monotonic() - started) / 60 > cfg.train.max_minutes
-                if cfg.train.max_minutes and self.strategy.any_rank(bool(over_time)):
-                    if self.eval_rows and self.step % cfg.train.eval_every != 0:
-                        self._after_eval(self.evaluate())
-                    self.save_checkpoint()
-                    stop_reason = "time_limit"
-                    break
+            with self.stop.deferring():
+                stop_reason = self._loop(started, bar)
         finally:
             if bar:
                 bar.close()
-            if prof:
-                prof.stop()
+            if self._prof:
+                self._prof.stop()
         per_rank = self.strategy.per_rank(peak_memory_gib(self.device))
+        stopped = {}
+        if stop_reason == "signal":
+            stopped = {"signal": self.stop.name or "another rank's",
+                       "checkpoint": str(ckpt.step_dir(self.run_dir / "checkpoints", self.step))}
         self.logger.log("stop", step=self.step, reason=stop_reason, best_eval_loss=_finite(self.best_eval),
                         peak_mem_gib=round(max(per_rank), 3), peak_mem_gib_per_rank=[round(x, 3) for x in per_rank],
-                        train_s=round(time.monotonic() - started, 2))
+                        train_s=round(time.monotonic() - started, 2), **stopped)
         return {"step": self.step, "reason": stop_reason, "best_eval_loss": _finite(self.best_eval),
-                "losses": self.losses}
+                "losses": self.losses, **stopped}
+
+    def _loop(self, started: float, bar) -> str:
+        """Steps until max_steps or another reason to stop; the reason."""
+        cfg = self.cfg
+        fpt = flops_per_token(self.model_config, cfg.data.max_length, with_lm_head=self.objective.lm_head)
+        peak = peak_flops(self.device)
+        while self.step < cfg.train.max_steps:
+            stats = self._guarded_step()
+            self.step += 1
+            self._check_loss(stats["loss"])
+            self.losses.append(stats["loss"])
+            tps = self._log_step(stats, fpt, peak)
+            if bar:
+                bar.update(1)
+                bar.set_postfix(loss=f"{stats['loss']:.4f}", tok_s=f"{tps:.0f}")
+            if self._prof:
+                self._prof.step()
+                if self.step >= self._profile_start + self.profile_steps + 2:
+                    self._prof.stop()
+                    self._prof = None
+                    return "profiled"
+            stop = False
+            if self.eval_rows and (self.step % cfg.train.eval_every == 0 or self.step == cfg.train.max_steps):
+                stop = self._after_eval(self.evaluate())
+            if self.step % cfg.train.save_every == 0 or self.step == cfg.train.max_steps or stop:
+                self.save_checkpoint()
+            if stop:
+                return "early_stopping"
+            over_time = cfg.train.max_minutes and (time.monotonic() - started) / 60 > cfg.train.max_minutes
+            if cfg.train.max_minutes and self.strategy.any_rank(bool(over_time)):
+                if self.eval_rows and self.step % cfg.train.eval_every != 0:
+                    self._after_eval(self.evaluate())
+                self.save_checkpoint()
+                return "time_limit"
+            if self._stop_requested():
+                if self.saved_step != self.step:
+                    self.save_checkpoint()
+                return "signal"
+        return "max_steps"
+
+    def _log_step(self, stats: dict, fpt: float, peak: float | None) -> float:
+        """Logs a step (every `train.log_every`); its tokens per second."""
+        tps = stats["tokens"] / stats["step_s"] if stats["step_s"] > 0 else 0.0
+        if self.step % self.cfg.train.log_every == 0 or self.step == 1:
+            mfu = (tps * fpt / (peak * self.world)) if peak else None
+            self.logger.log("step", step=self.step, loss=round(stats["loss"], 6),
+                            lr=self.strategy.scheduler.get_last_lr()[0], grad_norm=stats["grad_norm"],
+                            tokens=stats["tokens"], tokens_per_s=round(tps, 1), step_s=round(stats["step_s"], 3),
+                            peak_mem_gib=round(peak_memory_gib(self.device), 3),
+                            mfu=round(mfu, 4) if mfu is not None else None, epoch=self.plan.epoch,
+                            **{k: round(v, 5) for k, v in stats.items() if k in ("clause_type", "party", "risk")})
+        return tps
+
+    def _stop_requested(self) -> bool:
+        """Whether a signal asked the run to stop, agreed by every rank: a launcher's signal reaches the
+        ranks at slightly different moments, and a rank that stopped alone would leave the others waiting
+        in the next step's collectives."""
+        asked = self.stop.requested
+        return self.strategy.any_rank(asked) if self.world > 1 else asked
+
+    def log_stopped_at_once(self, signum: int) -> None:
+        """The `stop` event of a run a signal ended outside the loop's step boundary (second signal, setup,
+        finish): the steps since the last checkpoint were not saved."""
+        if hasattr(self, "logger"):
+            self.logger.log("stop", step=self.step, reason="signal", signal=signal_name(signum), at_once=True)
 
     def _guarded_step(self) -> dict:
         """One optimizer step; out of memory and NCCL failures stop the run with what to change."""
@@ -317,6 +365,7 @@ class FineTuneRecipe:
                  "rng": ckpt.rng_state(), "best_eval": self.best_eval, "bad_evals": self.bad_evals,
                  "best_step": self.best_step, "world": self.world}
         self.strategy.save_checkpoint(self.run_dir / "checkpoints", self.step, state, self.cfg.train.keep_checkpoints)
+        self.saved_step = self.step
 
     def _load_checkpoint(self) -> None:
         path = ckpt.latest(self.run_dir / "checkpoints")
@@ -331,6 +380,7 @@ class FineTuneRecipe:
         self.plan.load_state(state["plan"])
         ckpt.set_rng_state(state["rng"])
         self.step, self.best_eval, self.bad_evals = state["step"], state["best_eval"], state["bad_evals"]
+        self.saved_step = self.step
         self.best_step = state.get("best_step", 0)
         self.logger.truncate_after(self.step)
         if self.is_main and not self.quiet:

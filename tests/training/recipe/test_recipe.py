@@ -9,6 +9,8 @@ from contract_review.training.cli import run_training
 from contract_review.training.config import load_config
 from contract_review.training.errors import TrainingError
 from contract_review.training.logging import read_log
+from contract_review.training.precision import cpu_precision
+from contract_review.training.preflight import PreflightError
 from contract_review.training.recipe.finetune import FineTuneRecipe
 
 CONFIGS = Path(__file__).resolve().parents[3] / "configs"
@@ -18,10 +20,11 @@ def _losses(run_dir: Path) -> list[float]:
     return [e["loss"] for e in read_log(run_dir) if e["event"] == "step"]
 
 
-def test_resume_without_a_checkpoint_says_so(small_dataset, tmp_path, tiny_overrides):
+def test_resume_without_a_checkpoint_says_so_before_building_the_model(small_dataset, tmp_path, tiny_overrides):
     cfg = load_config(CONFIGS / "smollm2-135m_lora_cpu.yaml", tiny_overrides(small_dataset, tmp_path / "c"))
-    with pytest.raises(TrainingError, match="no checkpoint"):
+    with pytest.raises(PreflightError, match="no checkpoint"):
         run_training(cfg, resume=True, quiet=True)
+    assert not (tmp_path / "c").exists()
 
 
 def test_nan_loss_stops_with_the_step_and_advice(small_dataset, tmp_path, tiny_overrides):
@@ -74,3 +77,16 @@ def test_early_stopping_keeps_the_best_adapter_and_says_why_it_stopped(small_dat
     assert next(e for e in events if e["event"] == "stop")["reason"] == "early_stopping"
     assert torch.load(tmp_path / "es" / "best" / "trainable.pt", weights_only=False)["step"] == 1
     assert (tmp_path / "es" / "adapter" / "adapter_model.safetensors").exists()
+
+
+def test_auto_precision_trains_in_the_cpus_choice_and_logs_it(small_dataset, tmp_path, tiny_overrides):
+    """The shipped CPU config asks for `auto`: the run uses the processor's choice (fp32 on a CPU
+    without native bf16) and its start event says which, and why."""
+    cfg = load_config(CONFIGS / "smollm2-135m_lora_cpu.yaml", tiny_overrides(
+        small_dataset, tmp_path / "auto", **{"train.precision": "auto", "train.max_steps": 1,
+                                             "optim.batch_size": 2, "optim.grad_accum": 1, "data.subset.limit": 4}))
+    assert load_config(CONFIGS / "smollm2-135m_lora_cpu.yaml").train.precision == "auto"
+    assert run_training(cfg, quiet=True) == 0
+    start = next(e for e in read_log(tmp_path / "auto") if e["event"] == "start")
+    choice = cpu_precision()
+    assert start["precision"] == choice.precision and start["precision_reason"] == f"{choice.how}: {choice.reason}"
