@@ -13,7 +13,7 @@ below LexGLUE's per-category SVM. Per clause type t the ensemble's probability i
 - platt(d) = sigmoid(a * d + b): SVM margins are not probabilities; a logistic fit on
   validation puts them on a probability scale before averaging.
 
-Party and risk probabilities are the reviewer's heads. Then the reviewer's own decision
+Party, bearer (risk_to) and severity probabilities are the reviewer's heads. Then the reviewer's own decision
 (`decisions.answers_from_probs`) with the ensemble's per-type thresholds and risk rule, so
 types, party, risk, category and reason are decided exactly as the reviewer decides them.
 
@@ -193,7 +193,7 @@ def check_components(cfg: EnsembleConfig, source: str, reviewer: Fingerprint, la
 class Scores:
     """Every component's raw output on N clauses."""
 
-    reviewer: dict[str, torch.Tensor]  # head probabilities: clause_type (N, T), party (N, P), risk (N, R)
+    reviewer: dict[str, torch.Tensor]  # head probabilities: clause_type (N, T), party, risk_to, severity (N, 4)
     tfidf: np.ndarray  # (N, T) decision values; NaN for a type the TF-IDF model has no classifier for
     unfair_tos: np.ndarray  # (N, T) decision values of the 8 CLAUDETTE-mapped types; NaN elsewhere
 
@@ -240,8 +240,9 @@ def mix(cfg: EnsembleConfig, labels: Labels, scores: Scores) -> dict[str, torch.
         if r.unfair_tos > 0:
             p = p + r.unfair_tos * r.unfair_tos_platt(scores.unfair_tos[:, j])
         out[:, j] = p
-    return {"clause_type": torch.from_numpy(out).float(), "party": scores.reviewer["party"].float(),
-            "risk": scores.reviewer["risk"].float()}
+    # party, bearer and severity are the reviewer's heads
+    return {"clause_type": torch.from_numpy(out).float(),
+            **{k: v.float() for k, v in scores.reviewer.items() if k != "clause_type"}}
 
 
 def decide(cfg: EnsembleConfig, labels: Labels, scores: Scores,

@@ -33,8 +33,8 @@ def test_saved_probabilities_tune_and_report_the_mix_and_eval_runs_it_as_tuned(
     saved = torch.load(probs)
     assert list(saved) == ["validation"] and saved["validation"]["ids"] == [r.id for r in small_records]
     p = saved["validation"]
-    assert p["clause_type"].shape == (30, 47) and p["party"].shape == (30, 4) and p["risk"].dtype == torch.float16
-    assert torch.allclose(p["risk"].float().sum(1), torch.ones(30), atol=1e-2)
+    assert p["clause_type"].shape == (30, 47) and p["party"].shape == (30, 4) and p["severity"].dtype == torch.float16 and "risk_to" not in p
+    assert torch.allclose(p["severity"].float().sum(1), torch.ones(30), atol=1e-2)
 
     # 2. tuned on them, 3. reported against its parts
     out = adapter / ENSEMBLE_FILE
