@@ -216,7 +216,7 @@ def tune(scores: Scores, items: Sequence[EvalItem], labels: Labels, fingerprints
     best, best_value, tried = None, -1.0, []
     for rule in settings.risk_rules:
         cfg = _config(fingerprints, rules, RiskRule(rule=rule), {})
-        m = target_metrics(items, decide(cfg, labels, scores, tax), tax)
+        m = target_metrics(items, decide(cfg, labels, scores, tax, with_scores=False), tax)
         # the two targets weigh the same: their mean decides
         value = float(np.mean([v for v in m.values() if v is not None])) if m else 0.0
         tried.append({"rule": rule, **{k: round(v, 4) for k, v in m.items() if v is not None}})
@@ -248,7 +248,7 @@ def crossfit(scores: Scores, items: Sequence[EvalItem], labels: Labels, fingerpr
         if not held:
             continue
         cfg = tune(scores.take(rest), [items[i] for i in rest], labels, fingerprints, settings, tax)
-        for i, p in zip(held, decide(cfg, labels, scores.take(held), tax)):
+        for i, p in zip(held, decide(cfg, labels, scores.take(held), tax, with_scores=False)):
             preds[i] = p
     return preds  # type: ignore[return-value]
 

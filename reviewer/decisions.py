@@ -80,34 +80,42 @@ def answer_from_types(types: Sequence[str], risk: str, party: str, tax: Taxonomy
 
 
 def answers_from_probs(probs: dict[str, torch.Tensor], labels: Labels, thresholds: Sequence[float],
-                       tax: Taxonomy | None = None, risk_rule: str = "head") -> list[tuple[Answer, float, dict]]:
+                       tax: Taxonomy | None = None, risk_rule: str = "head",
+                       with_scores: bool = True) -> list[tuple[Answer, float, dict]]:
     """(Answer, confidence, scores) per clause from head probabilities: types above their threshold,
     party by the party head, severity by `risk_rule`, the bearer by `bearer_of`. The confidence is the
     probability of the risk decision (medium/high or not): the severity head's, or the top type's
-    where the types decided it."""
+    where the types decided it. `with_scores=False` leaves the per-label scores out (tuning decides
+    thousands of times and reads only the answers)."""
     tax = tax or load_taxonomy()
     thr = torch.tensor(list(thresholds))
     other = labels.clause_type.index("other")
+    above = (probs["clause_type"].float() >= thr[None, :]).numpy()
+    above[:, other] = False
     severity_probs = probs["severity"] if "severity" in probs else probs["risk"]  # legacy files name it risk
     bearer_probs = probs.get("risk_to") if labels.has_bearer else None
     positive = [labels.severity.index(r) for r in labels.severity if r in tax.risk_positive]
     results = []
     for i in range(probs["clause_type"].size(0)):
         p = probs["clause_type"][i]
-        chosen = [labels.clause_type[j] for j in range(len(labels.clause_type)) if j != other and p[j] >= thr[j]]
+        chosen = [labels.clause_type[j] for j in above[i].nonzero()[0]]
         types = tax.order_types(chosen)
         party = labels.party[int(probs["party"][i].argmax())]
         severity = risk_of(types, labels.severity[int(severity_probs[i].argmax())], risk_rule, tax)
         risk_to = bearer_of(severity, bearer_probs[i] if bearer_probs is not None else None, labels)
-        scores = {
-            "clause_type": {t: round(float(p[j]), 4) for j, t in enumerate(labels.clause_type)},
-            "party": {t: round(float(probs["party"][i, j]), 4) for j, t in enumerate(labels.party)},
-            "severity": {t: round(float(severity_probs[i, j]), 4) for j, t in enumerate(labels.severity)},
-        }
-        if bearer_probs is not None:
-            scores["risk_to"] = {t: round(float(bearer_probs[i, j]), 4) for j, t in enumerate(labels.risk_to)}
-        answer = answer_from_types(types, severity, party, tax, {t: float(p[j]) for j, t in enumerate(labels.clause_type)},
-                                   risk_to=risk_to)
+        scores = {}
+        if with_scores:
+            scores = {
+                "clause_type": {t: round(float(p[j]), 4) for j, t in enumerate(labels.clause_type)},
+                "party": {t: round(float(probs["party"][i, j]), 4) for j, t in enumerate(labels.party)},
+                "severity": {t: round(float(severity_probs[i, j]), 4) for j, t in enumerate(labels.severity)},
+            }
+            if bearer_probs is not None:
+                scores["risk_to"] = {t: round(float(bearer_probs[i, j]), 4) for j, t in enumerate(labels.risk_to)}
+        type_scores = None
+        if severity != "none" and types == ["other"]:  # the category then comes from the best-scored real type
+            type_scores = {t: float(p[j]) for j, t in enumerate(labels.clause_type)}
+        answer = answer_from_types(types, severity, party, tax, type_scores, risk_to=risk_to)
         p_risk = float(severity_probs[i, positive].sum())
         if risk_rule != "head" and types != ["other"]:
             # the decision came (at least partly) from the types: its confidence is the top type's

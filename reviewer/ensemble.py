@@ -216,13 +216,15 @@ def baseline_scores(texts: Sequence[str], labels: Labels, tfidf: TfidfPredictor,
     f = tfidf.fitted
     dec = f["types"].decision_function(f["vectorizer"].transform(list(texts)))
     for j, t in enumerate(f["type_classes"]):
-        t_dec[:, types.index(t)] = dec[:, j]
+        if t in types:  # a reviewer trained on an older taxonomy lacks the newer types
+            t_dec[:, types.index(t)] = dec[:, j]
     if unfair is not None:
         g = unfair.fitted
         xu = g["vectorizer"].transform(list(texts))
         by_code = tax.by_claudette()
         for code in g["codes"]:
-            u_dec[:, types.index(by_code[code].id)] = g["models"][code].decision_function(xu)
+            if by_code[code].id in types:
+                u_dec[:, types.index(by_code[code].id)] = g["models"][code].decision_function(xu)
     return t_dec, u_dec
 
 
@@ -245,12 +247,13 @@ def mix(cfg: EnsembleConfig, labels: Labels, scores: Scores) -> dict[str, torch.
             **{k: v.float() for k, v in scores.reviewer.items() if k != "clause_type"}}
 
 
-def decide(cfg: EnsembleConfig, labels: Labels, scores: Scores,
-           tax: Taxonomy | None = None) -> list[ClausePrediction]:
+def decide(cfg: EnsembleConfig, labels: Labels, scores: Scores, tax: Taxonomy | None = None,
+           with_scores: bool = True) -> list[ClausePrediction]:
     """Predictions from component scores: the reviewer's decision on the mixed probabilities."""
     thresholds = [cfg.types[t].threshold for t in labels.clause_type]
     return [ClausePrediction(answer=a, confidence=round(c, 4), scores=s)
-            for a, c, s in answers_from_probs(mix(cfg, labels, scores), labels, thresholds, tax, cfg.risk.rule)]
+            for a, c, s in answers_from_probs(mix(cfg, labels, scores), labels, thresholds, tax, cfg.risk.rule,
+                                              with_scores)]
 
 
 class EnsemblePredictor:
