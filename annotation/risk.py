@@ -560,8 +560,10 @@ def _name(role: str, parties: Parties) -> str:
 
 
 def label_risk(text: str, types: Sequence[str], parties: Parties, *, terms_of_service: bool = False,
-               fairness: int | None = None, tax: Taxonomy | None = None) -> RiskLabel:
-    """The bearer and severity of a clause of `types` (see the module docstring)."""
+               fairness: int | None = None, tax: Taxonomy | None = None, criteria: bool = True) -> RiskLabel:
+    """The bearer and severity of a clause of `types` (see the module docstring). `criteria=False`:
+    each type's default severity only, its bearer rule still applied to the text (the type-oracle
+    baseline of evaluation: what the types alone say)."""
     tax = tax or load_taxonomy()
     types = tax.order_types(types)
     typed = [tax.clause_type(t) for t in types if tax.clause_type(t).severity != "none"]
@@ -579,7 +581,9 @@ def label_risk(text: str, types: Sequence[str], parties: Parties, *, terms_of_se
             if mutual and bearer != "none":
                 bearer = "both"
         severity, why, criterion = ct.severity, ct.reason.rstrip("."), "type default"
-        if fairness in FAIRNESS_SEVERITY and ct.claudette:
+        if not criteria:
+            pass
+        elif fairness in FAIRNESS_SEVERITY and ct.claudette:
             severity = FAIRNESS_SEVERITY[fairness]
             why = {1: "clearly fair", 2: "potentially unfair", 3: "clearly unfair"}[fairness] + \
                 " in the CLAUDETTE experts' reading; " + why[0].lower() + why[1:]

@@ -5,7 +5,8 @@
 #
 # The shipped lists, each sized for one device call of under 10 minutes: kernels7b, kernels13b, memory, micro,
 # tests (one GPU, lora_step / micro / the kernels' tests); train, train_unsloth, train_shipped (one GPU,
-# `contract-review train` end to end); train_x2, curves_x2 (two GPUs: ZeRO-3 scaling, loss curves).
+# `contract-review train` end to end); reviewer (one GPU: the shipped reviewer retrained, seeds and variants in
+# parallel; scripts/ship_reviewer.sh ships the result); train_x2, curves_x2 (two GPUs: ZeRO-3 scaling, loss curves).
 #
 # First the project is installed (`python3 -m pip install -q --no-deps --no-build-isolation -e .`: the code imports
 # as contract_review.*), and the wheels carried in .whl/ (and .whl/opt/) into /tmp/site for the optional backends

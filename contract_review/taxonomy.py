@@ -9,7 +9,7 @@ entry named.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import yaml
@@ -64,9 +64,17 @@ class Taxonomy:
         """Who can bear a risk: the same roles as the obligated party."""
         return self.parties
 
-    @property
+    @cached_property
     def clause_type_ids(self) -> tuple[str, ...]:
         return tuple(c.id for c in self.clause_types)
+
+    @cached_property
+    def _type_position(self) -> dict[str, int]:
+        return {t: i for i, t in enumerate(self.clause_type_ids)}
+
+    @cached_property
+    def _severity_rank(self) -> dict[str, int]:
+        return {level: i for i, level in enumerate(self.severity_levels)}
 
     def clause_type(self, type_id: str) -> ClauseType:
         try:
@@ -94,7 +102,7 @@ class Taxonomy:
         """Clause types as every record lists them: highest default severity first, then taxonomy
         order; `other` only when nothing else applies (and when nothing is given)."""
         ordered = sorted(set(types) or {"other"},
-                         key=lambda t: (-self.risk_rank(self.clause_type(t).severity), self.clause_type_ids.index(t)))
+                         key=lambda t: (-self.risk_rank(self.clause_type(t).severity), self._type_position[t]))
         if len(ordered) > 1 and "other" in ordered:
             ordered.remove("other")
         return ordered
@@ -106,8 +114,8 @@ class Taxonomy:
 
     def risk_rank(self, level: str) -> int:
         """A severity level's place on the scale (none = 0)."""
-        self.check("severity", level)
-        return self.severity_levels.index(level)
+        rank = self._severity_rank.get(level)
+        return rank if rank is not None else self.severity_levels.index(self.check("severity", level))
 
     def is_risk_clause(self, level: str) -> bool:
         return level in self.risk_positive

@@ -53,7 +53,8 @@ def load_claudette_items(root: str | Path, split: str) -> list[EvalItem]:
         items.append(EvalItem(
             id=f"claudette/{company}/{s.index}", doc_id=item.doc_id, source="claudette", text=item.text,
             clause_types=item.clause_types, party=item.party, risk=item.risk, risk_category=item.risk_category,
-            party_names=item.party_names, verified=False, unfair=frozenset(s.labels),
+            party_names=item.party_names, verified=False, unfair=frozenset(s.labels), risk_to=item.risk_to,
+            risk_labeller=item.risk_labeller, party_aliases=item.party_aliases,
         ))
     return items
 

@@ -67,6 +67,17 @@ paired difference from the reviewer, and a by-document cross-fit of the mix on v
   contract-review eval ensemble-report --probs runs/probs.pt --config data/model/reviewer/ensemble.json
 """
 
+SELECT_HELP = """\
+Choose the reviewer to ship from a GPU list's runs by a cross-fit by document on validation, and read
+test once for it (eval/select.py has the protocol). RUNS holds <variant>-s<seed>/snapshots/step<N>/
+(probs.pt, and adapter/ where that snapshot may ship: bench/lists/reviewer.sh keeps seed 0's last);
+scripts/ship_reviewer.sh runs the whole sequence on the list's returned files.
+
+  contract-review eval select --runs RUNS --baseline-probs RUNS/previous/probs.pt \\
+      --baseline-adapter RUNS/previous --out runs/select                        # validation only
+  contract-review eval select ... --ship data/model/reviewer                   # then ship and read test
+"""
+
 COMPARE_HELP = """\
 Difference of every metric between two runs (A - B) with a 95% paired bootstrap interval,
 resampling documents; both runs must have predicted the same records.
@@ -122,6 +133,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     cmp.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
     cmp.add_argument("--json", type=str, metavar="FILE", help="also write the comparison as JSON")
     cmp.set_defaults(func=_compare)
+
+    sel = cmds.add_parser("select", help="choose the reviewer to ship by a cross-fit on validation; read test once",
+                          description=SELECT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sel.add_argument("--runs", required=True, metavar="DIR", help="the GPU list's runs (<variant>-s<seed>/...)")
+    sel.add_argument("--baseline-probs", metavar="PROBS.pt", help="the previously shipped reviewer's probabilities")
+    sel.add_argument("--baseline-adapter", metavar="DIR", help="its adapter folder (its reviewer.json: label orders)")
+    sel.add_argument("--folds", type=int, default=5, help="cross-fit folds by document (default 5)")
+    sel.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    sel.add_argument("--out", required=True, metavar="DIR", help="folder for selection.json (and test.json)")
+    sel.add_argument("--ship", metavar="DIR", help="copy the chosen adapter here, tune its mix, read test once")
+    sel.add_argument("--dataset", metavar="DIR", help="dataset folder (default data/dataset)")
+    sel.add_argument("--tfidf-train", metavar="FILE", help="train file of the TF-IDF model (default: shipped)")
+    sel.add_argument("-q", "--quiet", action="store_true")
+    sel.set_defaults(func=_select)
 
     for name, help_, description, func in (
             ("tune-ensemble", "choose the reviewer + TF-IDF mix on validation; write ensemble.json", TUNE_HELP,
@@ -294,4 +319,39 @@ def _ensemble_report(args: argparse.Namespace) -> int:
     print(format_report(diffs))
     if args.json:
         Path(args.json).write_text(json.dumps({"runs": rows, "paired": diffs}, indent=1) + "\n", encoding="utf-8")
+    return 0
+
+
+def _select(args: argparse.Namespace) -> int:
+    from contract_review.reviewer.heads import read_meta
+    from contract_review.training.reviewer_model import Labels
+
+    from .ensemble_tune import load_tuning_data
+    from .select import SHIPPED_SEED, discover, select, ship
+
+    runs = discover(args.runs)
+    # the label orders and the split items come from any snapshot whose adapter came back (seed 0's last)
+    snap = next((s for seeds in runs.values() for seed, r in sorted(seeds.items()) if seed == SHIPPED_SEED
+                 for s in r.snapshots if (s / "adapter" / "reviewer.json").exists()), None)
+    if snap is None:
+        raise UserError(f"{args.runs}: no seed-{SHIPPED_SEED} snapshot brought its adapter back; nothing can ship")
+
+    def data_for(adapter_dir, probs):
+        return load_tuning_data(probs, adapter=adapter_dir, dataset=args.dataset, tfidf_train=args.tfidf_train)
+
+    data = data_for(snap / "adapter", snap / "probs.pt")
+    baseline_labels = Labels.from_meta(read_meta(args.baseline_adapter)) if args.baseline_adapter else None
+    report = select(args.runs, data, args.baseline_probs, baseline_labels, args.folds, args.resamples,
+                    progress=not args.quiet)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "selection.json").write_text(json.dumps(report, indent=1) + "\n", encoding="utf-8")
+    c = report["chosen"]
+    print(f"chosen: {c['variant']} snapshot {c['snapshot']} (seed {c['shipped_seed']} ships); "
+          f"wrote {out / 'selection.json'}", file=sys.stderr)
+    if args.ship:
+        result = ship(report, args.runs, data_for, args.ship, args.resamples)
+        (out / "test.json").write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+        print(f"shipped {result['model_version']} to {args.ship}; test read once ({out / 'test.json'}, "
+              f"{Path(args.ship) / 'test_reads.jsonl'})", file=sys.stderr)
     return 0

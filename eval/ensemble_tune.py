@@ -216,7 +216,7 @@ def tune(scores: Scores, items: Sequence[EvalItem], labels: Labels, fingerprints
     best, best_value, tried = None, -1.0, []
     for rule in settings.risk_rules:
         cfg = _config(fingerprints, rules, RiskRule(rule=rule), {})
-        m = target_metrics(items, decide(cfg, labels, scores, tax), tax)
+        m = target_metrics(items, decide(cfg, labels, scores, tax, with_scores=False), tax)
         # the issue's two targets weigh the same: their mean decides
         value = float(np.mean([v for v in m.values() if v is not None])) if m else 0.0
         tried.append({"rule": rule, **{k: round(v, 4) for k, v in m.items() if v is not None}})
@@ -248,7 +248,7 @@ def crossfit(scores: Scores, items: Sequence[EvalItem], labels: Labels, fingerpr
         if not held:
             continue
         cfg = tune(scores.take(rest), [items[i] for i in rest], labels, fingerprints, settings, tax)
-        for i, p in zip(held, decide(cfg, labels, scores.take(held), tax)):
+        for i, p in zip(held, decide(cfg, labels, scores.take(held), tax, with_scores=False)):
             preds[i] = p
     return preds  # type: ignore[return-value]
 
@@ -259,8 +259,8 @@ def save_probs(reviewer: ReviewerPredictor, out: str | Path, dataset: str | Path
                splits: Sequence[str] = ("validation", "test"), limit: int | None = None,
                progress: bool = True) -> dict[str, int]:
     """Write the reviewer's head probabilities on the dataset's `splits` (each split's first `limit`
-    records: a smoke test) as {split: {"ids", "clause_type", "party", "risk"}}, float16, rows in the
-    split file's order; what `read_probs` reads. Returns the records per split."""
+    records: a smoke test) as {split: {"ids", "clause_type", "party", "risk_to", "severity"}}, float16,
+    rows in the split file's order; what `read_probs` reads. Returns the records per split."""
     res = {}
     for split in splits:
         records = read_records(find_split_file(Path(dataset or DATASET_DIR), split))[:limit]
@@ -275,8 +275,8 @@ def save_probs(reviewer: ReviewerPredictor, out: str | Path, dataset: str | Path
 
 
 def read_probs(path: str | Path, name: str | None = None) -> dict[str, dict]:
-    """{split: {"ids", "clause_type", "party", "risk"}} from a file of `contract-review eval --save-probs`,
-    or one entry of a {name: {split: ...}} file."""
+    """{split: {"ids", "clause_type", "party", "risk_to", "severity"}} from a file of `contract-review eval
+    --save-probs`, or one entry of a {name: {split: ...}} file (a legacy file's `risk` is its severity)."""
     if not Path(path).exists():
         raise EnsembleError(f"{path}: no such file; write it with contract-review eval --save-probs {path} "
                             "[--adapter ADAPTER_DIR]")
@@ -290,7 +290,9 @@ def read_probs(path: str | Path, name: str | None = None) -> dict[str, dict]:
             raise EnsembleError(f"{path} holds several adapters ({', '.join(map(str, raw))}): pick one with --name")
         raw = raw[name]
     for split, part in raw.items():
-        missing = {"ids", "clause_type", "party", "risk"} - set(part)
+        if "severity" not in part and "risk" in part:  # written for an adapter whose severity head was `risk`
+            part["severity"] = part.pop("risk")
+        missing = {"ids", "clause_type", "party", "severity"} - set(part)
         if missing:
             raise EnsembleError(f"{path}: split {split} lacks {', '.join(sorted(missing))}")
     return raw
@@ -304,9 +306,11 @@ def split_scores(probs: dict, items: Sequence[EvalItem], labels: Labels, tfidf: 
         raise EnsembleError(f"the probabilities' {len(ids)} record ids are not the split file's {len(items)} in "
                             "order; recompute them with contract-review eval --save-probs on this dataset")
     for key, n in labels.sizes().items():
-        if probs[key].shape[1] != n:
-            raise EnsembleError(f"probabilities of {key} have {probs[key].shape[1]} columns, the reviewer {n}")
-    reviewer = {k: probs[k].float() for k in ("clause_type", "party", "risk")}
+        if key not in probs or probs[key].shape[1] != n:
+            got = f"{probs[key].shape[1]} columns" if key in probs else "no column"
+            raise EnsembleError(f"probabilities of {key}: {got}, the reviewer has {n}; recompute them with "
+                                "contract-review eval --save-probs for this adapter")
+    reviewer = {k: probs[k].float() for k in labels.sizes()}
     t, u = baseline_scores([it.text for it in items], labels, tfidf, unfair, tax)
     return Scores(reviewer, t, u)
 

@@ -1,7 +1,9 @@
 """What evaluation scores against: one `EvalItem` per clause, with its gold labels.
 
 An item comes from a dataset record (`from_record`) or from a CLAUDETTE sentence read in
-its published layout (`claudette_eval.py`). Besides the record's labels it carries
+its published layout (`claudette_eval.py`). It carries the record's labels, who labelled the
+risk (`risk_labeller`: "graded" marks the gold labels of the graded set, the rest are the rule
+pre-labeller's or set by CLAUDETTE's fairness levels), and
 `unfair`: the LexGLUE UNFAIR-ToS categories (CLAUDETTE codes) the sentence is unfair
 for, or None for a clause that is not a Terms-of-Service sentence (CUAD), so the
 8-category figures are computed over ToS sentences only.
@@ -37,13 +39,28 @@ class EvalItem:
     party_names: dict[str, str] = field(default_factory=dict)
     verified: bool = False
     unfair: frozenset[str] | None = None  # LexGLUE categories (CLAUDETTE codes); None: not a ToS sentence
+    risk_to: str | None = None  # who bears the risk; None only for an item made without one (tests)
+    # who labelled the risk: "graded" (two annotators, adjudicated: gold), "claudette+rules" (the experts'
+    # fairness level sets the severity, the bearer rule the bearer), "rules" (the rule pre-labeller)
+    risk_labeller: str = "rules"
+    party_aliases: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def severity(self) -> str:
+        """How severe the risk is for its bearer (`risk` is the same value under its old name)."""
+        return self.risk
+
+    @property
+    def risk_graded(self) -> bool:
+        return self.risk_labeller == "graded"
 
     def clause_input(self) -> ClauseInput:
         return ClauseInput(self.text, dict(self.party_names))
 
     def gold(self) -> dict:
-        out = {"clause_types": list(self.clause_types), "party": self.party, "risk": self.risk,
-               "risk_category": self.risk_category}
+        out = {"clause_types": list(self.clause_types), "party": self.party, "risk_to": self.risk_to,
+               "severity": self.severity, "risk": self.risk, "risk_category": self.risk_category,
+               "risk_labeller": self.risk_labeller}
         if self.unfair is not None:
             out["unfair"] = sorted(self.unfair)
         return out
@@ -72,6 +89,9 @@ def from_record(record: ClauseRecord, tax: Taxonomy | None = None) -> EvalItem:
         party_names=dict(record.party_names),
         verified=record.verified,
         unfair=unfair,
+        risk_to=record.risk_to,
+        risk_labeller="graded" if record.risk_graded else record.risk_labeller,
+        party_aliases={k: list(v) for k, v in record.party_aliases.items()},
     )
 
 

@@ -8,7 +8,17 @@ bootstrap intervals (`bootstrap.py`). Per-class figures and the precision-recall
 from the same counts. A test checks every figure against scikit-learn's.
 
 Families of decisions:
-- `risk`: one binary decision per clause, positive = a risk clause (medium or high).
+- `risk`: one binary decision per clause, positive = a risk clause (severity medium or high),
+  whoever bears it.
+- `risk_dir` (directional risk): the same decision, where a hit also needs the right bearer: a
+  true positive is a risk clause predicted medium/high FOR the gold `risk_to`; a positive for the
+  wrong party is both a false positive and a false negative (as a mislabelled span in NER).
+- `risk_to`: who bears the risk, single label over first_party, second_party, both, none, on
+  every clause (an answer that leaves it unsaid is wrong).
+- `severity`: the four levels, single label; `severity.accuracy_within_type` is the accuracy of
+  the severity on the clauses of each gold clause type (not `other`), averaged over the types:
+  how well the severity moves away from the type's default, which the type-oracle baseline
+  (each type's default) cannot.
 - `risk_category`: per taxonomy risk category (not `none`), "a risk clause of this
   category"; multi-label with one label per clause.
 - `unfair_tos`: LexGLUE UNFAIR-ToS on ToS sentences only. Per sentence, multi-label over
@@ -44,6 +54,7 @@ from contract_review.taxonomy import Taxonomy, load_taxonomy
 from .items import EvalItem, unfair_codes
 
 INVALID = "<invalid>"
+UNSAID = "<unsaid>"  # an answer that names no bearer (a model without a bearer head)
 NO_UNFAIR = "none"  # LexGLUE's extra column: the sentence is unfair for no category
 
 
@@ -62,6 +73,10 @@ METRICS: tuple[Metric, ...] = (
     Metric("risk.f1", "risk", "f1", "F1 on risk clauses (risk medium or high)", summary=True),
     Metric("risk.precision", "risk", "precision", "precision on risk clauses", summary=True),
     Metric("risk.recall", "risk", "recall", "recall on risk clauses", summary=True),
+    Metric("risk_dir.f1", "risk_dir", "f1", "directional risk F1 (the right bearer AND medium/high)", summary=True),
+    Metric("risk_to.accuracy", "risk_to", "accuracy", "who bears the risk (risk_to) accuracy"),
+    Metric("severity.accuracy_within_type", "severity_in_type", "macro_recall",
+           "severity accuracy within clause type (macro over gold types)", summary=True),
     Metric("unfair_tos.macro_f1", "unfair_tos", "macro_f1",
            "LexGLUE UNFAIR-ToS m-F1 (8 categories + none, ToS sentences)"),
     Metric("unfair_tos.micro_f1", "unfair_tos", "micro_f1", "LexGLUE UNFAIR-ToS μ-F1"),
@@ -73,7 +88,13 @@ METRICS: tuple[Metric, ...] = (
     Metric("unfair_tos.macro_f1_8", "unfair_tos_8", "macro_f1", "UNFAIR-ToS macro-F1 over the 8 categories only",
            stable=False, summary=True),
     Metric("clause_type.micro_f1", "clause_type", "micro_f1", "clause-type micro-F1", stable=False),
+    Metric("risk_dir.precision", "risk_dir", "precision", "directional risk precision", stable=False),
+    Metric("risk_dir.recall", "risk_dir", "recall", "directional risk recall", stable=False),
+    Metric("risk_to.macro_f1", "risk_to", "macro_f1", "risk_to macro-F1", stable=False),
+    Metric("severity.accuracy", "risk_level", "accuracy", "severity accuracy (4 levels)", stable=False),
 )
+# the metrics about risk, reported separately on gold (graded) and rule-labelled records
+RISK_KEYS = tuple(m.key for m in METRICS if m.key.split(".")[0] in ("risk", "risk_dir", "risk_to", "severity"))
 STABLE_KEYS = {m.key: m.description for m in METRICS if m.stable}
 SUMMARY_KEYS = tuple(m.key for m in METRICS if m.summary)
 
@@ -88,7 +109,7 @@ def format_value(m: dict | None, missing: str = "n/a") -> str:
 
 def risk_score(pred: ClausePrediction, tax: Taxonomy) -> float | None:
     """The model's probability that the clause is a risk clause, when it gives one."""
-    scores = pred.scores.get("risk") if pred.scores else None
+    scores = (pred.scores.get("severity") or pred.scores.get("risk")) if pred.scores else None
     if scores:
         return float(sum(v for k, v in scores.items() if tax.is_risk_clause(k)))
     if pred.answer is None:
@@ -122,6 +143,12 @@ class Decisions:
     party_rows: np.ndarray  # indices of verified items
     party_true: list[str]
     party_pred: list[str]
+    risk_to_true: list[str]
+    risk_to_pred: list[str]  # INVALID for unusable answers, UNSAID for answers that name no bearer
+    risk_dir_true: np.ndarray  # (n,) 0/1: a risk clause (its bearer in risk_to_true)
+    risk_dir_hit: np.ndarray  # (n,) 0/1: predicted a risk clause for the gold bearer
+    severity_type_true: np.ndarray  # (n, T) gold types (not other)
+    severity_right: np.ndarray  # (n,) 0/1: the severity is the gold one
 
 
 def decisions(items: Sequence[EvalItem], preds: Sequence[ClausePrediction], tax: Taxonomy | None = None) -> Decisions:
@@ -171,6 +198,14 @@ def decisions(items: Sequence[EvalItem], preds: Sequence[ClausePrediction], tax:
             u_pred[r, -1] = not got
 
     prow = np.array([i for i, it in enumerate(items) if it.verified], dtype=int)
+    bearer_true = [it.risk_to or UNSAID for it in items]
+    bearer_pred = [INVALID if p.answer is None else (p.answer.risk_to or UNSAID) for p in preds]
+    hit = np.array([bool(rt and rp) and t == b for rt, rp, t, b in zip(risk_true, risk_pred, bearer_true, bearer_pred)],
+                   dtype=int)
+    hit[~valid] = 0
+    sev_types = type_true.copy()
+    sev_types[:, t_index["other"]] = 0
+    sev_right = np.array([p.answer is not None and p.answer.risk == it.risk for it, p in zip(items, preds)], dtype=int)
     return Decisions(
         n=n, valid=valid, risk_true=risk_true, risk_pred=risk_pred,
         risk_level_classes=tax.risk_levels, risk_level_true=[it.risk for it in items],
@@ -181,6 +216,8 @@ def decisions(items: Sequence[EvalItem], preds: Sequence[ClausePrediction], tax:
         party_classes=tax.parties, party_rows=prow,
         party_true=[items[i].party for i in prow],
         party_pred=[preds[i].answer.party if preds[i].answer is not None else INVALID for i in prow],
+        risk_to_true=bearer_true, risk_to_pred=bearer_pred, risk_dir_true=risk_true, risk_dir_hit=hit,
+        severity_type_true=sev_types, severity_right=sev_right,
     )
 
 
@@ -245,10 +282,31 @@ def _single_label(classes, n: int, rows: np.ndarray, true: Sequence[str], pred: 
     return table
 
 
+def _directional(n: int, gold: np.ndarray, pred: np.ndarray, hit: np.ndarray) -> CountTable:
+    """A hit needs the decision and the bearer: a positive for the wrong party is a miss and a false alarm."""
+    tp = hit[:, None].astype(float)
+    fp = (pred.astype(bool) & ~hit.astype(bool))[:, None].astype(float)
+    fn = (gold.astype(bool) & ~hit.astype(bool))[:, None].astype(float)
+    return CountTable(("risk_dir",), tp, fp, fn, np.ones(n, dtype=bool))
+
+
+def _within_type(d: Decisions) -> CountTable:
+    """Per gold clause type (not other): a record of the type whose severity is right counts as a hit,
+    one whose severity is wrong as a miss; recall per type is the accuracy within it."""
+    right = d.severity_right.astype(bool)[:, None]
+    member = d.severity_type_true.astype(bool)
+    tp = (member & right).astype(float)
+    fn = (member & ~right).astype(float)
+    return CountTable(d.type_classes, tp, np.zeros_like(tp), fn, member.any(1))
+
+
 def count_tables(d: Decisions) -> dict[str, CountTable]:
     n, every = d.n, np.arange(d.n)
     return {
         "risk": _counts(("risk",), n, every, d.risk_true[:, None], d.risk_pred[:, None]),
+        "risk_dir": _directional(n, d.risk_dir_true, d.risk_pred, d.risk_dir_hit),
+        "risk_to": _single_label(d.party_classes, n, every, d.risk_to_true, d.risk_to_pred),
+        "severity_in_type": _within_type(d),
         "risk_level": _single_label(d.risk_level_classes, n, every, d.risk_level_true, d.risk_level_pred),
         "risk_category": _counts(d.category_classes, n, every, d.category_true, d.category_pred),
         "clause_type": _counts(d.type_classes, n, every, d.type_true, d.type_pred),
@@ -278,6 +336,11 @@ def reduce(table: CountTable, stat: str, weights: np.ndarray | None = None) -> n
         denom = {"precision": tp + fp, "recall": tp + fn}.get(stat, 2 * tp + fp + fn)
         num = 2 * tp if stat in ("f1", "micro_f1") else tp
         return np.where((population > 0) & (denom > 0), _div(num, denom), np.nan)
+    if stat == "macro_recall":  # mean over the classes with gold support of tp / (tp + fn)
+        support = (tp + fn) > 0
+        recall = _div(tp, tp + fn)
+        with np.errstate(invalid="ignore"):
+            return np.where(support.any(1), (recall * support).sum(1) / np.maximum(support.sum(1), 1), np.nan)
     if stat == "macro_f1":
         seen = (tp + fp + fn) > 0
         f1 = _div(2 * tp, 2 * tp + fp + fn)
@@ -328,7 +391,7 @@ def _class_figures(table: CountTable) -> dict[str, dict]:
 def per_class(tables: dict[str, CountTable]) -> dict[str, dict[str, dict]]:
     """Per-class precision, recall, F1, gold support and predicted count (classes that occur)."""
     return {group: _class_figures(tables[group])
-            for group in ("risk_level", "risk_category", "unfair_tos", "clause_type", "party")}
+            for group in ("risk_level", "risk_category", "unfair_tos", "clause_type", "party", "risk_to")}
 
 
 def precision_recall_curve(y: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:

@@ -2,7 +2,10 @@
 
     report.md / report.html
       - what was evaluated (data, records, documents) and when
-      - the headline table: every stable metric with its 95% interval, model and baselines
+      - the headline table: every stable metric with its 95% interval, model and baselines (the
+        type-oracle baselines of `oracle.py` among them)
+      - the risk figures by who labelled the gold (graded = gold, rules, CLAUDETTE fairness) and the
+        confusion of who bears the risk
       - invalid outputs by kind; time and throughput
       - per-class precision / recall / F1 (unfair-term categories, risk categories, clause types)
       - the worst errors of the model, with their text
@@ -25,7 +28,7 @@ import numpy as np
 
 from contract_review.taxonomy import load_taxonomy
 
-from .metrics import INVALID, METRICS, confusion, decisions, format_value, precision_recall_curve, risk_score
+from .metrics import INVALID, METRICS, UNSAID, confusion, decisions, format_value, precision_recall_curve, risk_score
 
 if TYPE_CHECKING:  # the runner writes reports: at run time this module must not import it back
     from .runner import RunResult
@@ -172,6 +175,43 @@ def _tables(runs: Sequence[RunResult]):
     return head, rows, ops
 
 
+RISK_COLUMNS = ("risk.f1", "risk_dir.f1", "severity.accuracy_within_type", "severity.accuracy", "risk_to.accuracy")
+
+
+def _risk_sections(runs: Sequence[RunResult]) -> list[tuple[str, str, list, list[list[str]]]]:
+    """(title, text, head, rows): the risk figures by who labelled the gold, every run; and the main
+    model's confusion of who bears the risk."""
+    main = runs[0]
+    groups = main.metrics.get("by_risk_labeller", {})
+    head = ["gold risk labels (records)", "model"] + list(RISK_COLUMNS)
+    rows = []
+    for labeller, g in groups.items():
+        for r in runs:
+            m = r.metrics.get("by_risk_labeller", {}).get(labeller, {})
+            rows.append([f"{labeller}: {g['labels']} ({g['records']:,})", r.name]
+                        + [format_value(m.get(k), missing="-") for k in RISK_COLUMNS])
+    gold = groups.get("graded", {}).get("records", 0)
+    text = (f"{gold:,} records here carry gold risk labels (the graded set: two annotators, adjudicated); "
+            if gold else "No record here carries a gold risk label (the graded set is not in this file): every "
+                         "risk label below is the rule pre-labeller's, or, for Terms-of-Service categories, set by "
+                         "the CLAUDETTE experts' fairness level with the bearer by rule. ") + (
+        "Agreement with rule labels measures how well a model reproduces the rules, not the law. The "
+        "type-oracle takes each gold type's default severity and finds the bearer with the type's rule "
+        "(the rule pre-labeller's bearer finding, `annotation.risk.label_risk(criteria=False)`); "
+        "type-defaults does the same with the evaluated model's predicted types. Directional risk F1 "
+        "counts a risk clause as found only with the right bearer.")
+    sections = [("Risk by who labelled it", text, head, rows)]
+    d = decisions(main.items, main.preds, load_taxonomy())
+    bearers = list(d.party_classes)
+    cols = bearers + [UNSAID, INVALID]
+    matrix = [[sum(1 for t, p in zip(d.risk_to_true, d.risk_to_pred) if t == g and p == c) for c in cols]
+              for g in bearers]
+    sections.append((f"Who bears the risk: gold (rows) x predicted (columns), {main.name}",
+                     f"`{UNSAID}`: the answer names no bearer (a model without a bearer head).",
+                     ["gold \\ predicted"] + cols, [[g] + [str(v) for v in row] for g, row in zip(bearers, matrix)]))
+    return sections
+
+
 def _per_class_rows(run: RunResult, group: str) -> list[list[str]]:
     pc = run.metrics["per_class"].get(group, {})
     return [[c, f"{100 * v['precision']:.1f}", f"{100 * v['recall']:.1f}", f"{100 * v['f1']:.1f}",
@@ -215,8 +255,11 @@ def write_report(folder: Path, runs: Sequence[RunResult]) -> None:
                    w["text"][:400] + ("…" if len(w["text"]) > 400 else "")] for w in worst]
     worst_head = ["id", "gold risk / types", "predicted", "confidence", "text"]
 
-    md = [f"# Evaluation: {main.name}", "", intro, "", _md_table(head, rows), "", notes, "",
-          "## Invalid outputs, time and throughput", "", _md_table(head, ops), ""]
+    risk_sections = _risk_sections(runs)
+    md = [f"# Evaluation: {main.name}", "", intro, "", _md_table(head, rows), "", notes, ""]
+    for title, text, r_head, r_rows in risk_sections:
+        md += [f"## {title}", "", text, "", _md_table(r_head, r_rows), ""]
+    md += ["## Invalid outputs, time and throughput", "", _md_table(head, ops), ""]
     for title, path in figures:
         md += [f"![{title}]({path})", ""]
     for g, title in groups:
@@ -231,8 +274,10 @@ def write_report(folder: Path, runs: Sequence[RunResult]) -> None:
            "vertical-align:top}th{background:#f3f3f3}img{max-width:100%}")
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>Evaluation: {html.escape(main.name)}</title>"
              f"<style>{css}</style></head><body>", f"<h1>Evaluation: {html.escape(main.name)}</h1>",
-             f"<p>{html.escape(intro).replace('**', '')}</p>", _html_table(head, rows), f"<p>{html.escape(notes)}</p>",
-             "<h2>Invalid outputs, time and throughput</h2>", _html_table(head, ops)]
+             f"<p>{html.escape(intro).replace('**', '')}</p>", _html_table(head, rows), f"<p>{html.escape(notes)}</p>"]
+    for title, text, r_head, r_rows in risk_sections:
+        parts += [f"<h2>{html.escape(title)}</h2>", f"<p>{html.escape(text)}</p>", _html_table(r_head, r_rows)]
+    parts += ["<h2>Invalid outputs, time and throughput</h2>", _html_table(head, ops)]
     for title, path in figures:
         parts.append(f"<h3>{html.escape(title)}</h3><img src='{html.escape(path)}' alt='{html.escape(title)}'>")
     for g, title in groups:

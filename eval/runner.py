@@ -32,7 +32,8 @@ from contract_review.taxonomy import load_taxonomy
 
 from .bootstrap import DEFAULT_RESAMPLES, LEVEL, intervals
 from .items import EvalItem
-from .metrics import count_tables, decisions, error_counts, per_class, point_values, risk_score
+from .metrics import RISK_KEYS, count_tables, decisions, error_counts, per_class, point_values, risk_score
+from .oracle import oracle_runs
 from .report import write_report
 
 
@@ -88,8 +89,33 @@ def score(run: RunResult, data: dict, resamples: int = DEFAULT_RESAMPLES, seed: 
         "precision": run.precision,
     }
     out["bootstrap"] = {"resamples": resamples, "level": LEVEL, "unit": "document", "seed": seed}
+    out["by_risk_labeller"] = by_risk_labeller(run, resamples, seed, tax)
     out["per_class"] = per_class(tables)
     run.metrics = out
+    return out
+
+
+# who labelled the gold risk of an item, and what that makes its label
+RISK_LABELLERS = {"graded": "gold: two annotators, adjudicated (the graded set)",
+                  "claudette+rules": "severity from the CLAUDETTE experts' fairness level, bearer by rule",
+                  "rules": "the rule pre-labeller (type defaults moved by the written criteria)"}
+
+
+def by_risk_labeller(run: RunResult, resamples: int, seed: int, tax) -> dict:
+    """The risk metrics on each group of items by who labelled their risk: gold (graded) apart from
+    rule labels, so a figure never mixes a model's agreement with the rules with its agreement with
+    annotators."""
+    out = {}
+    for labeller in sorted({it.risk_labeller for it in run.items}):
+        idx = [i for i, it in enumerate(run.items) if it.risk_labeller == labeller]
+        sub_items, sub_preds = [run.items[i] for i in idx], [run.preds[i] for i in idx]
+        tables = count_tables(decisions(sub_items, sub_preds, tax))
+        values = point_values(tables)
+        cis = intervals(tables, [it.doc_id for it in sub_items], resamples, seed) if resamples else {}
+        out[labeller] = {"records": len(idx), "gold": labeller == "graded",
+                         "labels": RISK_LABELLERS.get(labeller, labeller),
+                         **{k: {"value": _r(values[k]), "ci": cis.get(k) if values[k] is not None else None}
+                            for k in RISK_KEYS}}
     return out
 
 
@@ -108,7 +134,7 @@ def prediction_rows(run: RunResult) -> list[dict]:
     rows = []
     for it, p in zip(run.items, run.preds):
         row = {"id": it.id, "doc_id": it.doc_id, "source": it.source, "verified": it.verified,
-               "party_names": it.party_names, "text": it.text, "gold": it.gold(),
+               "party_names": it.party_names, "party_aliases": it.party_aliases, "text": it.text, "gold": it.gold(),
                "pred": json.loads(p.answer.to_json()) if p.answer is not None else None,
                "confidence": p.confidence, "risk_score": _r(risk_score(p, tax)), "model": run.model_version}
         if p.error:
@@ -175,6 +201,11 @@ def evaluate(items: Sequence[EvalItem], predictors: Sequence[tuple[Predictor, fl
             run = predict_all(predictor, items, progress, load_seconds)
             score(run, data, resamples)
             runs.append(run)
+        # what the types alone say about the risk: the baselines the risk figures are read against
+        for name, preds in oracle_runs(items, runs[0].preds).items():
+            run = RunResult(name, name, list(items), preds)
+            score(run, data, resamples)
+            runs.append(run)
         main, baselines = runs[0], runs[1:]
         main.metrics["baselines"] = {
             b.name: {k: v for k, v in b.metrics.items() if k not in ("per_class", "data")} for b in baselines}
@@ -204,12 +235,14 @@ def load_run(folder: str | Path) -> tuple[list[EvalItem], list[ClausePrediction]
                 g = row["gold"]
                 items.append(EvalItem(
                     id=row["id"], doc_id=row["doc_id"], source=row["source"], text=row.get("text", ""),
-                    clause_types=tuple(g["clause_types"]), party=g["party"], risk=g["risk"],
+                    clause_types=tuple(g["clause_types"]), party=g["party"], risk=g.get("severity", g.get("risk")),
                     risk_category=g.get("risk_category", "none"), party_names=row.get("party_names", {}),
-                    verified=row["verified"], unfair=frozenset(g["unfair"]) if "unfair" in g else None))
+                    verified=row["verified"], unfair=frozenset(g["unfair"]) if "unfair" in g else None,
+                    risk_to=g.get("risk_to"), risk_labeller=g.get("risk_labeller", "rules"),
+                    party_aliases=row.get("party_aliases", {})))
                 a = row["pred"]
-                answer = Answer(tuple(a["clause_types"]), a["party"], a["risk"], a["risk_category"],
-                                a["reason"]) if a else None
+                answer = Answer(tuple(a["clause_types"]), a["party"], a.get("severity", a.get("risk")),
+                                a["risk_category"], a["reason"], risk_to=a.get("risk_to")) if a else None
                 preds.append(ClausePrediction(answer=answer, confidence=row.get("confidence", 0.0),
                                               scores=row.get("scores", {}), raw=row.get("raw"),
                                               error=row.get("error")))

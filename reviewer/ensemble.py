@@ -13,7 +13,7 @@ below LexGLUE's per-category SVM. Per clause type t the ensemble's probability i
 - platt(d) = sigmoid(a * d + b): SVM margins are not probabilities; a logistic fit on
   validation puts them on a probability scale before averaging.
 
-Party and risk probabilities are the reviewer's heads. Then the reviewer's own decision
+Party, bearer (risk_to) and severity probabilities are the reviewer's heads. Then the reviewer's own decision
 (`decisions.answers_from_probs`) with the ensemble's per-type thresholds and risk rule, so
 types, party, risk, category and reason are decided exactly as the reviewer decides them.
 
@@ -193,7 +193,7 @@ def check_components(cfg: EnsembleConfig, source: str, reviewer: Fingerprint, la
 class Scores:
     """Every component's raw output on N clauses."""
 
-    reviewer: dict[str, torch.Tensor]  # head probabilities: clause_type (N, T), party (N, P), risk (N, R)
+    reviewer: dict[str, torch.Tensor]  # head probabilities: clause_type (N, T), party, risk_to, severity (N, 4)
     tfidf: np.ndarray  # (N, T) decision values; NaN for a type the TF-IDF model has no classifier for
     unfair_tos: np.ndarray  # (N, T) decision values of the 8 CLAUDETTE-mapped types; NaN elsewhere
 
@@ -216,13 +216,15 @@ def baseline_scores(texts: Sequence[str], labels: Labels, tfidf: TfidfPredictor,
     f = tfidf.fitted
     dec = f["types"].decision_function(f["vectorizer"].transform(list(texts)))
     for j, t in enumerate(f["type_classes"]):
-        t_dec[:, types.index(t)] = dec[:, j]
+        if t in types:  # a reviewer trained on an older taxonomy lacks the newer types
+            t_dec[:, types.index(t)] = dec[:, j]
     if unfair is not None:
         g = unfair.fitted
         xu = g["vectorizer"].transform(list(texts))
         by_code = tax.by_claudette()
         for code in g["codes"]:
-            u_dec[:, types.index(by_code[code].id)] = g["models"][code].decision_function(xu)
+            if by_code[code].id in types:
+                u_dec[:, types.index(by_code[code].id)] = g["models"][code].decision_function(xu)
     return t_dec, u_dec
 
 
@@ -240,16 +242,18 @@ def mix(cfg: EnsembleConfig, labels: Labels, scores: Scores) -> dict[str, torch.
         if r.unfair_tos > 0:
             p = p + r.unfair_tos * r.unfair_tos_platt(scores.unfair_tos[:, j])
         out[:, j] = p
-    return {"clause_type": torch.from_numpy(out).float(), "party": scores.reviewer["party"].float(),
-            "risk": scores.reviewer["risk"].float()}
+    # party, bearer and severity are the reviewer's heads
+    return {"clause_type": torch.from_numpy(out).float(),
+            **{k: v.float() for k, v in scores.reviewer.items() if k != "clause_type"}}
 
 
-def decide(cfg: EnsembleConfig, labels: Labels, scores: Scores,
-           tax: Taxonomy | None = None) -> list[ClausePrediction]:
+def decide(cfg: EnsembleConfig, labels: Labels, scores: Scores, tax: Taxonomy | None = None,
+           with_scores: bool = True) -> list[ClausePrediction]:
     """Predictions from component scores: the reviewer's decision on the mixed probabilities."""
     thresholds = [cfg.types[t].threshold for t in labels.clause_type]
     return [ClausePrediction(answer=a, confidence=round(c, 4), scores=s)
-            for a, c, s in answers_from_probs(mix(cfg, labels, scores), labels, thresholds, tax, cfg.risk.rule)]
+            for a, c, s in answers_from_probs(mix(cfg, labels, scores), labels, thresholds, tax, cfg.risk.rule,
+                                              with_scores)]
 
 
 class EnsemblePredictor:

@@ -1,8 +1,11 @@
 """The reviewer's heads as the served model: load an adapter folder, predict clauses.
 
 The folder `contract-review train` writes (`training/reviewer_model.py: save_reviewer`) holds the
-LoRA weights (PEFT format), `heads.safetensors` and `reviewer.json` (label orders, base model,
-pooling, per-type thresholds, risk rule). `load_reviewer` puts it back together on its base model
+LoRA weights (PEFT format; for a fully fine-tuned reviewer its update extracted as LoRA),
+`heads.safetensors` and `reviewer.json` (label orders, base model, pooling, per-type thresholds,
+risk rule). The base model may be an adapted base folder (`training/models.py: resolve_model`).
+An adapter of reviewer.json format 1 (a `risk` head, no bearer head) loads too: its answers leave
+`risk_to` unsaid. `load_reviewer` puts it back together on its base model
 (LoRA merged, eval mode); `ReviewerPredictor` is the `contract_review.predictor.Predictor` over it:
 head probabilities in length-sorted batches (`training.reviewer_model.predict_probs`), then the
 decision rules of `decisions.py`. `load_reviewer_predictor()` loads the shipped adapter in
@@ -98,7 +101,9 @@ def load_reviewer(adapter_dir: str | Path | None = None, base_model: str | None 
     model = ReviewerModel(lm, lm.config.hidden_size, Labels.from_meta(meta), pooling=meta.get("pooling", "last_mean"))
     state = load_file(str(adapter_dir / HEADS_FILE))
     for f, head in model.heads.items():
-        head.load_state_dict({k.split(".", 1)[1]: v for k, v in state.items() if k.startswith(f + ".")})
+        # an adapter trained before bearers existed stored its severity head as `risk`
+        prefix = "risk" if f == "severity" and not any(k.startswith("severity.") for k in state) else f
+        head.load_state_dict({k.split(".", 1)[1]: v for k, v in state.items() if k.startswith(prefix + ".")})
     model.heads.to(dev)
     model.eval()
     return model, tokenizer, meta
@@ -134,7 +139,7 @@ class ReviewerPredictor:
         self.last_seconds: float | None = None
 
     def head_probs(self, clauses: Sequence[ClauseInput], progress: bool = False) -> dict[str, torch.Tensor]:
-        """The heads' probabilities (clause_type (N, T) sigmoids, party and risk (N, 4) softmaxes)."""
+        """The heads' probabilities (clause_type (N, T) sigmoids; party, risk_to, severity (N, 4) softmaxes)."""
         inputs = [build_input(c.text, c.party_names) for c in clauses]
         return predict_probs(self.model, self.tokenizer, inputs, self.max_length, self.tokens_per_batch,
                              self.autocast, progress)

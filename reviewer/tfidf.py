@@ -2,7 +2,8 @@
 
 As in LexGLUE's TF-IDF + SVM baseline (word n-grams, TF-IDF weighting, one-vs-rest
 LinearSVC), fit on the shipped train split: clause types multi-label (one-vs-rest; no type
-above 0 means `other`), obligated party and risk level single-label. Risk category and
+above 0 means `other`), obligated party and severity (`risk`) single-label; it predicts no bearer (its answers leave
+`risk_to` unsaid, and directional risk counts them as wrong). Risk category and
 reason come from the taxonomy row of the top predicted type, by the reviewer's own rule
 (`decisions.answer_from_types`).
 Decision values are squashed into scores (sigmoid for types, softmax for party and risk):
@@ -180,7 +181,9 @@ class UnfairTosTfidfPredictor:
             risk = "medium" if codes else "none"
             scores = {by_code[c].id: round(float(1 / (1 + np.exp(-dec[i, j]))), 4) for j, c in enumerate(f["codes"])}
             p_unfair = max(scores.values())
-            out.append(ClausePrediction(answer=answer_from_types(types, risk, "none", self.tax, scores),
+            # an unfair Terms-of-Service term weighs on the user, as the dataset's labels say
+            answer = answer_from_types(types, risk, "none", self.tax, scores, risk_to=self.tax.terms_of_service_bearer)
+            out.append(ClausePrediction(answer=answer,
                                         confidence=round(p_unfair if codes else 1 - p_unfair, 4),
                                         scores={"clause_type": scores}))
         return out

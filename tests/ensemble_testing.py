@@ -32,7 +32,8 @@ def scores(n: int, seed: int = 0) -> E.Scores:
     g = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
     reviewer = {"clause_type": torch.rand(n, T, generator=g), "party": torch.softmax(torch.randn(n, 4, generator=g), 1),
-                "risk": torch.softmax(torch.randn(n, 4, generator=g), 1)}
+                "risk_to": torch.softmax(torch.randn(n, 4, generator=g), 1),
+                "severity": torch.softmax(torch.randn(n, 4, generator=g), 1)}
     unfair = np.full((n, T), np.nan)
     for ct in TAX.by_claudette().values():
         unfair[:, LABELS.clause_type.index(ct.id)] = rng.normal(size=n)

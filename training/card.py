@@ -50,7 +50,7 @@ def write_card(run_dir: Path, adapter_dir: Path, cfg: Config, results: dict) -> 
         f"| base model | `{cfg.model.name}`" + (f" (architecture `{cfg.model.config}`, random weights)" if cfg.model.random_init else "") + " |",
         f"| method | LoRA r={cfg.lora.r}, alpha={cfg.lora.alpha:g}, dropout={cfg.lora.dropout:g}, modules {', '.join(cfg.lora.modules())}"
         + (", DoRA" if cfg.lora.dora else "") + (f", QLoRA {cfg.lora.quantize}" if cfg.lora.quantize else "") + " |",
-        f"| objective | {cfg.objective}" + (" (reviewer heads: clause types, party, risk)" if cfg.objective == "classify" else " (loss on answer tokens only)") + " |",
+        f"| objective | {cfg.objective}" + (" (reviewer heads: clause types, party, risk_to, severity)" if cfg.objective == "classify" else " (loss on answer tokens only)") + " |",
         f"| data | `{cfg.data.dir}` split {cfg.data.train_split}, version {data_version(cfg.data.dir)} |",
         f"| steps | {stop.get('step', len(steps))} ({stop.get('reason', '?')}) |",
         f"| final train loss | {steps[-1]['loss']:.4f} |" if steps else "| final train loss | - |",

@@ -49,6 +49,9 @@ class ModelConfig(_Section):
 
 
 class LoraConfig(_Section):
+    enabled: bool = Field(True, description="false: full fine-tuning (every weight but the token embeddings "
+                                            "trains; `layers` then names the decoder layers that train); the "
+                                            "reviewer ships its update as a rank-`r` SVD extraction in PEFT format")
     r: int = Field(32, ge=1, le=1024)
     alpha: float = Field(64, gt=0)
     dropout: float = Field(0.05, ge=0, lt=1)
@@ -132,9 +135,30 @@ class ClassifyConfig(_Section):
 
     pooling: Literal["last", "mean", "last_mean"] = "last_mean"
     pos_weight_cap: float = Field(10.0, ge=1, description="cap of the per-type BCE positive weight neg/pos")
-    loss_weights: dict[Literal["clause_type", "party", "risk"], float] = Field(
-        default_factory=lambda: {"clause_type": 1.0, "party": 0.5, "risk": 0.5})
+    loss_weights: dict[Literal["clause_type", "party", "risk_to", "severity"], float] = Field(
+        default_factory=lambda: {"clause_type": 1.0, "party": 0.5, "risk_to": 0.5, "severity": 0.5})
     tune_thresholds: bool = Field(True, description="pick per-type thresholds on the eval split after training")
+    snapshot_splits: list[Literal["train", "validation", "test"]] = Field(
+        default_factory=list, description="at every evaluation from `snapshot_from_step` on, save the heads' "
+                                          "probabilities on these whole splits (and the adapter) under "
+                                          "snapshots/step<N>/, so the step can be chosen by a cross-fit later")
+    snapshot_from_step: int = Field(1, ge=1)
+
+    @field_validator("loss_weights", mode="before")
+    @classmethod
+    def _no_risk_head(cls, v):
+        if isinstance(v, dict) and "risk" in v:
+            raise ValueError("the risk head became two heads: give risk_to and severity weights instead of risk")
+        return v
+
+
+class ClmConfig(_Section):
+    """Causal-LM training on raw text (objective: clm): domain-adaptive pretraining."""
+
+    general_text: str | None = Field("data/corpora/general/python-docs-sample.txt.gz",
+                                     description="general-English held-out text whose loss is reported before and "
+                                                 "after training (forgetting); null: none")
+    eval_tokens: int = Field(40_000, ge=256, description="tokens of each held-out text scored before and after")
 
 
 class OutputConfig(_Section):
@@ -180,7 +204,7 @@ class KernelsConfig(_Section):
 
 class Config(_Section):
     # the names of training/objectives/registry.py's and training/backends/registry.py's tables
-    objective: Literal["sft", "classify"] = "sft"
+    objective: Literal["sft", "classify", "clm"] = "sft"
     backend: Literal["native", "hf", "unsloth", "liger"] = Field(
         "hf", description="native: our Triton kernels; hf: transformers + peft; unsloth and liger: comparison "
                           "backends, each in its own environment")
@@ -191,6 +215,7 @@ class Config(_Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     distributed: DistributedConfig = Field(default_factory=DistributedConfig)
     classify: ClassifyConfig = Field(default_factory=ClassifyConfig)
+    clm: ClmConfig = Field(default_factory=ClmConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     kernels: KernelsConfig = Field(default_factory=KernelsConfig)
 
@@ -207,6 +232,15 @@ class Config(_Section):
                 and self.distributed.zero_stage == 3):
             # Liger's fused loss reads lm_head.weight outside its module's forward, where ZeRO-3 has not gathered it
             raise ValueError("backend liger does not run under DeepSpeed ZeRO-3; use backend native or hf")
+        if not self.lora.enabled and (self.lora.quantize or self.lora.dora):
+            raise ValueError("lora.enabled false (full fine-tuning) trains the weights themselves: remove "
+                             "lora.quantize and lora.dora")
+        if not self.lora.enabled and self.backend not in ("hf",):
+            raise ValueError(f"lora.enabled false (full fine-tuning) runs on backend hf (backend is {self.backend}: "
+                             "its kernels are LoRA's)")
+        if not self.lora.enabled and self.distributed.strategy == "deepspeed":
+            raise ValueError("lora.enabled false (full fine-tuning) is not wired to DeepSpeed here; use one process "
+                             "or ddp")
         changed = self.kernels.changed()
         if changed and self.backend != "native":
             # other backends never call kernels.patch: a silently ignored option would mislead a benchmark

@@ -175,7 +175,7 @@ def collate_classify(items: list[dict], pad_id: int) -> dict:
         ids[i, :n] = torch.tensor(x["input_ids"])
         mask[i, :n] = 1
     batch = {"input_ids": ids, "attention_mask": mask}
-    for key in ("clause_type", "party", "risk"):
+    for key in ("clause_type", "party", "risk_to", "severity"):
         if key in items[0]:
             batch[key] = torch.stack([torch.as_tensor(x[key]) for x in items])
     return batch

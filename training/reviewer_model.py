@@ -1,15 +1,20 @@
-"""The reviewer model as training builds it: a causal LM's decoder with LoRA and three heads.
+"""The reviewer model as training builds it: a causal LM's decoder with LoRA and four heads.
 
 Generating the answer JSON with a 135M model runs at 6-13 tokens/s on two CPU cores, far too
 slow for a contract of a thousand clauses. A forward pass alone runs at ~1,000 tokens/s, so
-the reviewer reads the clause once and answers with three small heads on the final hidden
+the reviewer reads the clause once and answers with four small heads on the final hidden
 state:
 
     input  = prompt.build_input(text, party_names) + EOS       (data.encode_classify)
     h      = SmolLM2 decoder (+ LoRA) -> final hidden states
     pooled = [h at the last token ; mean of h over the tokens]  (`pooling: last_mean`)
-    clause_type: 47 sigmoids (multi-label, the taxonomy's order), BCE with pos_weight
-    party:        4-way softmax;  risk: 4-way softmax
+    clause_type: one sigmoid per taxonomy type (multi-label, the taxonomy's order), BCE with pos_weight
+    party:       4-way softmax (who must act)
+    risk_to:     4-way softmax (who bears the risk: first_party, second_party, both, none)
+    severity:    4-way softmax (none, low, medium, high: how severe for that party)
+
+An adapter trained before bearers existed (reviewer.json format 1) has one `risk` head instead of the
+last two; it loads with that head as the severity head and no bearer head.
 
 Here: the module and its label orders (`ReviewerModel`, `Labels`), the loss (`classify_loss`,
 `type_pos_weight`), head probabilities in length-sorted batches (`predict_probs`), per-type
@@ -39,31 +44,45 @@ from contract_review.taxonomy import Taxonomy, load_taxonomy
 
 from .data import encode_classify
 
-FIELDS = ("clause_type", "party", "risk")
+FIELDS = ("clause_type", "party", "risk_to", "severity")
+# the heads of an adapter trained before bearers existed: one `risk` head, which was the severity
+LEGACY_FIELDS = ("clause_type", "party", "risk")
 META_FILE = "reviewer.json"
 HEADS_FILE = "heads.safetensors"
 
 
 @dataclass(frozen=True)
 class Labels:
-    """Label order of each head (from the taxonomy when training; from reviewer.json when loading)."""
+    """Label order of each head (from the taxonomy when training; from reviewer.json when loading).
+
+    `risk_to` is empty for an adapter trained before bearers existed: it has no bearer head, and its
+    one `risk` head is read as the severity head (`from_meta`)."""
 
     clause_type: tuple[str, ...]
     party: tuple[str, ...]
-    risk: tuple[str, ...]
+    risk_to: tuple[str, ...]
+    severity: tuple[str, ...]
 
     @classmethod
     def from_taxonomy(cls, tax: Taxonomy | None = None) -> "Labels":
         tax = tax or load_taxonomy()
-        return cls(tax.clause_type_ids, tax.parties, tax.risk_levels)
+        return cls(tax.clause_type_ids, tax.parties, tax.risk_bearers, tax.severity_levels)
 
     @classmethod
     def from_meta(cls, meta: dict) -> "Labels":
         """The label orders an adapter folder's reviewer.json records (what `save_reviewer` wrote)."""
-        return cls(**{f: tuple(meta["labels"][f]) for f in FIELDS})
+        labels = meta["labels"]
+        if "severity" not in labels and "risk" in labels:  # a legacy adapter: its risk head is the severity
+            return cls(tuple(labels["clause_type"]), tuple(labels["party"]), (), tuple(labels["risk"]))
+        return cls(**{f: tuple(labels[f]) for f in FIELDS})
+
+    @property
+    def has_bearer(self) -> bool:
+        return bool(self.risk_to)
 
     def sizes(self) -> dict[str, int]:
-        return {f: len(getattr(self, f)) for f in FIELDS}
+        """Heads and their widths (a legacy adapter has no risk_to head)."""
+        return {f: len(getattr(self, f)) for f in FIELDS if getattr(self, f)}
 
     def targets(self, record: ClauseRecord) -> dict[str, torch.Tensor]:
         types = torch.zeros(len(self.clause_type))
@@ -71,11 +90,12 @@ class Labels:
             types[self.clause_type.index(t)] = 1.0
         return {"clause_type": types,
                 "party": torch.tensor(self.party.index(record.party)),
-                "risk": torch.tensor(self.risk.index(record.risk))}
+                "risk_to": torch.tensor(self.risk_to.index(record.risk_to)),
+                "severity": torch.tensor(self.severity.index(record.severity))}
 
 
 class ReviewerModel(nn.Module):
-    """A causal LM's decoder (with LoRA via peft) and three heads on its pooled final state."""
+    """A causal LM's decoder (with LoRA via peft, or all weights trained) and the heads on its pooled final state."""
 
     def __init__(self, backbone: nn.Module, hidden_size: int, labels: Labels, pooling: str = "last_mean",
                  dropout: float = 0.1):
@@ -118,12 +138,10 @@ class ReviewerModel(nn.Module):
 
 def classify_loss(logits: dict[str, torch.Tensor], batch: dict, pos_weight: torch.Tensor | None,
                   weights: dict[str, float]) -> tuple[torch.Tensor, dict[str, float]]:
-    parts = {
-        "clause_type": F.binary_cross_entropy_with_logits(logits["clause_type"], batch["clause_type"].float(),
-                                                          pos_weight=pos_weight),
-        "party": F.cross_entropy(logits["party"], batch["party"]),
-        "risk": F.cross_entropy(logits["risk"], batch["risk"]),
-    }
+    parts = {"clause_type": F.binary_cross_entropy_with_logits(logits["clause_type"], batch["clause_type"].float(),
+                                                               pos_weight=pos_weight)}
+    for f in ("party", "risk_to", "severity"):
+        parts[f] = F.cross_entropy(logits[f], batch[f])
     total = sum(weights.get(k, 1.0) * v for k, v in parts.items())
     return total, {k: float(v.detach()) for k, v in parts.items()}
 
@@ -155,17 +173,22 @@ def cast_adapter(adapter_dir: str | Path, dtype: str) -> None:
     tmp.replace(path)
 
 
-def save_reviewer(model: ReviewerModel, out_dir: str | Path, meta: dict, adapter_dtype: str = "float32") -> Path:
-    """Write the adapter folder (PEFT adapter + heads + reviewer.json)."""
+def save_reviewer(model: ReviewerModel, out_dir: str | Path, meta: dict, adapter_dtype: str = "float32",
+                  save_backbone=None) -> Path:
+    """Write the adapter folder (PEFT adapter + heads + reviewer.json). `save_backbone(out)` writes the
+    backbone's part instead of peft's save_pretrained (full fine-tuning: `adapters/full.py`)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    if hasattr(model.backbone, "save_pretrained") and hasattr(model.backbone, "peft_config"):
+    if save_backbone is not None:
+        save_backbone(out)
+        cast_adapter(out, adapter_dtype)
+    elif hasattr(model.backbone, "save_pretrained") and hasattr(model.backbone, "peft_config"):
         model.backbone.save_pretrained(out, safe_serialization=True)
         cast_adapter(out, adapter_dtype)
     heads = {f"{f}.{k}": v.detach().float().cpu().contiguous() for f, h in model.heads.items()
              for k, v in h.state_dict().items()}
     save_file(heads, str(out / HEADS_FILE))
-    full = {"format": "contract-review-reviewer/1", "pooling": model.pooling,
+    full = {"format": "contract-review-reviewer/2", "pooling": model.pooling,
             "labels": {f: list(getattr(model.labels, f)) for f in FIELDS}, **meta}
     (out / META_FILE).write_text(json.dumps(full, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     return out
@@ -201,8 +224,9 @@ def predict_probs(model: ReviewerModel, tokenizer, inputs: Sequence[str], max_le
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=autocast):
             logits = model(ids.to(device), mask.to(device))
         out["clause_type"][idx] = torch.sigmoid(logits["clause_type"].float()).cpu()
-        out["party"][idx] = torch.softmax(logits["party"].float(), -1).cpu()
-        out["risk"][idx] = torch.softmax(logits["risk"].float(), -1).cpu()
+        for f in out:
+            if f != "clause_type":
+                out[f][idx] = torch.softmax(logits[f].float(), -1).cpu()
         if bar:
             bar.update(len(idx))
     if bar:

@@ -13,22 +13,29 @@ from contract_review.taxonomy import load_taxonomy
 
 
 def item(i: int, risk: str = "none", types=("other",), doc: str = "d0", party: str = "none", verified=False,
-         unfair=None, category: str | None = None) -> EvalItem:
+         unfair=None, category: str | None = None, risk_to: str | None = None, graded: bool = False) -> EvalItem:
+    """A gold item; its bearer defaults to second_party for a risk (none without one)."""
     tax = load_taxonomy()
     if category is None:
         category = tax.clause_type(types[0]).risk_category if risk != "none" else "none"
     return EvalItem(id=f"x/{doc}/{i}", doc_id=doc, source="claudette" if unfair is not None else "cuad",
                     text=f"clause number {i} of {doc}", clause_types=tuple(types), party=party, risk=risk,
                     risk_category=category, verified=verified,
-                    unfair=None if unfair is None else frozenset(unfair))
+                    unfair=None if unfair is None else frozenset(unfair),
+                    risk_to=risk_to or ("none" if risk == "none" else "second_party"),
+                    risk_labeller="graded" if graded else "rules")
 
 
 def pred(risk: str = "none", types=("other",), party: str = "none", confidence: float = 0.9,
-         category: str | None = None) -> ClausePrediction:
+         category: str | None = None, risk_to: str | None = "default") -> ClausePrediction:
+    """A prediction; its bearer defaults to second_party for a risk (none without one); None: unsaid."""
     tax = load_taxonomy()
     if category is None:
         category = tax.clause_type(types[0]).risk_category if risk != "none" else "none"
-    return ClausePrediction(answer=Answer(tuple(types), party, risk, category, "r"), confidence=confidence)
+    if risk_to == "default":
+        risk_to = "none" if risk == "none" else "second_party"
+    return ClausePrediction(answer=Answer(tuple(types), party, risk, category, "r", risk_to=risk_to),
+                            confidence=confidence)
 
 
 def invalid(kind: str = "invalid_json") -> ClausePrediction:

@@ -11,8 +11,8 @@ from eval_testing import invalid, item, pred
 
 from contract_review.eval.bootstrap import document_weights, intervals, paired_intervals
 from contract_review.eval.items import unfair_codes
-from contract_review.eval.metrics import (METRICS, Decisions, count_tables, decisions, error_counts, per_class,
-                                          point_metrics, precision_recall_curve)
+from contract_review.eval.metrics import (INVALID, METRICS, UNSAID, Decisions, count_tables, decisions,
+                                          error_counts, per_class, point_metrics, precision_recall_curve)
 from contract_review.taxonomy import load_taxonomy
 
 
@@ -118,12 +118,30 @@ def _sklearn_reference(d: Decisions) -> tuple[dict, dict]:
         seen = [c for c in d.party_classes if c in set(d.party_true) | set(d.party_pred)]
         m["party.accuracy"] = float(accuracy_score(d.party_true, d.party_pred))
         m["party.macro_f1"] = float(f1_score(d.party_true, d.party_pred, labels=seen, average="macro", zero_division=0))
+    # directional risk as scikit-learn's micro average over bearer labels: a risk clause is labelled with
+    # its bearer, anything else "neg"; a prediction for the wrong bearer is a false positive of its label
+    # and a false negative of the gold one
+    bearer_labels = list(d.party_classes) + [INVALID, UNSAID]
+    y_dir = [b if t else "neg" for t, b in zip(d.risk_true, d.risk_to_true)]
+    p_dir = [b if r else "neg" for r, b in zip(d.risk_pred, d.risk_to_pred)]
+    p, r, f, _ = precision_recall_fscore_support(y_dir, p_dir, labels=bearer_labels, average="micro", zero_division=0)
+    m.update({"risk_dir.f1": float(f), "risk_dir.precision": float(p), "risk_dir.recall": float(r)})
+    seen = [c for c in d.party_classes if c in set(d.risk_to_true) | set(d.risk_to_pred)]
+    m["risk_to.accuracy"] = float(accuracy_score(d.risk_to_true, d.risk_to_pred))
+    m["risk_to.macro_f1"] = float(f1_score(d.risk_to_true, d.risk_to_pred, labels=seen, average="macro",
+                                           zero_division=0))
+    m["severity.accuracy"] = float(accuracy_score(d.risk_level_true, d.risk_level_pred))
+    within = [accuracy_score(np.array(d.risk_level_true)[rows], np.array(d.risk_level_pred)[rows])
+              for j in range(len(d.type_classes)) if d.type_classes[j] != "other"
+              for rows in [np.flatnonzero(d.type_true[:, j])] if len(rows)]
+    m["severity.accuracy_within_type"] = float(np.mean(within)) if within else None
     levels = list(d.risk_level_classes)
     per = {"risk_level": classes(d.risk_level_true, d.risk_level_pred, levels, labels=levels),
            "risk_category": classes(d.category_true, d.category_pred, d.category_classes),
            "unfair_tos": classes(d.unfair_true, d.unfair_pred, d.unfair_classes),
            "clause_type": classes(d.type_true, d.type_pred, d.type_classes),
-           "party": classes(d.party_true, d.party_pred, d.party_classes, labels=list(d.party_classes))}
+           "party": classes(d.party_true, d.party_pred, d.party_classes, labels=list(d.party_classes)),
+           "risk_to": classes(d.risk_to_true, d.risk_to_pred, d.party_classes, labels=list(d.party_classes))}
     return m, per
 
 
@@ -134,11 +152,15 @@ def _random_run(seed: int, n: int, predict_risk: bool = True):
     items, preds = [], []
     for i in range(n):
         t, r = (str(rng.choice(types)),), str(rng.choice(tax.risk_levels))
+        bearers = [b for b in tax.parties if b != "none"]
         items.append(item(i, r, t, doc=f"d{i % 17}", party=str(rng.choice(tax.parties)), verified=i % 4 == 0,
-                          unfair=unfair_codes(t, r, tax) if i % 3 == 0 else None))
+                          unfair=unfair_codes(t, r, tax) if i % 3 == 0 else None,
+                          risk_to=str(rng.choice(bearers)) if r != "none" else "none"))
         level = str(rng.choice(tax.risk_levels)) if predict_risk else "none"
+        # some answers name no bearer (an adapter without a bearer head)
+        bearer = None if i % 11 == 0 else str(rng.choice(bearers)) if level != "none" else "none"
         preds.append(invalid() if i % 29 == 0 else
-                     pred(level, (str(rng.choice(types)),), party=str(rng.choice(tax.parties))))
+                     pred(level, (str(rng.choice(types)),), party=str(rng.choice(tax.parties)), risk_to=bearer))
     return items, preds
 
 

@@ -35,7 +35,8 @@ def test_mix_is_the_weighted_average_of_calibrated_scores():
                                atol=1e-6)
     other = [k for k in range(T) if k not in (j, u)]
     np.testing.assert_allclose(out["clause_type"][:, other].numpy(), p[:, other], atol=1e-6)  # reviewer-only types
-    assert torch.equal(out["party"], s.reviewer["party"]) and torch.equal(out["risk"], s.reviewer["risk"])
+    for head in ("party", "risk_to", "severity"):  # the reviewer's own heads, unmixed
+        assert torch.equal(out[head], s.reviewer[head])
 
 
 def test_decisions_are_the_reviewers_own_on_the_mixed_probabilities():
@@ -46,7 +47,7 @@ def test_decisions_are_the_reviewers_own_on_the_mixed_probabilities():
                                          chosen="type", positives=30))
     s = scores(2)
     s.reviewer["clause_type"][:] = 0.0
-    s.reviewer["risk"][:] = torch.tensor([1.0, 0.0, 0.0, 0.0])  # the head says: no risk
+    s.reviewer["severity"][:] = torch.tensor([1.0, 0.0, 0.0, 0.0])  # the head says: no risk
     s.tfidf[:, j] = [4.0, -4.0]
     a, b = (p.answer for p in E.decide(cfg, LABELS, s, TAX))
     assert a.clause_types == ("audit_rights",) and a.risk == TAX.clause_type("audit_rights").risk

@@ -14,15 +14,17 @@ from contract_review.training.reviewer_model import Labels
 LABELS = Labels.from_taxonomy()
 
 
-def _probs(types: dict[str, float], risk: str, party: str = "none") -> dict[str, torch.Tensor]:
+def _probs(types: dict[str, float], risk: str, party: str = "none", bearer: str = "none") -> dict[str, torch.Tensor]:
     ct = torch.full((1, len(LABELS.clause_type)), 0.01)
     for t, p in types.items():
         ct[0, LABELS.clause_type.index(t)] = p
     r = torch.full((1, 4), 0.01)
-    r[0, LABELS.risk.index(risk)] = 0.97
+    r[0, LABELS.severity.index(risk)] = 0.97
     pa = torch.full((1, 4), 0.01)
     pa[0, LABELS.party.index(party)] = 0.97
-    return {"clause_type": ct, "risk": r, "party": pa}
+    b = torch.full((1, 4), 0.01)
+    b[0, LABELS.risk_to.index(bearer)] = 0.97
+    return {"clause_type": ct, "severity": r, "party": pa, "risk_to": b}
 
 
 def test_shipped_adapter_is_small_and_complete():
@@ -32,7 +34,9 @@ def test_shipped_adapter_is_small_and_complete():
     assert sum(files.values()) < 15 * 2**20
     meta = json.loads((DEFAULT_ADAPTER_DIR / "reviewer.json").read_text())
     assert meta["labels"]["clause_type"] == list(LABELS.clause_type)
-    assert len(meta["thresholds"]) == 47 and meta["base_model"] == "default"
+    assert len(meta["thresholds"]) == len(LABELS.clause_type)
+    # the reviewer predicts who bears the risk and how severe it is
+    assert meta["labels"]["risk_to"] == list(LABELS.risk_to) and meta["labels"]["severity"] == list(LABELS.severity)
 
 
 def test_answers_follow_the_thresholds_and_the_taxonomy():
@@ -43,9 +47,38 @@ def test_answers_follow_the_thresholds_and_the_taxonomy():
     assert a.clause_types == ("cap_on_liability",) and a.risk == "medium"
     assert a.risk_category == tax.clause_type("cap_on_liability").risk_category
     assert a.reason.startswith(tax.clause_type("cap_on_liability").name)
-    assert conf == pytest.approx(0.98, abs=0.01) and set(scores) == {"clause_type", "party", "risk"}
+    assert conf == pytest.approx(0.98, abs=0.01) and set(scores) == {"clause_type", "party", "risk_to", "severity"}
     (b, _, _), = answers_from_probs(_probs({"audit_rights": 0.4}, "none"), LABELS, thr)
     assert b.clause_types == ("other",) and b.risk == "none" and b.risk_category == "none"
+
+
+def test_the_bearer_is_none_exactly_when_the_severity_is_none_and_the_head_picks_it_otherwise():
+    thr = [0.5] * len(LABELS.clause_type)
+    (a, _, _), = answers_from_probs(_probs({"cap_on_liability": 0.9}, "high", bearer="first_party"), LABELS, thr)
+    assert (a.risk_to, a.severity, a.risk) == ("first_party", "high", "high")
+    # the bearer head says nobody, the severity head says medium: a risk has a bearer, the most likely party
+    p = _probs({"cap_on_liability": 0.9}, "medium", bearer="none")
+    p["risk_to"][0] = torch.tensor([0.1, 0.3, 0.05, 0.55])
+    (b, _, _), = answers_from_probs(p, LABELS, thr)
+    assert (b.risk_to, b.severity) == ("second_party", "medium")
+    (c, _, _), = answers_from_probs(_probs({}, "none", bearer="both"), LABELS, thr)
+    assert (c.risk_to, c.severity) == ("none", "none")
+    # the `types` rule gives a severity from the type's default: the bearer still comes from the head
+    (d, _, _), = answers_from_probs(_probs({"non_compete": 0.9}, "none", bearer="both"), LABELS, thr, risk_rule="types")
+    assert (d.risk_to, d.severity) == ("both", "high")
+
+
+def test_a_legacy_adapter_reads_its_risk_head_as_the_severity_and_names_no_bearer():
+    meta = {"labels": {"clause_type": list(LABELS.clause_type), "party": list(LABELS.party),
+                       "risk": list(LABELS.severity)}}
+    legacy = Labels.from_meta(meta)
+    assert not legacy.has_bearer and legacy.sizes() == {"clause_type": len(LABELS.clause_type), "party": 4,
+                                                        "severity": 4}
+    p = _probs({"cap_on_liability": 0.9}, "high")
+    p["risk"] = p.pop("severity")
+    del p["risk_to"]
+    (a, _, _), = answers_from_probs(p, legacy, [0.5] * len(LABELS.clause_type))
+    assert (a.risk_to, a.severity) == (None, "high")
 
 
 def test_mixed_risk_rule_takes_default_risk_for_cuad_types_and_the_head_for_claudette_types():

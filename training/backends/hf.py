@@ -18,7 +18,7 @@ import torch
 from peft import prepare_model_for_kbit_training
 from transformers import BitsAndBytesConfig
 
-from ..adapters import lora
+from ..adapters import method
 from ..config import Config
 from ..errors import TrainingError
 from ..models import load_causal_lm
@@ -37,7 +37,7 @@ class HFBackend(Backend):
         # the adapters' initial values depend on train.seed alone, not on how much randomness building
         # the base model drew (CPU, GPU, ZeRO-3's zero.Init): 1-GPU and N-GPU runs start identical
         torch.manual_seed(cfg.train.seed + 1)
-        lm = lora.wrap(lm, cfg.lora, spec.task_type)
+        lm = method.wrap(lm, cfg.lora, spec.task_type)  # LoRA, or full fine-tuning (lora.enabled: false)
         notes = {"attn_implementation": cfg.model.attn_implementation}
         notes.update(self.adapt(lm, cfg, spec))
         return BuiltModel(lm, lm.config, on_device=quantized, notes=notes)

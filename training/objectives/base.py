@@ -6,12 +6,11 @@
     objective.fit(model, records, device)     what depends on the training data (class priors, ...)
     batch = objective.collate(rows)           tensors of one micro-batch
     loss, parts = objective.loss(net, batch)  parts: per-head losses for the log ({} when none)
+    objective.after_eval(...)                 what to keep at an evaluation (classify: probability snapshots)
     results = objective.finish(...)           the artifacts of a finished run (adapter folder, ...)
 
-One objective per file beside this one (`sft.py`, `classify.py`); `registry.py` maps `objective:` to
-them. A causal-LM objective on raw text (`clm`: every token a target, documents packed) would be one
-more file: encode and collate over text instead of records, the causal LM's own loss, the adapter
-saved as sft saves it.
+One objective per file beside this one (`sft.py`, `classify.py`, `clm.py`); `registry.py` maps
+`objective:` to them.
 """
 
 from __future__ import annotations
@@ -67,6 +66,9 @@ class Objective:
 
     def loss(self, net: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, float]]:
         raise NotImplementedError
+
+    def after_eval(self, model: nn.Module, strategy, *, run_dir: Path, step: int, quiet: bool) -> None:
+        """Called after every evaluation (every rank); what the objective keeps of the model at that step."""
 
     def finish(self, model: nn.Module, adapter_dir: Path, strategy, *, run_dir: Path, step: int,
                quiet: bool) -> dict:

@@ -1,9 +1,16 @@
-"""`objective: classify`: the reviewer model, the causal LM's decoder with LoRA and three heads on its pooled
-final state (clause types: multi-label BCE with a positive weight per type; party and risk: softmax).
+"""`objective: classify`: the reviewer model, the causal LM's decoder with LoRA (or all weights, `lora.enabled:
+false`) and four heads on its pooled final state (clause types: multi-label BCE with a positive weight per type;
+party, risk_to and severity: softmax).
 
 Input: `prompt.build_input(text, party_names)` + EOS (`data.encode_classify`), rows not packed. After
 training, per-type thresholds are tuned on the evaluation split (`classify.tune_thresholds`) and the
-adapter folder gets the heads and reviewer.json beside the PEFT adapter.
+adapter folder gets the heads and reviewer.json beside the PEFT adapter (full fine-tuning: its update
+extracted at rank `lora.r`, `adapters/full.py`).
+
+`classify.snapshot_splits`: at every evaluation from `classify.snapshot_from_step` on, the heads'
+probabilities on those whole splits and the adapter are kept under `snapshots/step<N>/` (`probs.pt` in
+the format of `contract-review eval --save-probs`, `adapter/`), so that the training length is chosen
+afterwards by a cross-fit on validation instead of by the evaluation loss.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from torch import nn
 
 from contract_review.records import ClauseRecord
 
+from ..adapters import full
 from ..card import data_version
 from ..data import collate_classify, encode_classify, load_split
 from ..precision import resolve_precision
@@ -65,6 +73,48 @@ class Classify(Objective):
         logits = net(batch["input_ids"], batch["attention_mask"])
         return classify_loss(logits, batch, self.pos_weight, self.cfg.classify.loss_weights)
 
+    def _probs(self, model: nn.Module, split: str, quiet: bool) -> tuple[list[ClauseRecord], dict]:
+        records = load_split(self.cfg.data, split, subset=False)
+        # the precision `auto` resolves to on this device (bf16 only where the hardware has it)
+        bf16 = resolve_precision(self.cfg.train.precision, next(model.parameters()).device)[0] == "bf16"
+        probs = predict_probs(model, self.tokenizer, [r.input for r in records], self.cfg.data.max_length,
+                              autocast=bf16, progress=not quiet)
+        return records, probs
+
+    def _save(self, model: nn.Module, adapter_dir: Path, step: int, thresholds: list[float]) -> dict:
+        cfg = self.cfg
+        method = ({"lora": {"r": cfg.lora.r, "alpha": cfg.lora.alpha, "target_modules": cfg.lora.modules()}}
+                  if cfg.lora.enabled else {"full": {"layers": cfg.lora.layers, "shipped_rank": cfg.lora.r}})
+        meta = {"base_model": cfg.model.name, "max_length": cfg.data.max_length, "thresholds": thresholds,
+                "model_version": f"reviewer-{cfg.output.name}-step{step}", "data_version": data_version(cfg.data.dir),
+                "objective": "classify", "seed": cfg.train.seed, **method}
+        extracted: dict = {}
+
+        def save_backbone(out: Path) -> None:
+            extracted.update(full.extract(model.backbone, out, cfg.lora.r))
+
+        save_reviewer(model, adapter_dir, meta, adapter_dtype=cfg.output.adapter_dtype,
+                      save_backbone=save_backbone if full.is_full(model.backbone) else None)
+        return {"extraction": extracted} if extracted else {}
+
+    def after_eval(self, model: nn.Module, strategy, *, run_dir: Path, step: int, quiet: bool) -> None:
+        cfg = self.cfg.classify
+        if not cfg.snapshot_splits or step < cfg.snapshot_from_step or not strategy.is_main:
+            return
+        model.eval()
+        out = run_dir / "snapshots" / f"step{step}"
+        saved, thresholds = {}, [0.5] * len(self.labels.clause_type)
+        for split in cfg.snapshot_splits:
+            records, probs = self._probs(model, split, quiet=True)
+            saved[split] = {"ids": [r.id for r in records], **{k: v.half() for k, v in probs.items()}}
+            if split == self.cfg.data.eval_split:
+                targets = torch.stack([self.labels.targets(r)["clause_type"] for r in records])
+                thresholds = tune_thresholds(probs["clause_type"], targets)
+        out.mkdir(parents=True, exist_ok=True)
+        torch.save(saved, out / "probs.pt")
+        self._save(model, out / "adapter", step, thresholds)
+        model.train()
+
     def finish(self, model: nn.Module, adapter_dir: Path, strategy, *, run_dir: Path, step: int,
                quiet: bool) -> dict:
         cfg = self.cfg
@@ -74,17 +124,10 @@ class Classify(Objective):
             return out
         if cfg.classify.tune_thresholds and cfg.data.eval_split:
             model.eval()
-            records = load_split(cfg.data, cfg.data.eval_split, subset=False)
-            bf16 = resolve_precision(cfg.train.precision, strategy.device)[0] == "bf16"
-            probs = predict_probs(model, self.tokenizer, [r.input for r in records], cfg.data.max_length,
-                                  autocast=bf16, progress=not quiet)
+            records, probs = self._probs(model, cfg.data.eval_split, quiet)
             targets = torch.stack([self.labels.targets(r)["clause_type"] for r in records])
             thresholds = tune_thresholds(probs["clause_type"], targets)
             torch.save({"probs": probs, "ids": [r.id for r in records]}, run_dir / "eval_probs.pt")
             out["thresholds_tuned_on"] = f"{cfg.data.eval_split} ({len(records)} records)"
-        meta = {"base_model": cfg.model.name, "max_length": cfg.data.max_length, "thresholds": thresholds,
-                "model_version": f"reviewer-{cfg.output.name}-step{step}", "data_version": data_version(cfg.data.dir),
-                "objective": "classify", "lora": {"r": cfg.lora.r, "alpha": cfg.lora.alpha,
-                                                  "target_modules": cfg.lora.modules()}}
-        save_reviewer(model, adapter_dir, meta, adapter_dtype=cfg.output.adapter_dtype)
+        out.update(self._save(model, adapter_dir, step, thresholds))
         return out

@@ -5,9 +5,10 @@ from __future__ import annotations
 from ..config import Config
 from .base import Objective
 from .classify import Classify
+from .clm import CLM
 from .sft import SFT
 
-OBJECTIVES: dict[str, type[Objective]] = {o.name: o for o in (SFT, Classify)}
+OBJECTIVES: dict[str, type[Objective]] = {o.name: o for o in (SFT, Classify, CLM)}
 
 
 def make_objective(cfg: Config, tokenizer) -> Objective:

@@ -16,7 +16,7 @@ from torch import nn
 
 from contract_review.records import ClauseRecord
 
-from ..adapters import lora
+from ..adapters import full, lora, method
 from ..data import collate_packed, encode_sft, pack, packing_needs_mask
 from .base import Objective
 
@@ -53,9 +53,13 @@ class SFT(Objective):
 
     def finish(self, model: nn.Module, adapter_dir: Path, strategy, *, run_dir: Path, step: int,
                quiet: bool) -> dict:
-        lora.save(model, adapter_dir, strategy, self.cfg.output.adapter_dtype)
+        saved = method.save(model, adapter_dir, strategy, self.cfg.lora, self.cfg.output.adapter_dtype)
         if not (self.cfg.output.merge and strategy.is_main):
-            return {}
+            return saved
+        if full.is_full(model):  # the trained model is the merged one
+            model.save_pretrained(run_dir / "merged", safe_serialization=True)
+            self.tokenizer.save_pretrained(run_dir / "merged")
+            return {**saved, "merged": str(run_dir / "merged")}
         if not strategy.can_merge:
             print("output.merge: skipped under ZeRO-3 (the base weights are partitioned); merge the adapter "
                   "afterwards on one machine with peft's merge_and_unload", file=sys.stderr)

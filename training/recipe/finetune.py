@@ -218,6 +218,7 @@ class FineTuneRecipe:
         else:
             self.bad_evals += 1
         self.logger.log("eval", step=self.step, **{k: round(v, 6) for k, v in metrics.items()}, best=improved)
+        self.objective.after_eval(self.model, self.strategy, run_dir=self.run_dir, step=self.step, quiet=self.quiet)
         pat = self.cfg.train.early_stopping_patience
         return pat is not None and self.bad_evals >= pat
 
@@ -301,7 +302,7 @@ class FineTuneRecipe:
                             tokens=stats["tokens"], tokens_per_s=round(tps, 1), step_s=round(stats["step_s"], 3),
                             peak_mem_gib=round(peak_memory_gib(self.device), 3),
                             mfu=round(mfu, 4) if mfu is not None else None, epoch=self.plan.epoch,
-                            **{k: round(v, 5) for k, v in stats.items() if k in ("clause_type", "party", "risk")})
+                            **{k: round(v, 5) for k, v in stats.items() if k in ("clause_type", "party", "risk_to", "severity")})
         return tps
 
     def _stop_requested(self) -> bool:

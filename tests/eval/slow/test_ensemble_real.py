@@ -15,6 +15,7 @@ from contract_review.records import write_records
 from contract_review.reviewer.ensemble import ENSEMBLE_FILE, Scores, baseline_scores, decide, read_config
 from contract_review.reviewer.heads import load_reviewer_predictor
 from contract_review.reviewer.shipped import DEFAULT_ADAPTER_DIR
+from contract_review.taxonomy import load_taxonomy
 
 
 def test_saved_probabilities_tune_and_report_the_mix_and_eval_runs_it_as_tuned(
@@ -33,8 +34,12 @@ def test_saved_probabilities_tune_and_report_the_mix_and_eval_runs_it_as_tuned(
     saved = torch.load(probs)
     assert list(saved) == ["validation"] and saved["validation"]["ids"] == [r.id for r in small_records]
     p = saved["validation"]
-    assert p["clause_type"].shape == (30, 47) and p["party"].shape == (30, 4) and p["risk"].dtype == torch.float16
-    assert torch.allclose(p["risk"].float().sum(1), torch.ones(30), atol=1e-2)
+    # the shipped reviewer's four heads: every type of the taxonomy, who bears the risk and how severe
+    types = load_taxonomy().clause_type_ids
+    assert p["clause_type"].shape == (30, len(types)) and p["party"].shape == (30, 4)
+    assert p["risk_to"].shape == (30, 4) and p["severity"].shape == (30, 4) and p["severity"].dtype == torch.float16
+    assert torch.allclose(p["risk_to"].float().sum(1), torch.ones(30), atol=1e-2)
+    assert torch.allclose(p["severity"].float().sum(1), torch.ones(30), atol=1e-2)
 
     # 2. tuned on them, 3. reported against its parts
     out = adapter / ENSEMBLE_FILE

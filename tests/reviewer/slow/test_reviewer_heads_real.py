@@ -24,5 +24,5 @@ def test_shipped_reviewer_predicts_valid_answers():
     for p in preds:
         assert 0.0 <= p.confidence <= 1.0
         assert set(p.scores["clause_type"]) == set(LABELS.clause_type)
-        assert abs(sum(p.scores["risk"].values()) - 1) < 1e-2
+        assert abs(sum(p.scores["severity"].values()) - 1) < 1e-2
     assert predictor.predict([]) == []

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from contract_review.taxonomy import load_taxonomy
 from contract_review.training.checkpoint import latest
 from contract_review.training.cli import run_training
 from contract_review.training.config import load_config
@@ -83,7 +84,11 @@ def test_tiny_reviewer_classify_loss_decreases(small_dataset, tmp_path, tiny_ove
     assert sum(losses[-3:]) < 0.7 * sum(losses[:3])
     adapter = tmp_path / "f" / "adapter"
     meta = json.loads((adapter / "reviewer.json").read_text())
-    assert len(meta["thresholds"]) == len(meta["labels"]["clause_type"]) == 47
+    # one threshold per type of the taxonomy, the checklist types among them; the four heads' labels
+    types = list(load_taxonomy().clause_type_ids)
+    assert meta["labels"]["clause_type"] == types and len(meta["thresholds"]) == len(types)
+    assert {"indemnification", "force_majeure", "confidentiality"} <= set(types)
+    assert set(meta["labels"]) >= {"clause_type", "party", "risk_to", "severity"} and "risk" not in meta["labels"]
     assert (adapter / "heads.safetensors").exists() and (adapter / "adapter_model.safetensors").exists()
 
 
