@@ -43,6 +43,7 @@ from tqdm import tqdm
 
 from .. import checkpoint as ckpt
 from ..backends.base import BuildSpec
+from ..backends.graph_step import GraphedSteps
 from ..backends.registry import build_model
 from ..card import write_card
 from ..config import Config, dump_config
@@ -69,6 +70,7 @@ class FineTuneRecipe:
         self.bad_evals = 0
         self.losses: list[float] = []
         self.strategy = make_strategy(cfg)
+        self.graphed: GraphedSteps | None = None
 
     @property
     def is_main(self) -> bool:
@@ -98,6 +100,9 @@ class FineTuneRecipe:
         optimizer = build_optimizer(self.model, cfg)
         strategy.wrap(self.model, optimizer, build_scheduler(optimizer, cfg))
         self.device = strategy.device  # DeepSpeed's engine may name its own
+        # kernels.cuda_graph (backend native): each micro-batch's forward and backward as one CUDA graph
+        self.graphed = (GraphedSteps(strategy.net, self.objective, cfg, self.device, self.is_main)
+                        if built.cuda_graph else None)
         if self.resume:
             self._load_checkpoint()
         elif self.is_main:
@@ -151,8 +156,11 @@ class FineTuneRecipe:
             batch = self.objective.collate(rows)
             tokens += self.objective.tokens(rows, batch)
             with self.strategy.accumulating(last=micro == accum - 1):
-                loss, parts = self._forward_loss(batch)
-                self.strategy.backward(loss, accum)
+                if self.graphed is not None:
+                    loss, parts = self.graphed(batch)  # forward and backward, replayed
+                else:
+                    loss, parts = self._forward_loss(batch)
+                    self.strategy.backward(loss, accum)
             total_loss += float(loss.detach()) / accum
             for k, v in parts.items():
                 parts_sum[k] = parts_sum.get(k, 0.0) + v / accum
@@ -265,7 +273,8 @@ class FineTuneRecipe:
         per_rank = self.strategy.per_rank(peak_memory_gib(self.device))
         self.logger.log("stop", step=self.step, reason=stop_reason, best_eval_loss=_finite(self.best_eval),
                         peak_mem_gib=round(max(per_rank), 3), peak_mem_gib_per_rank=[round(x, 3) for x in per_rank],
-                        train_s=round(time.monotonic() - started, 2))
+                        train_s=round(time.monotonic() - started, 2),
+                        cuda_graph=self.graphed.describe() if self.graphed is not None else None)
         return {"step": self.step, "reason": stop_reason, "best_eval_loss": _finite(self.best_eval),
                 "losses": self.losses}
 
