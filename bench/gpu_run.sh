@@ -22,7 +22,8 @@
 #   python bench/summary.py --append FILES_AT/runs.jsonl      (adds them to bench/results/runs.jsonl, rewrites SUMMARY.md)
 # Env: RUN_ID (default: UTC time-LIST), BENCH_COMMIT (the commit measured: the machine has no git history; pass
 #      `BENCH_COMMIT=$(git rev-parse HEAD)`), INSTALL=0 (skip both installs), TOK (the tokenizer folder the
-#      random-weight models use; default .gpuassets/smollm2-tok, made by bench/make_gpu_assets.sh).
+#      random-weight models use; default .gpuassets/smollm2-tok, made by bench/make_gpu_assets.sh), CAP_SCALE (every
+#      entry's cap times this; 1 on the GPU, more for a list's CPU check in Triton's interpreter).
 set -u
 LIST=${1:?usage: bash bench/gpu_run.sh LIST [BUDGET_S]   (lists: bench/lists/*.sh)}
 BUDGET=${2:-550}
@@ -60,7 +61,7 @@ cat "$OUT/logs/env.log"
 MIN=${MIN:-20}   # an entry with less time than this left is skipped
 
 bench() {  # NAME CAP COMMAND...
-  local name=$1 cap=$2; shift 2
+  local name=$1 cap=$(( $2 * ${CAP_SCALE:-1} )); shift 2
   local left=$(( BUDGET - (SECONDS - START) - 10 ))
   local t=$(( cap < left ? cap : left ))
   export BENCH_NAME=$name BENCH_CAP=$t

@@ -150,9 +150,17 @@ def loss_vs_hf(r: dict, rows: list[dict]) -> dict | None:
     return loss_diff(ref["loss"], r["loss"]) if ref else None
 
 
+# the curve the others are compared with: one GPU (the distributed curves), peft's forward (the fused-kernel curve)
+REFERENCE_CURVES = ("single", "peft")
+
+
+def reference_curve(curves: list[dict]) -> dict | None:
+    return next((r for tag in REFERENCE_CURVES for r in curves if r["curve"] == tag), None)
+
+
 def curve_diffs(rows: list[dict]) -> dict[str, dict]:
     curves = [r for r in rows if r.get("curve") and r.get("loss")]
-    ref = next((r for r in curves if r["curve"] == "single"), None)
+    ref = reference_curve(curves)
     if ref is None:
         return {}
     return {r["curve"]: d for r in curves if r is not ref and (d := loss_diff(ref["loss"], r["loss"]))}
@@ -185,8 +193,9 @@ def train_lines(rows: list[dict]) -> list[str]:
         if r.get("warning"):
             s += f" WARNING {str(r['warning'])[:160]}"
         lines.append(s)
+    ref = reference_curve([r for r in rows if r.get("curve") and r.get("loss")])
     for tag, d in curve_diffs(rows).items():
-        lines.append(f"loss curve {tag} vs single: max |diff| {d['max']:.4f} at step {d['max_at_step']}, mean "
+        lines.append(f"loss curve {tag} vs {ref['curve']}: max |diff| {d['max']:.4f} at step {d['max_at_step']}, mean "
                      f"{d['mean']:.4f} over {d['steps']} steps, step 1 {d['first']:.4f}")
     return lines
 
@@ -285,7 +294,7 @@ def plot_curves(rows: list[dict], path: Path) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ref = next((r for r in curves if r["curve"] == "single"), None)
+    ref = reference_curve(curves)
     diffs = curve_diffs(rows)
     fig, (ax, dx) = plt.subplots(2, 1, figsize=(8, 6.5), dpi=110, sharex=True, gridspec_kw={"height_ratios": [3, 1.4]})
     for r in curves:

@@ -14,9 +14,10 @@ results table (harness.py), source `train`:
     config, overrides (the given ones; [] when the config ran as shipped), harness_overrides, backend,
     strategy (single | ddp | zero<stage>[_offload]), gpus, model, micro_batch, seq_len, lora_*,
     tokens_per_s (median over the steps after --warmup, all GPUs together; real tokens of packed rows),
-    peak_mem_gib (max over ranks) and peak_mem_gib_per_rank, mfu, loss (every step), fast_path
-    (null: the kernels do not count their fast paths yet), kernels_patched, card, commit, run_id,
-    versions, command
+    peak_mem_gib (max over ranks) and peak_mem_gib_per_rank, mfu, loss (every step), fast_path (the
+    counts the run logged at start: per kind fast/total/reasons off; null for a backend without our
+    kernels), kernels_plan (what the `kernels:` options came to, and why), cuda_graph (captures and
+    replays, from the stop event), kernels_patched, card, commit, run_id, versions, command
 
 or an error row when the run failed, was killed at its cap, or wrote no steps. MFU = tokens/s x FLOPs
 per token / (GPUs x 989.4e12), FLOPs per token = 6*N_linear + 4*N_lm_head + 8*T*d*L (T =
@@ -111,7 +112,8 @@ def build_row(base: dict, cfg: dict, run_dir: Path, gpus: int, warmup: int, rc: 
         "attn": start.get("attn_implementation") or m.get("attn_implementation"),
         "kernels": cfg.get("kernels") if cfg.get("backend") == "native" else None,
         "card": start.get("card") or base.get("card"), "train_rows": start.get("train_rows"), "trainable_params": start.get("trainable_params"),
-        "kernels_patched": start.get("kernels_patched"), "fast_path": None, "model_shape": start.get("model_shape"),
+        "kernels_patched": start.get("kernels_patched"), "fast_path": start.get("fast_path"),
+        "kernels_plan": start.get("kernels_plan"), "model_shape": start.get("model_shape"),
         "flops_per_token": start.get("flops_per_token"), "peak_flops": start.get("peak_flops"),
         "mfu_formula": MFU_FORMULA, "n_warmup": warmup, "rc": rc, "cap_s": cap,
     })
@@ -143,6 +145,7 @@ def build_row(base: dict, cfg: dict, run_dir: Path, gpus: int, warmup: int, rc: 
         row["peak_mem_gib"] = stop.get("peak_mem_gib")
         row["peak_mem_gib_per_rank"] = stop.get("peak_mem_gib_per_rank")
         row["train_s"] = stop.get("train_s")
+        row["cuda_graph"] = stop.get("cuda_graph")
     elif steps:  # killed before the end: rank 0's running peak is all there is
         row["peak_mem_gib"] = max((e.get("peak_mem_gib") or 0) for e in steps)
         row["peak_mem_gib_per_rank"] = None

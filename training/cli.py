@@ -37,7 +37,10 @@ DOCTOR_HELP = """\
 Check the environment a training run needs (GPU, CUDA, bf16, versions, NCCL, memory, disk);
 with --run, read a run's metrics.jsonl and say what went wrong (oscillating or exploding loss,
 low GPU utilisation, out of memory, NCCL errors) and what to change; with --profile CONFIG,
-run a few steps of that config under the PyTorch profiler and write a trace.
+run a few steps of that config under the PyTorch profiler and write a trace; with --fast-path CONFIG,
+say which LoRA projections, MLPs, norms and RoPE calls backend native would run on its kernels' fast
+path and why not the others, and what the kernels' auto options come to (from the model's skeleton:
+seconds, no GPU).
 """
 
 
@@ -62,7 +65,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     doctor.add_argument("--log", type=str, metavar="FILE", help="a launcher's stdout/stderr log to scan for errors")
     doctor.add_argument("--profile", type=str, metavar="CONFIG", help="profile a few steps of this config")
     doctor.add_argument("--steps", type=int, default=3, help="steps to profile (default 3)")
-    doctor.add_argument("overrides", nargs="*", metavar="key=value", help="overrides for --profile's config")
+    doctor.add_argument("--fast-path", type=str, metavar="CONFIG", help="the kernels' fast path for this config")
+    doctor.add_argument("overrides", nargs="*", metavar="key=value", help="overrides for --profile's or "
+                                                                          "--fast-path's config")
     doctor.set_defaults(func=_doctor)
 
 
@@ -171,6 +176,12 @@ def _with_resume(message: str, recipe, resume_args: list[str] | None) -> str:
 
 
 def _doctor(args: argparse.Namespace) -> int:
+    if args.fast_path:
+        from .backends.native import fast_path_preview  # torch and transformers: only for this
+
+        for line in fast_path_preview(load_config(args.fast_path, args.overrides)):
+            print(line)
+        return 0
     if args.profile:
         cfg = load_config(args.profile, args.overrides)
         cfg.output.name = f"{cfg.output.name}-profile"

@@ -171,18 +171,26 @@ class OutputConfig(_Section):
 
 
 class KernelsConfig(_Section):
-    """Options of our Triton kernels' `kernels.patch` (backend: native); kernels/patching/monkey_patch.py has the detail."""
+    """Options of our Triton kernels (backend native): `kernels.patch`'s (kernels/patching/monkey_patch.py) and
+    the CUDA-graphed step (kernels/schedule/cuda_graph.py). `auto` is decided at start for the machine and
+    the run, and the run's log says what it chose and why (training/backends/kernel_options.py); a value
+    the run cannot honour is refused at start with the reason. Another backend refuses any value set here
+    (`kernels=null` on the command line clears the section: e.g. a shipped native config with backend=unsloth)."""
 
-    offload_activations: bool = Field(False, description="keep each decoder layer's checkpointed input in pinned "
-                                                         "host memory, not on the GPU (needs "
-                                                         "model.gradient_checkpointing); costs PCIe copies "
-                                                         "and pinned host memory")
-    offload_mlp: float = Field(0.0, ge=0, le=1, description="fraction of decoder layers (0-1) whose MLP gate/up "
-                                                            "outputs go to pinned host memory, so the checkpoint "
-                                                            "recompute skips those GEMMs (needs "
-                                                            "model.gradient_checkpointing); costs PCIe bandwidth, "
-                                                            "pinned host memory and one layer's outputs of GPU "
-                                                            "memory (0.5: +5-7% tokens/s at 7B/13B in the H200 kernel bench)")
+    cuda_graph: bool | Literal["auto"] = Field(
+        "auto", description="each micro-batch's forward and backward replayed as one CUDA graph (packed rows "
+                            "padded to data.max_length); needs one CUDA GPU, one process, objective sft or "
+                            "another with no per-head losses, bf16 or fp32; auto: on where it can run")
+    offload_activations: bool | Literal["auto"] = Field(
+        "auto", description="keep each decoder layer's checkpointed input in pinned host memory, not on the GPU "
+                            "(needs model.gradient_checkpointing; not under ZeRO-3); costs PCIe copies and pinned "
+                            "host memory; auto: on with the CUDA graph and gradient checkpointing")
+    offload_mlp: float | Literal["auto"] = Field(
+        "auto", description="fraction of decoder layers (0-1) whose MLP gate/up outputs go to pinned host memory, "
+                            "so the checkpoint recompute skips those GEMMs (needs model.gradient_checkpointing; "
+                            "not under ZeRO-3); costs PCIe bandwidth, pinned host memory and one layer's outputs "
+                            "of GPU memory (0.5: +5-7% tokens/s at 7B/13B in the H200 kernel bench); auto: 0.5 "
+                            "where offload_activations is on, else 0")
     trim_recompute: bool = Field(True, description="the checkpoint recompute skips the MLP down projection, whose "
                                                    "output it never reads (same gradients, no cost); false only to "
                                                    "compare")
@@ -197,9 +205,60 @@ class KernelsConfig(_Section):
             raise ValueError("offload_mlp is a fraction of the decoder layers, not a switch: write e.g. 0.5")
         return v
 
+    @field_validator("offload_mlp")
+    @classmethod
+    def _fraction(cls, v):
+        if v != "auto" and not 0 <= v <= 1:
+            raise ValueError("offload_mlp is a fraction of decoder layers: a number from 0 to 1, or auto")
+        return v
+
     def changed(self) -> list[str]:
         """The fields set to something other than their default."""
         return [name for name, info in type(self).model_fields.items() if getattr(self, name) != info.default]
+
+    def asked(self) -> list[str]:
+        """The fields that ask a run for something: `auto`, off and 0 ask for nothing (a backend without our
+        kernels honours them by doing nothing); trim_recompute and fuse_qkv set false ask for the slower path."""
+        on = [c for c in ("cuda_graph", "offload_activations", "offload_mlp") if self.explicit(c)]
+        return on + [c for c in ("trim_recompute", "fuse_qkv") if not getattr(self, c)]
+
+    def explicit(self, name: str) -> bool:
+        """The option asks for something (not auto, not off)."""
+        v = getattr(self, name)
+        return v != "auto" and bool(v)
+
+    def check(self, cfg: "Config") -> None:
+        """What no run of this config could honour, refused when the config is read (what only the machine
+        decides, e.g. a CUDA device for the graph, is the backend's check at start)."""
+        changed = self.asked()
+        if changed and cfg.backend != "native":
+            # other backends never call kernels.patch: a silently ignored option would mislead a benchmark
+            raise ValueError(f"{', '.join('kernels.' + c for c in changed)}: kernels.* options apply to backend "
+                             f"native only (backend is {cfg.backend}); set backend: native or remove them "
+                             "(kernels=null clears the whole section)")
+        offload = [f"kernels.{c}" for c in ("offload_activations", "offload_mlp") if self.explicit(c)]
+        if offload and not cfg.model.gradient_checkpointing:
+            # both move what the checkpoint recompute needs to host memory: without checkpointing there is none
+            raise ValueError(f"{', '.join(offload)} {'needs' if len(offload) == 1 else 'need'} gradient "
+                             "checkpointing to do anything; set model.gradient_checkpointing: true or remove them")
+        zero3 = cfg.distributed.strategy == "deepspeed" and cfg.distributed.zero_stage == 3
+        if offload and zero3:
+            raise ValueError(f"{', '.join(offload)}: not under DeepSpeed ZeRO-3: its hooks keep the LoRA layers "
+                             "and MLPs off the kernels' fast path (offload_mlp acts on that path only), and moving "
+                             "the layer inputs to the host beside ZeRO-3's own gathering is untested on GPUs. "
+                             "Remove them; distributed.offload_params / offload_optimizer are ZeRO-3's own offload")
+        if self.cuda_graph is True:
+            why = []
+            if cfg.distributed.strategy != "none":
+                why.append(f"one process only (distributed.strategy is {cfg.distributed.strategy}: its "
+                           "collectives and hooks run host code inside the step)")
+            if cfg.train.precision == "fp16":
+                why.append("not with train.precision fp16 (the grad scaler checks for inf on the host)")
+            if cfg.objective == "classify":
+                why.append("not with objective classify (its per-head losses are read on the host every step)")
+            if why:
+                raise ValueError("kernels.cuda_graph: " + "; ".join(why) + ". Set kernels.cuda_graph: false "
+                                 "(or auto, which turns it off where it cannot run)")
 
 
 class Config(_Section):
@@ -218,6 +277,11 @@ class Config(_Section):
     clm: ClmConfig = Field(default_factory=ClmConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
     kernels: KernelsConfig = Field(default_factory=KernelsConfig)
+
+    @field_validator("kernels", mode="before")
+    @classmethod
+    def _cleared(cls, v):
+        return {} if v is None else v  # kernels=null: the section's defaults
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -241,16 +305,7 @@ class Config(_Section):
         if not self.lora.enabled and self.distributed.strategy == "deepspeed":
             raise ValueError("lora.enabled false (full fine-tuning) is not wired to DeepSpeed here; use one process "
                              "or ddp")
-        changed = self.kernels.changed()
-        if changed and self.backend != "native":
-            # other backends never call kernels.patch: a silently ignored option would mislead a benchmark
-            raise ValueError(f"{', '.join('kernels.' + c for c in changed)}: kernels.* options apply to backend "
-                             f"native only (backend is {self.backend}); set backend: native or remove them")
-        offload = [f"kernels.{c}" for c in ("offload_activations", "offload_mlp") if c in changed]
-        if offload and not self.model.gradient_checkpointing:
-            # both move what the checkpoint recompute needs to host memory: without checkpointing there is none
-            raise ValueError(f"{', '.join(offload)} {'needs' if len(offload) == 1 else 'need'} gradient "
-                             "checkpointing to do anything; set model.gradient_checkpointing: true or remove them")
+        self.kernels.check(self)
         return self
 
     def run_dir(self) -> Path:

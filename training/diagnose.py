@@ -13,7 +13,9 @@ text log (stdout/stderr of torchrun or deepspeed), and returns findings with adv
   right after `optimizer.step()` (not before backward), QLoRA or ZeRO-3 offload;
 - NCCL errors -> NCCL_DEBUG=INFO to see which link, NCCL_IB_DISABLE=1 where InfiniBand is
   missing or broken, matching NCCL versions on every node;
-- eval loss rising while training loss falls: overfitting -> early stopping kept the best.
+- eval loss rising while training loss falls: overfitting -> early stopping kept the best;
+- the kernels' fast path (backend native): how many LoRA projections, MLPs, norms and RoPE calls took
+  it, from the start event, and why the others did not; a problem when most of a kind did not.
 """
 
 from __future__ import annotations
@@ -156,6 +158,24 @@ def check_speed(steps: list[dict]) -> Finding | None:
                                        f"peak memory {peak:.1f} GiB")
 
 
+def check_fast_path(events: list[dict]) -> Finding | None:
+    start = next((e for e in events if e.get("event") == "start"), {})
+    report = start.get("fast_path")
+    if not report:
+        return None
+    counts = ", ".join(f"{r['fast']}/{r['total']} {k}" for k, r in report.items())
+    off = "; ".join(f"{n} {k}: {why}" for k, r in report.items() for why, n in r.get("off", {}).items())
+    plan = start.get("kernels_plan") or {}
+    options = ", ".join(f"{k} {plan[k]}" for k in ("cuda_graph", "offload_activations", "offload_mlp") if k in plan)
+    detail = f"kernels fast path: {counts}" + (f"; off: {off}" if off else "") + (f"; {options}" if options else "")
+    majority = start.get("fast_path_off_majority") or []
+    if majority:
+        return Finding("fast path", "problem", detail, f"most {', '.join(majority)} ran the slower fallback: "
+                                                       "remove what the reasons name (DoRA, a quantized base, "
+                                                       "ZeRO-3) or accept the speed")
+    return Finding("fast path", "ok", detail)
+
+
 def diagnose_run(run: str | Path | None, log: str | Path | None = None) -> list[Finding]:
     events: list[dict] = []
     if run:
@@ -167,7 +187,8 @@ def diagnose_run(run: str | Path | None, log: str | Path | None = None) -> list[
     text = Path(log).read_text(encoding="utf-8", errors="replace") if log else ""
     steps = _steps(events)
     checks = [check_explosion(events, steps), check_oom(events, text), check_nccl(events, text),
-              check_oscillation(steps), check_utilisation(steps), check_overfitting(events), check_speed(steps)]
+              check_oscillation(steps), check_utilisation(steps), check_overfitting(events), check_speed(steps),
+              check_fast_path(events)]
     findings = [f for f in checks if f is not None]
     stop = next((e for e in reversed(events) if e.get("event") == "stop"), None)
     if events and stop is None and not any(f.severity == "problem" for f in findings):

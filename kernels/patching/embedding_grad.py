@@ -61,7 +61,8 @@ def _stack_forward(self, *args, input_ids=None, inputs_embeds=None, **kwargs):
     return orig(inputs_embeds=embeds, **kwargs)
 
 
-def _is_stack(m: nn.Module) -> bool:
+def is_stack(m: nn.Module) -> bool:
+    """A decoder stack: ``embed_tokens`` and ``layers``, and a forward taking ``input_ids``/``inputs_embeds``."""
     layers = getattr(m, "layers", None)
     if not (isinstance(getattr(m, "embed_tokens", None), nn.Embedding) and isinstance(layers, nn.ModuleList)
             and len(layers)):
@@ -74,7 +75,7 @@ def install(model: nn.Module) -> int:
     """Binds the forward of every decoder stack of ``model`` (``unpatch`` restores it). Returns how many."""
     n = 0
     for m in model.modules():
-        if _is_stack(m) and not is_bound(m):
+        if is_stack(m) and not is_bound(m):
             bind(m, _stack_forward)
             n += 1
     return n

@@ -10,11 +10,18 @@ the rotary function, which is a module-level function of the modeling file):
 - ``*ForCausalLM`` with ``model`` and ``lm_head``: while training with labels, the fused linear +
   cross-entropy (no logits are returned then: ``outputs.logits`` is None).
 
-Eligible (the fast path) means: one active vanilla LoRA adapter (no DoRA or other variant), dropout 0 (or
-eval mode), not merged, not disabled, a plain ``nn.Linear`` base with a frozen weight, no hooks on the
-module, and no DeepSpeed ZeRO-3 partitioned weight (reading one outside its module's forward reads an
-empty placeholder: there we call the module's own forward, which ZeRO-3's hooks gather for). Anything
-else falls back to the module's original forward, so correctness never depends on the fast path.
+Eligible (the fast path) means: one active vanilla LoRA adapter (no DoRA or other variant), not merged,
+not disabled, a plain ``nn.Linear`` base with a frozen weight, no hooks on the module, and no DeepSpeed
+ZeRO-3 partitioned weight (reading one outside its module's forward reads an empty placeholder: there we
+call the module's own forward, which ZeRO-3's hooks gather for); kernels/patching/eligibility.py has the
+rules and the reasons. Anything else falls back to the module's original forward, so correctness never
+depends on the fast path. ``model._kernels_fast_path`` (``eligibility.fast_path_report``) counts what took
+it and why the rest did not, once, after patching.
+
+LoRA dropout (``lora_dropout`` > 0, training) stays on the fast path: the kernels draw the mask themselves
+(kernels/ops/lora_dropout.py) from a key that each decoder stack redraws at every training forward (a
+forward pre-hook installed here) and the layer's own number, so the forward, a checkpoint's recompute and
+the backward rebuild the same mask, with or without ``preserve_rng_state`` and inside a CUDA graph.
 
 Under gradient checkpointing the decoder layer's forward runs again in backward (the recompute) only to
 rebuild what backward saved; in the layers of ``_RESIDUAL_MLP_LAYERS``, which end with
@@ -50,6 +57,9 @@ from contract_review.kernels.ops.rope import rope as rope_op
 from contract_review.kernels.ops.swiglu import swiglu as swiglu_op
 from contract_review.kernels.patching import embedding_grad
 from contract_review.kernels.patching.binding import bind, is_bound, original, restore
+from contract_review.kernels.patching.eligibility import (
+    fast_path_report, has_hooks, install_dropout_keys, is_gated_mlp, is_lora_linear, is_rms_norm, is_silu,
+    lora_spec, proj_spec, remove_dropout_keys, report_lines)
 from contract_review.kernels.schedule import offload
 from contract_review.kernels.schedule.mlp_stash import check_fraction, stash_plan
 
@@ -71,66 +81,6 @@ _PENDING = "_kernels_pending"
 # names, checked against their transformers source (5.17, 5.24); a model with a norm or dropout after its MLP
 # (Gemma 2/3, OLMo 2, Phi-3) is not here and recomputes in full.
 _RESIDUAL_MLP_LAYERS = frozenset({"LlamaDecoderLayer", "MistralDecoderLayer", "Qwen2DecoderLayer", "Qwen3DecoderLayer"})
-
-
-# ---------------------------------------------------------------------------------------------------
-# eligibility
-
-
-def _has_hooks(m: nn.Module) -> bool:
-    return bool(m._forward_hooks or m._forward_pre_hooks or getattr(m, "_hf_hook", None) is not None)
-
-
-def _is_lora_linear(m: nn.Module) -> bool:
-    return (hasattr(m, "lora_A") and hasattr(m, "lora_B") and hasattr(m, "base_layer")
-            and isinstance(getattr(m, "lora_A"), nn.ModuleDict))
-
-
-def _plain_linear_spec(lin: nn.Module):
-    """(W, bias, None, None, 0.0) for a frozen plain nn.Linear we may read directly, else None."""
-    if type(lin) is not nn.Linear or _has_hooks(lin):
-        return None
-    W, b = lin.weight, lin.bias
-    if W.requires_grad or is_partitioned(W) or is_partitioned(b):
-        return None
-    return W, b, None, None, 0.0
-
-
-def lora_spec(m: nn.Module, kwargs: dict | None = None):
-    """(W, bias, A, B, scale) when peft LoRA layer ``m`` can take the fast path, else None."""
-    if kwargs and any(v is not None for v in kwargs.values()):
-        return None  # adapter_names (mixed-adapter batches) and variant arguments: peft's own path
-    if getattr(m, "disable_adapters", False) or getattr(m, "merged", False) or _has_hooks(m):
-        return None
-    if getattr(m, "fan_in_fan_out", False):
-        return None
-    base = m.base_layer
-    spec = _plain_linear_spec(base)
-    if spec is None:
-        return None
-    active = [a for a in m.active_adapters if a in m.lora_A]
-    if len(active) != 1:
-        return None if active else spec  # no active adapter: the base layer alone
-    a = active[0]
-    if a in getattr(m, "lora_variant", {}) or getattr(m, "use_dora", {}).get(a, False):
-        return None  # DoRA and other variants: peft's forward is the correct (slower) path
-    drop = m.lora_dropout[a]
-    if not (isinstance(drop, nn.Identity) or (isinstance(drop, nn.Dropout) and (drop.p == 0 or not drop.training))):
-        return None
-    lA, lB = m.lora_A[a], m.lora_B[a]
-    if type(lA) is not nn.Linear or type(lB) is not nn.Linear or lA.bias is not None or lB.bias is not None:
-        return None
-    if _has_hooks(lA) or _has_hooks(lB) or is_partitioned(lA.weight) or is_partitioned(lB.weight):
-        return None
-    return spec[0], spec[1], lA.weight, lB.weight, float(m.scaling[a])
-
-
-def _proj_spec(m: nn.Module):
-    return lora_spec(m) if _is_lora_linear(m) else _plain_linear_spec(m)
-
-
-def _is_silu(act) -> bool:
-    return type(act).__name__ in ("SiLU", "SiLUActivation") or act is torch.nn.functional.silu
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -187,9 +137,9 @@ def _in_first_checkpointed_forward(layer: nn.Module) -> bool:
 
 
 def _mlp_forward(self, x, *args, **kwargs):
-    if args or kwargs or not _is_silu(self.act_fn) or not triton_usable(x):
+    if args or kwargs or not is_silu(self.act_fn) or not triton_usable(x):
         return original(self)(x, *args, **kwargs)
-    specs = [_proj_spec(self.gate_proj), _proj_spec(self.up_proj), _proj_spec(self.down_proj)]
+    specs = [proj_spec(self.gate_proj), proj_spec(self.up_proj), proj_spec(self.down_proj)]
     if all(s is not None for s in specs):
         stash_layer = self.__dict__.get(_STASH_LAYER)
         trim_layer = self.__dict__.get(_RECOMPUTE_LAYER)
@@ -225,7 +175,7 @@ def _causal_lm_forward(self, *args, labels=None, **kwargs):
     if (labels is None or not self.training or args or type(lm_head) is not nn.Linear
             # hooks: someone watches lm_head's forward, so call it, unless they are ZeRO-3's own (the
             # weight is partitioned), whose job of gathering the weight we do below
-            or (_has_hooks(lm_head) and not partitioned)
+            or (has_hooks(lm_head) and not partitioned)
             or not isinstance(logits_to_keep, int) or logits_to_keep != 0
             or kwargs.get("return_dict") is False or W is None or not triton_usable(W)
             or (partitioned and (W.requires_grad or lm_head.bias is not None))):
@@ -260,15 +210,6 @@ def _causal_lm_output(outputs, loss):
 
 # ---------------------------------------------------------------------------------------------------
 # patch / unpatch
-
-
-def _is_rms_norm(m: nn.Module) -> bool:
-    return (type(m).__name__.endswith("RMSNorm") and isinstance(getattr(m, "weight", None), torch.Tensor)
-            and hasattr(m, "variance_epsilon") and "Gemma" not in type(m).__name__)
-
-
-def _is_gated_mlp(m: nn.Module) -> bool:
-    return all(hasattr(m, n) for n in ("gate_proj", "up_proj", "down_proj", "act_fn"))
 
 
 def _is_causal_lm(m: nn.Module) -> bool:
@@ -320,13 +261,13 @@ def patch(model: nn.Module, *, rms_norm: bool = True, rope: bool = True, swiglu:
     if offload_activations:
         counts["offload"] = offload.enable(model)["active"]
     for m in model.modules():
-        if rms_norm and _is_rms_norm(m):
+        if rms_norm and is_rms_norm(m):
             bind(m, _rms_norm_forward)
             counts["rms_norm"] += 1
-        elif swiglu and _is_gated_mlp(m):
+        elif swiglu and is_gated_mlp(m):
             bind(m, _mlp_forward)
             counts["mlp"] += 1
-        elif lora and _is_lora_linear(m):
+        elif lora and is_lora_linear(m):
             bind(m, _lora_linear_forward)
             counts["lora"] += 1
         elif fused_linear_cross_entropy and _is_causal_lm(m):
@@ -340,7 +281,7 @@ def patch(model: nn.Module, *, rms_norm: bool = True, rope: bool = True, swiglu:
                 counts["rope"] += 1
         mlp = getattr(m, "mlp", None)
         if (swiglu and type(m).__name__ in _RESIDUAL_MLP_LAYERS and type(m).__module__.startswith("transformers.")
-                and isinstance(mlp, nn.Module) and _is_gated_mlp(mlp)):
+                and isinstance(mlp, nn.Module) and is_gated_mlp(mlp)):
             residual_layers.append(m)
             if trim_recompute:
                 mlp.__dict__[_RECOMPUTE_LAYER] = m
@@ -348,7 +289,7 @@ def patch(model: nn.Module, *, rms_norm: bool = True, rope: bool = True, swiglu:
     if lora and fuse_qkv:
         for m in model.modules():
             projs = [getattr(m, n, None) for n in ("q_proj", "k_proj", "v_proj")]
-            if all(isinstance(p, nn.Module) and _is_lora_linear(p) and is_bound(p) for p in projs):
+            if all(isinstance(p, nn.Module) and is_lora_linear(p) and is_bound(p) for p in projs):
                 projs[0].__dict__[_QKV] = (projs[1], projs[2])
                 counts["fused_qkv"] += 1
     if offload_mlp:
@@ -362,9 +303,15 @@ def patch(model: nn.Module, *, rms_norm: bool = True, rope: bool = True, swiglu:
                         "gated MLP to apply to", offload_mlp)
     if skip_embedding_grad:
         counts["embedding_grad"] = embedding_grad.install(model)
+    if lora:
+        counts["dropout_keys"] = install_dropout_keys([m for m in model.modules() if embedding_grad.is_stack(m)])
+    report = fast_path_report(model)
     log.info("kernels.patch: %s", counts)
+    for line in report_lines(report):
+        log.info("%s", line)
     try:
         model._kernels_patch_counts = counts  # type: ignore[attr-defined]
+        model._kernels_fast_path = report  # type: ignore[attr-defined]
     except Exception:  # noqa: BLE001 - a model that refuses attributes just isn't annotated
         pass
     return model
@@ -377,6 +324,7 @@ def unpatch(model: nn.Module) -> nn.Module:
         offload.disable(model)
     except RuntimeError:  # transformers without GradientCheckpointingLayer: nothing was offloaded
         pass
+    remove_dropout_keys(model)
     for m in model.modules():
         m.__dict__.pop(_RECOMPUTE_LAYER, None)
         m.__dict__.pop(_STASH_LAYER, None)

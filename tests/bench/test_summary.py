@@ -75,3 +75,12 @@ def test_graphed_and_older_rows_keep_their_own_labels():
                                         (None, "?")])
 def test_commits_are_shown_short(sha, short):
     assert summary._short(sha) == short
+
+
+def test_the_fused_curve_is_compared_with_peft_s_curve():
+    rows = [dict(source="train", curve=tag, loss=loss, strategy="single", gpus=1, backend=backend, run_id="r",
+                 config="c.yaml", tokens_per_s=1.0) for tag, backend, loss in
+            (("peft", "hf", [3.0, 2.5, 2.0]), ("fused", "native", [3.0, 2.6, 2.0]))]
+    diffs = summary.curve_diffs(rows)
+    assert set(diffs) == {"fused"} and diffs["fused"]["max"] == pytest.approx(0.1)
+    assert any(line.startswith("loss curve fused vs peft: max |diff| 0.1000 at step 2") for line in summary.train_lines(rows))

@@ -12,8 +12,8 @@ from kernel_testing import DEVICE, ON_GPU
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
-def tiny_config(family: str):
-    common = dict(vocab_size=512, hidden_size=64, intermediate_size=176, num_hidden_layers=4,
+def tiny_config(family: str, layers: int = 4):
+    common = dict(vocab_size=512, hidden_size=64, intermediate_size=176, num_hidden_layers=layers,
                   max_position_embeddings=256, rms_norm_eps=1e-5, tie_word_embeddings=False, use_cache=False)
     if family == "llama":
         from transformers import LlamaConfig
@@ -26,21 +26,21 @@ def tiny_config(family: str):
     raise ValueError(family)
 
 
-def tiny_model(family: str, dtype=torch.float32, seed: int = 0):
+def tiny_model(family: str, dtype=torch.float32, seed: int = 0, layers: int = 4):
     from transformers import AutoModelForCausalLM
 
     torch.manual_seed(seed)
-    cfg = tiny_config(family)
+    cfg = tiny_config(family, layers)
     model = AutoModelForCausalLM.from_config(cfg, attn_implementation="sdpa")
     return model.to(device=DEVICE, dtype=dtype)
 
 
 def tiny_lora_model(family: str, dtype=torch.float32, seed: int = 0, dropout: float = 0.0,
                     use_dora: bool = False, gradient_checkpointing: bool | str = False, r: int = 8,
-                    preserve_rng_state: bool = True):
+                    preserve_rng_state: bool = True, layers: int = 4):
     from peft import LoraConfig, get_peft_model
 
-    model = tiny_model(family, dtype, seed)
+    model = tiny_model(family, dtype, seed, layers)
     if gradient_checkpointing:
         model.gradient_checkpointing_enable(
             gradient_checkpointing_kwargs={"use_reentrant": gradient_checkpointing == "reentrant",

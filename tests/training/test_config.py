@@ -71,22 +71,26 @@ def test_missing_config_file_points_at_configs(tmp_path):
         load_config(tmp_path / "nope.yaml")
 
 
-def test_kernels_defaults_are_those_of_kernels_patch():
+def test_kernels_defaults_are_auto_and_patch_takes_every_other_option():
     import inspect
 
     from contract_review.kernels.patching.monkey_patch import patch
 
     k = load_config(None).kernels
-    assert (k.offload_activations, k.offload_mlp, k.trim_recompute, k.fuse_qkv) == (False, 0.0, True, True)
-    assert k.changed() == []
+    assert (k.cuda_graph, k.offload_activations, k.offload_mlp, k.trim_recompute, k.fuse_qkv) == (
+        "auto", "auto", "auto", True, True)
+    assert k.changed() == [] and k.asked() == []
     params = inspect.signature(patch).parameters
-    for name in type(k).model_fields:  # every option is one of patch's, with patch's default
+    for name in ("trim_recompute", "fuse_qkv"):  # patch's own options, with patch's default
         assert getattr(k, name) == params[name].default, name
-    # the shipped native configs spell the defaults out; they change nothing
-    assert load_config(next(p for p in CONFIGS if p.stem == "llama2-7b_lora_1gpu")).kernels == k
+    # the shipped one-GPU configs leave every option to auto (decided at start, for the machine)
+    for stem in ("llama2-7b_lora_1gpu", "llama2-7b_lora-all_1gpu", "llama2-13b_lora_1gpu", "mistral-7b_lora_1gpu"):
+        assert load_config(next(p for p in CONFIGS if p.stem == stem)).kernels == k, stem
     native = load_config(None, ["backend=native", "model.gradient_checkpointing=true", "kernels.offload_mlp=0.5",
-                                "kernels.offload_activations=true", "kernels.trim_recompute=false"]).kernels
-    assert (native.offload_activations, native.offload_mlp, native.trim_recompute) == (True, 0.5, False)
+                                "kernels.offload_activations=true", "kernels.trim_recompute=false",
+                                "kernels.cuda_graph=false"]).kernels
+    assert (native.offload_activations, native.offload_mlp, native.trim_recompute, native.cuda_graph) == (
+        True, 0.5, False, False)
 
 
 def test_combinations_a_backend_cannot_run_are_refused_when_read():
@@ -102,8 +106,12 @@ def test_kernels_options_under_another_backend_are_refused(backend):
         load_config(None, [f"backend={backend}", "model.gradient_checkpointing=true", "kernels.trim_recompute=false"])
     msg = str(err.value)
     assert "kernels.trim_recompute" in msg and "backend native only" in msg and "set backend: native" in msg
-    # the defaults, written out, are not an option set
-    assert load_config(None, [f"backend={backend}", "kernels.offload_mlp=0", "kernels.trim_recompute=true"])
+    # off, 0 and the defaults ask for nothing: accepted; kernels=null clears the section
+    assert load_config(None, [f"backend={backend}", "kernels.offload_mlp=0", "kernels.trim_recompute=true",
+                              "kernels.cuda_graph=false"])
+    assert load_config(None, [f"backend={backend}", "kernels=null"]).kernels.asked() == []
+    with pytest.raises(ConfigError, match="kernels.cuda_graph"):
+        load_config(None, [f"backend={backend}", "kernels.cuda_graph=true"])
 
 
 @pytest.mark.parametrize("option", ["kernels.offload_activations=true", "kernels.offload_mlp=0.5"])
@@ -116,8 +124,8 @@ def test_offload_without_gradient_checkpointing_is_refused(option):
     assert not load_config(None, ["backend=native", "kernels.trim_recompute=false"]).kernels.trim_recompute
 
 
-@pytest.mark.parametrize("value, expect", [("1.5", "less than or equal to 1"), ("-0.1", "greater than or equal to 0"),
-                                           ("true", "not a switch")])
+@pytest.mark.parametrize("value, expect", [("1.5", "got 1.5"), ("-0.1", "got -0.1"), ("true", "not a switch"),
+                                           ("half", "auto")])
 def test_offload_mlp_outside_zero_to_one_is_refused(value, expect):
     with pytest.raises(ConfigError) as err:
         load_config(None, ["backend=native", "model.gradient_checkpointing=true", f"kernels.offload_mlp={value}"])

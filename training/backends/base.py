@@ -36,6 +36,12 @@ class BuiltModel:
     # what the run's start event records about the build (kernels patched, attention used, ...)
     notes: dict = field(default_factory=dict)
 
+    @property
+    def cuda_graph(self) -> bool:
+        """The backend asks for each micro-batch's forward and backward as one CUDA graph (native's
+        kernels.cuda_graph): the recipe steps through graph_step.GraphedSteps."""
+        return bool(self.notes.get("cuda_graph"))
+
 
 class Backend:
     name: ClassVar[str]

@@ -54,6 +54,10 @@ class HFBackend(Backend):
         """After the adapters exist: our kernels go in (native). Returns notes for the run's log."""
         return {}
 
+    def checkpointing_kwargs(self, cfg: Config, spec: BuildSpec) -> dict:
+        """torch's checkpoint options for the decoder layers (non-reentrant)."""
+        return {"use_reentrant": False}
+
     def load(self, cfg: Config, spec: BuildSpec):
         """(the base causal LM, whether it was loaded quantized)."""
         m = cfg.model
@@ -74,7 +78,7 @@ class HFBackend(Backend):
         if quant:
             lm = prepare_model_for_kbit_training(lm, use_gradient_checkpointing=m.gradient_checkpointing)
         elif m.gradient_checkpointing:
-            lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            lm.gradient_checkpointing_enable(gradient_checkpointing_kwargs=self.checkpointing_kwargs(cfg, spec))
             lm.enable_input_require_grads()
         lm.config.use_cache = False
         return lm, quant is not None

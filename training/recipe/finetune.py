@@ -46,6 +46,7 @@ from tqdm import tqdm
 
 from .. import checkpoint as ckpt
 from ..backends.base import BuildSpec
+from ..backends.graph_step import GraphedSteps
 from ..backends.registry import build_model
 from ..card import write_card
 from ..config import Config, dump_config
@@ -82,6 +83,7 @@ class FineTuneRecipe:
         self.bad_evals = 0
         self.losses: list[float] = []
         self.strategy = make_strategy(cfg)
+        self.graphed: GraphedSteps | None = None
 
     @property
     def is_main(self) -> bool:
@@ -113,6 +115,9 @@ class FineTuneRecipe:
         self.device = strategy.device  # DeepSpeed's engine may name its own
         # `auto` is resolved once, here, so that every step and the tuned thresholds use the same choice
         self.precision, precision_reason = resolve_precision(cfg.train.precision, self.device)
+        # kernels.cuda_graph (backend native): each micro-batch's forward and backward as one CUDA graph
+        self.graphed = (GraphedSteps(strategy.net, self.objective, cfg, self.device, self.is_main)
+                        if built.cuda_graph else None)
         if self.resume:
             self._load_checkpoint()
         elif self.is_main:
@@ -171,8 +176,11 @@ class FineTuneRecipe:
             batch = self.objective.collate(rows)
             tokens += self.objective.tokens(rows, batch)
             with self.strategy.accumulating(last=micro == accum - 1):
-                loss, parts = self._forward_loss(batch)
-                self.strategy.backward(loss, accum)
+                if self.graphed is not None:
+                    loss, parts = self.graphed(batch)  # forward and backward, replayed
+                else:
+                    loss, parts = self._forward_loss(batch)
+                    self.strategy.backward(loss, accum)
             total_loss += float(loss.detach()) / accum
             for k, v in parts.items():
                 parts_sum[k] = parts_sum.get(k, 0.0) + v / accum
@@ -249,7 +257,8 @@ class FineTuneRecipe:
                        "checkpoint": str(ckpt.step_dir(self.run_dir / "checkpoints", self.step))}
         self.logger.log("stop", step=self.step, reason=stop_reason, best_eval_loss=_finite(self.best_eval),
                         peak_mem_gib=round(max(per_rank), 3), peak_mem_gib_per_rank=[round(x, 3) for x in per_rank],
-                        train_s=round(time.monotonic() - started, 2), **stopped)
+                        train_s=round(time.monotonic() - started, 2), **stopped,
+                        cuda_graph=self.graphed.describe() if self.graphed is not None else None)
         return {"step": self.step, "reason": stop_reason, "best_eval_loss": _finite(self.best_eval),
                 "losses": self.losses, **stopped}
 

@@ -1,6 +1,7 @@
 """``kernels.patch`` on tiny peft-LoRA Llama and Mistral models: same loss and adapter gradients as the
-unpatched model, the fallbacks (DoRA, dropout, ZeRO-3-partitioned weights) stay correct, and adapters
-save exactly as before."""
+unpatched model, the fallbacks (DoRA, ZeRO-3-partitioned weights) stay correct and are reported with their
+reason, and adapters save exactly as before. LoRA dropout on the fast path: tests/kernels/patching/
+test_patch_dropout.py."""
 
 import copy
 
@@ -11,6 +12,7 @@ from tiny_models import batch, loss_and_grads, projection_gemms, tiny_lora_model
 
 from contract_review.kernels.patching.monkey_patch import patch, unpatch
 from contract_review.kernels.patching import binding, monkey_patch
+from contract_review.kernels.patching.eligibility import fast_path_report, report_lines
 
 
 def _assert_same(a, b, dtype, factor=1.0):
@@ -43,17 +45,28 @@ def test_patched_half_precision_model_matches(dtype):
     _assert_same(loss_and_grads(model), loss_and_grads(ref_model), dtype, factor=2.0)
 
 
-def test_dora_and_dropout_fall_back_to_peft_and_stay_correct():
-    for kwargs in ({"use_dora": True}, {"dropout": 0.1}):
-        ref_model = tiny_lora_model("llama", **kwargs)
-        model = patch(copy.deepcopy(ref_model))
-        layer = model.base_model.model.model.layers[0].self_attn.q_proj
-        assert monkey_patch.lora_spec(layer) is None, f"{kwargs} must not take the fast path"
-        torch.manual_seed(5)
-        a = loss_and_grads(model)
-        torch.manual_seed(5)  # same dropout masks: the fallback draws them in the same order
-        b = loss_and_grads(ref_model)
-        _assert_same(a, b, torch.float32)
+def test_dora_falls_back_to_peft_stays_correct_and_is_reported():
+    ref_model = tiny_lora_model("llama", use_dora=True)
+    model = patch(copy.deepcopy(ref_model))
+    layer = model.base_model.model.model.layers[0].self_attn.q_proj
+    assert monkey_patch.lora_spec(layer) is None, "DoRA must not take the fast path"
+    report = model._kernels_fast_path
+    assert report["lora"] == {"fast": 0, "total": 28, "off": {"DoRA or another LoRA variant": 28}}
+    assert report["mlp"]["fast"] == 0 and report["rms_norm"] == {"fast": 9, "total": 9, "off": {}}
+    lines = report_lines(report)
+    assert "0/28 LoRA projections" in lines[0]
+    assert any(line.startswith("  28 LoRA projections off the fast path: DoRA") for line in lines)
+    assert any(line.startswith("WARNING") and "28 of 28 LoRA projections" in line for line in lines)
+    assert any(line.startswith("WARNING") and "4 of 4 MLPs" in line for line in lines)
+    _assert_same(loss_and_grads(model), loss_and_grads(ref_model), torch.float32)
+
+
+def test_the_fast_path_report_of_a_plain_lora_model_counts_everything():
+    model = patch(tiny_lora_model("mistral", dropout=0.1))
+    report = model._kernels_fast_path
+    assert {k: (r["fast"], r["total"]) for k, r in report.items()} == {
+        "lora": (28, 28), "mlp": (4, 4), "rms_norm": (9, 9), "rope": (4, 4), "loss": (1, 1)}
+    assert not any(line.startswith("WARNING") for line in report_lines(report))
 
 
 def test_partitioned_weights_fall_back_to_the_module_forward():
@@ -64,7 +77,11 @@ def test_partitioned_weights_fall_back_to_the_module_forward():
     layers[0].self_attn.q_proj.base_layer.weight.ds_id = 1
     layers[1].mlp.down_proj.base_layer.weight.ds_id = 2
     assert monkey_patch.lora_spec(layers[0].self_attn.q_proj) is None
-    assert monkey_patch._proj_spec(layers[1].mlp.down_proj) is None
+    assert monkey_patch.proj_spec(layers[1].mlp.down_proj) is None
+    report = fast_path_report(model)
+    assert report["lora"]["off"] == {"base weight partitioned by DeepSpeed ZeRO-3": 2}
+    assert report["mlp"]["off"] == {"down_proj off the fast path (base weight partitioned by DeepSpeed ZeRO-3); "
+                                    "the MLP runs its projections' own forwards around our SwiGLU": 1}
     _assert_same(loss_and_grads(model), loss_and_grads(ref_model), torch.float32)
 
 

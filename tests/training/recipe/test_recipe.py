@@ -90,3 +90,28 @@ def test_auto_precision_trains_in_the_cpus_choice_and_logs_it(small_dataset, tmp
     start = next(e for e in read_log(tmp_path / "auto") if e["event"] == "start")
     choice = cpu_precision()
     assert start["precision"] == choice.precision and start["precision_reason"] == f"{choice.how}: {choice.reason}"
+
+
+def test_the_graphed_step_path_trains_as_the_plain_step_does(small_dataset, tmp_path, tiny_overrides):
+    """kernels.cuda_graph's step (training/backends/graph_step.py) where no CUDA graph can run: the same
+    GraphedSteps the recipe uses on a GPU, eager here (rows padded to data.max_length, the loss divided by
+    grad_accum inside the step); two steps give the plain step's losses and adapter weights."""
+    from contract_review.training.backends.graph_step import GraphedSteps
+
+    def two_steps(graphed: bool, name: str):
+        cfg = load_config(CONFIGS / "smollm2-135m_lora_cpu.yaml", tiny_overrides(
+            small_dataset, tmp_path / name, **{"optim.grad_accum": 2, "optim.batch_size": 2, "data.subset.limit": 8,
+                                               "train.max_steps": 2}))
+        recipe = FineTuneRecipe(cfg, quiet=True).setup()
+        if graphed:
+            recipe.graphed = GraphedSteps(recipe.strategy.net, recipe.objective, cfg, recipe.device, enabled=None)
+        losses = [recipe.train_step()["loss"] for _ in range(2)]
+        weights = {n: p.detach().clone() for n, p in recipe.model.named_parameters() if p.requires_grad}
+        return losses, weights, recipe
+
+    plain, w_plain, _ = two_steps(False, "plain")
+    graphed, w_graphed, recipe = two_steps(True, "graphed")
+    assert recipe.graphed.describe()["eager"] == 4 and not recipe.graphed.describe().get("captures")
+    assert graphed == pytest.approx(plain, rel=1e-4)
+    for n in w_plain:
+        torch.testing.assert_close(w_graphed[n], w_plain[n], rtol=1e-4, atol=1e-6)
