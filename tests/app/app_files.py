@@ -38,7 +38,9 @@ def cuad_test_doc_ids() -> list[str]:
     return list(seen)
 
 
-def make_pdf(text: str, encrypt_password: str | None = None) -> bytes:
+def make_pdf(text: str, encrypt_password: str | None = None, encryption=None) -> bytes:
+    """A PDF of `text`; with `encryption` (fpdf's EncryptionMethod) or a password, encrypted: an owner
+    password only restricts printing, a user password must be given to open it."""
     from fpdf import FPDF
 
     from contract_review.app.export import _dejavu
@@ -47,8 +49,9 @@ def make_pdf(text: str, encrypt_password: str | None = None) -> bytes:
     fonts = _dejavu()
     pdf.add_font("DejaVu", "", str(fonts[0]))
     pdf.set_font("DejaVu", size=10)
-    if encrypt_password:
-        pdf.set_encryption(owner_password="owner-secret", user_password=encrypt_password)
+    if encrypt_password or encryption is not None:
+        kwargs = {"encryption_method": encryption} if encryption is not None else {}
+        pdf.set_encryption(owner_password="owner-secret", user_password=encrypt_password or "", **kwargs)
     pdf.add_page()
     for para in text.split("\n\n"):
         pdf.multi_cell(0, 5, para.strip(), new_x="LMARGIN", new_y="NEXT")
