@@ -43,7 +43,7 @@ def make_pdf(text: str, encrypt_password: str | None = None, encryption=None) ->
     password only restricts printing, a user password must be given to open it."""
     from fpdf import FPDF
 
-    from contract_review.app.export import _dejavu
+    from contract_review.app.fonts import dejavu as _dejavu
 
     pdf = FPDF()
     fonts = _dejavu()
@@ -64,7 +64,7 @@ def make_paged_pdf(text: str, header: str, footer: str) -> bytes:
     word processors print them; small pages, so paragraphs break across pages."""
     from fpdf import FPDF
 
-    from contract_review.app.export import _dejavu
+    from contract_review.app.fonts import dejavu as _dejavu
 
     class Paged(FPDF):
         def header(self):
