@@ -2,9 +2,12 @@
 
     contract-review serve [--host 127.0.0.1] [--port 7860] [--model NAME|FOLDER] [--adapter DIR] [--login]
     contract-review review FILE... --out DIR [--model NAME|FOLDER] [--adapter DIR] [--formats docx,json]
+                           [--represent NAME|first_party|second_party] [--review-anyway]
 
 Both run the same review (`app.review.review_contract`); `review` writes, per contract,
 `<name>.review.json` (the object the app's API returns) and a report, with a progress bar.
+A file in another language than English, or that does not read like a contract, is skipped
+with the reason unless `--review-anyway` is given (the app asks the same question).
 Every command imports this module; the app's code (Gradio, the models) is imported by the
 command that runs it.
 """
@@ -68,6 +71,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     review.add_argument("--formats", default="docx,json",
                         help="comma-separated: docx, pdf, csv, json (default: docx,json; json is always written)")
     review.add_argument("--max-mb", type=float, default=20.0, help="skip files larger than this, in MB")
+    review.add_argument("--represent", default=None, metavar="NAME|first_party|second_party",
+                        help="the party you act for: the summary and reports list the highest risks it bears first "
+                             "(a name or defined term of the contract, e.g. \"Supplier\", or a role)")
+    review.add_argument("--review-anyway", action="store_true",
+                        help="review files in another language or that do not read like a contract (the labels "
+                             "are then not a review: the reports say so); without it they are skipped")
     review.add_argument("--quiet", action="store_true", help="no progress bar")
     review.set_defaults(func=_review)
 
@@ -83,12 +92,12 @@ def _serve(args: argparse.Namespace) -> int:
 def _review(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from .export import FORMATS, write_exports
+    from .export import FORMATS, export_warnings, write_exports
     from .ingest import IngestError, read_contract
     from contract_review.predictor import describe_model
 
     from .predictors import load_predictor
-    from .review import review_contract
+    from .review import NeedsConfirmation, review_contract
 
     formats = [f.strip() for f in args.formats.split(",") if f.strip()]
     bad = [f for f in formats if f not in FORMATS]
@@ -118,18 +127,47 @@ def _review(args: argparse.Namespace) -> int:
                     bar.n = done
                     bar.refresh()
 
-                review = review_contract(contract, predictor, on_progress, model_choice=describe_model(choice))
+                try:
+                    review = review_contract(contract, predictor, on_progress, model_choice=describe_model(choice),
+                                             represent=args.represent, anyway=args.review_anyway)
+                except NeedsConfirmation as exc:
+                    tqdm.write(f"skipped {path}: {' '.join(exc.reasons)} Give --review-anyway to review it all the "
+                               "same.", file=sys.stderr)
+                    failed += 1
+                    files_bar.update(1)
+                    continue
+                except ValueError as exc:  # --represent names nobody in this contract
+                    tqdm.write(f"skipped {path}: --represent: {exc}", file=sys.stderr)
+                    failed += 1
+                    files_bar.update(1)
+                    continue
             stem = Path(path).stem
             if stem in stems:  # two inputs with one name from different folders: keep both
                 stem = f"{stem}-{contract.sha1[:8]}"
             stems.add(stem)
             written = write_exports(review, args.out, formats, stem=f"{stem}.review")
-            s = review.summary
-            tqdm.write(f"{path.name}: {s['clauses']} clauses, {s['risk_clauses']} flagged, "
-                       f"{len(s['missing'])} usual clauses missing, {review.seconds['total']:.1f} s -> "
+            for warning in review.warnings + [w for fmt in formats for w in export_warnings(review, fmt)]:
+                tqdm.write(f"{path.name}: warning: {warning}", file=sys.stderr)
+            tqdm.write(_line(path.name, review) + f", {review.seconds['total']:.1f} s -> "
                        f"{', '.join(p.name for p in written.values())}")
             files_bar.update(1)
     if failed:
         print(f"{failed} of {len(args.files)} files could not be reviewed (see above)", file=sys.stderr)
         return 1
     return 0
+
+
+def _line(name: str, review) -> str:
+    """One line per contract: counts, the highest risk by the contract's own citation, the represented party's."""
+    s = review.summary
+    line = f"{name}: {s['clauses']} clauses, {s['risk_clauses']} flagged"
+    if not s.get("assessed", True):
+        return line + " (not assessed: see the warning)"
+    line += f", {len(s['missing'])} usual clauses not found"
+    if s["top_risks"]:
+        t = s["top_risks"][0]
+        line += f"; highest: {t['where']} ({t['type']}, {t['risk']})"
+    if s.get("represent"):
+        mine = s["for_represented"]
+        line += f"; {mine['count']} borne by {s['represent']['name']}"
+    return line

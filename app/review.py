@@ -45,7 +45,7 @@ from contract_review.prompt import Answer
 from contract_review.taxonomy import Taxonomy, load_taxonomy
 
 from .ingest import Contract
-from .reasons import NOT_ASSESSED, clause_reason, masked_span, party_label, role_name
+from .reasons import NOT_ASSESSED, clause_reason, masked_span, party_label, resolve_party, role_name
 
 SCHEMA = "contract-review/review/2"
 BATCH = 32  # clauses per predictor call: small enough for frequent progress, large enough to batch well
@@ -266,6 +266,7 @@ def review_contract(contract: Contract, predictor: Predictor, on_progress: Progr
     if blockers and not anyway:
         raise NeedsConfirmation(" ".join(blockers) + " Review it anyway?", blockers)
     party_info = _party_info(contract.text)
+    resolve_party(represent, party_info["list"])  # a name the contract does not use fails before the model runs
     segments = segment(contract.text, furniture=True)
     clauses = [s for s in segments if s.is_clause]
     seconds["segment"] = round(time.perf_counter() - t0, 3)

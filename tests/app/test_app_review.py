@@ -295,3 +295,4 @@ def test_usual_clauses_are_found_mentioned_or_missing_never_guessed(rules):
     assert set(checked) == {c.id for c in load_taxonomy().clause_types} - {"other"}
     assert checked["non_compete"]["found"] == ["4 Non-Compete"] and checked["non_compete"]["risk"] == "high"
     assert checked["cap_on_liability"]["found"] == [] and checked["cap_on_liability"]["risk"] is None
+
