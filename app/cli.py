@@ -1,6 +1,7 @@
 """Command line of the app package: `serve` and `review`.
 
     contract-review serve [--host 127.0.0.1] [--port 7860] [--model NAME|FOLDER] [--adapter DIR] [--login]
+                          [--concurrency 2] [--time-limit 600] [--models-dir DIR] [--debug]
     contract-review review FILE... --out DIR [--model NAME|FOLDER] [--adapter DIR] [--formats docx,json]
                            [--represent NAME|first_party|second_party] [--review-anyway]
 
@@ -54,8 +55,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--login", action="store_true",
                        help="require a login; the password comes from CONTRACT_REVIEW_APP_PASSWORD, never the command line")
     serve.add_argument("--max-mb", type=float, default=20.0, help="largest upload accepted, in MB (default 20)")
-    serve.add_argument("--concurrency", type=int, default=1,
-                       help="reviews run at once; more lawyers wait in the queue (default 1: the CPU is shared)")
+    serve.add_argument("--concurrency", type=int, default=2,
+                       help="reviews in progress at once (default 2); their batches of clauses take turns at the "
+                            "model, so a short review started behind a long one waits for one batch, not all of it")
+    serve.add_argument("--time-limit", type=float, default=600.0, metavar="SECONDS",
+                       help="stop a review after this long, so that one contract cannot hold the server "
+                            "(default 600; `review` has none)")
+    serve.add_argument("--models-dir", type=Path, default=None, metavar="DIR",
+                       help="offer the reviewer folders found in DIR, by folder name (default: none; users can "
+                            "never name a server path)")
+    serve.add_argument("--debug", action="store_true",
+                       help="tracebacks in the log (they may name uploaded files); default: one line per error")
     serve.set_defaults(func=_serve)
 
     review = sub.add_parser(
@@ -83,9 +93,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _serve(args: argparse.Namespace) -> int:
     from .server import serve
+    from .service import AppConfig
 
-    serve(args.host, args.port, parse_model(args.model, args.adapter), login=args.login, max_mb=args.max_mb,
-          concurrency=args.concurrency)
+    try:
+        config = AppConfig(default=parse_model(args.model, args.adapter), max_bytes=int(args.max_mb * 1024 * 1024),
+                           time_limit=args.time_limit or None, concurrency=args.concurrency,
+                           models_dir=args.models_dir, debug=args.debug)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    serve(config, args.host, args.port, login=args.login)
     return 0
 
 

@@ -95,6 +95,7 @@ class FairModel:
     def run(self, job: Job, fn: Callable[[], T]) -> T:
         with self._cond:
             self._waiting[job.id] = (job.batches, next(self._tickets))
+            job.stage = "waiting"
             try:
                 while self._busy or min(self._waiting, key=self._waiting.__getitem__) != job.id:
                     job.check()
@@ -106,6 +107,7 @@ class FairModel:
                 raise
             del self._waiting[job.id]
             self._busy = True
+            job.stage = "labelling"
         try:
             return fn()
         finally:
