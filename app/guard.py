@@ -34,7 +34,7 @@ from http.cookies import SimpleCookie
 from pathlib import Path
 
 OWNER_COOKIE = "cr-owner"
-FILE_ROUTE = "/gradio_api/file="
+FILE_ROUTES = ("/gradio_api/file=", "/gradio_api/file/")  # Gradio serves files under both
 UPLOAD_ROUTE = "/gradio_api/upload"
 LOGIN_ROUTES = ("/login", "/login/")
 
@@ -124,9 +124,8 @@ class SessionFiles:
         owner = _cookie(scope, OWNER_COOKIE)
         fresh = "" if owner else secrets.token_urlsafe(32)
         path = scope.get("path", "")
-        if path.startswith(FILE_ROUTE):
-            target = path[len(FILE_ROUTE):]
-            if not self.files.allowed(target, owner):
+        for route in FILE_ROUTES:
+            if path.startswith(route) and not self.files.allowed(path[len(route):], owner):
                 return await _plain(send, 404, "File not found.")
         upload = path == UPLOAD_ROUTE and scope.get("method") == "POST"
         chunks: list[bytes] = []

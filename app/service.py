@@ -17,7 +17,6 @@ is logged as one line without the contract's name or text (the traceback only wi
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,18 +107,20 @@ class ReviewService:
     # -- input -------------------------------------------------------------------------------------
     def read_upload(self, path: str | None, name: str | None, owner: str) -> Contract:
         """Read an uploaded file once and delete it (and Gradio's folder for it) at once, whatever happens.
-        A file not uploaded by this owner is refused like a missing one."""
+        A file in the server's folder that this owner did not upload is refused like a missing one, and left
+        alone: it is not the caller's to delete."""
         if not path:
             raise UserFacing("Upload a contract or paste its text first.")
         shown = name or Path(path).name
+        ours = self.files.under_root(path)
+        if ours and self.files.owner(path) != owner:
+            raise UserFacing(f"{shown}: the file is gone (uploads are read once); upload it again")
         try:
-            if self.files.under_root(path) and self.files.owner(path) not in (None, owner):
-                raise UserFacing(f"{shown}: the file is gone (uploads are read once); upload it again")
             return read_contract(path, max_bytes=self.config.max_bytes, name=shown)
         except IngestError as exc:
             raise UserFacing(str(exc)) from None
         finally:
-            if self.files.under_root(path):
+            if ours:
                 remove_upload(path, self.files)
 
     def read_pasted(self, text: str | None) -> Contract:
@@ -161,7 +162,3 @@ class ReviewService:
         return (f"The {what} failed unexpectedly ({type(exc).__name__}). Nothing was kept; try again, and tell "
                 "the server's operator if it happens again.")
 
-
-def temp_count(root: str | os.PathLike) -> int:
-    """Files under a folder (what the tests count before and after a review)."""
-    return sum(len(files) for _, _, files in os.walk(root))

@@ -56,13 +56,19 @@ def test_an_upload_is_read_once_by_its_owner_then_deleted(tmp_path):
     contract = svc.read_upload(str(path), "msa.txt", "owner-a")
     assert contract.text.startswith(SAMPLE[:40]) and not path.exists() and not path.parent.exists()
     assert count_files(tmp_path) == before and len(svc.files) == 0
-    with pytest.raises(UserFacing, match="msa.txt: .*(gone|not found|does not exist)"):
+    with pytest.raises(UserFacing, match="msa.txt: the file is gone"):
         svc.read_upload(str(path), "msa.txt", "owner-a")  # Review again reads the page's text, never the file
 
     other = uploaded(tmp_path, "nda.txt", SAMPLE.encode(), "owner-a", svc.files)
     with pytest.raises(UserFacing, match="nda.txt: the file is gone"):
         svc.read_upload(str(other), "nda.txt", "owner-b")  # another browser with its path reads nothing
-    assert not other.exists()
+    assert other.exists()  # nor deletes it: its owner still reads it
+    assert svc.read_upload(str(other), "nda.txt", "owner-a").text and not other.exists()
+    gradio_own = tmp_path / "cache-file.txt"
+    gradio_own.write_text(SAMPLE)
+    with pytest.raises(UserFacing, match="the file is gone"):
+        svc.read_upload(str(gradio_own), "x.txt", "")  # a file nobody uploaded is nobody's to read
+    assert gradio_own.exists()
 
 
 def test_an_oversize_upload_is_refused_with_the_limit_named_and_deleted(tmp_path):

@@ -48,6 +48,8 @@ def test_an_upload_is_served_to_the_browser_that_sent_it_and_to_nobody_else(serv
     path = a.post("/gradio_api/upload", files=[("files", ("nda.txt", SAMPLE.encode()))]).json()[0]
     assert a.get(f"/gradio_api/file={path}").status_code == 200
     assert b.get(f"/gradio_api/file={path}").status_code == 404  # signed in, another browser: not found
+    assert b.get(f"/gradio_api/file/{path}").status_code == 404  # Gradio's other file route too
+    assert a.get(f"/gradio_api/file/{path}").status_code == 200
     assert httpx.get(f"{server['url']}/gradio_api/file={path}").status_code in (401, 403, 404)
 
 
@@ -62,6 +64,7 @@ def test_reviews_through_the_api_leave_no_file_and_offer_no_server_path(server, 
         got = client.predict(handle_file(str(tmp_path / "msa.txt")), "", "rules", "", False, api_name="/review")
         assert got["summary"]["clauses"] == 6
     assert count_files(server["temp"]) == before
+    print(f"12 reviews through the API: {count_files(server['temp']) - before} file(s) left behind")
     for probe in ("/root", "local", "/", "../data/model/reviewer"):
         with pytest.raises(AppError, match="Unknown model"):
             client.predict(None, SAMPLE, probe, "", False, api_name="/review")
@@ -87,7 +90,9 @@ def test_a_docx_bomb_is_refused_before_it_is_inflated(server, tmp_path):
     before = rss_mb(server["pid"])
     with pytest.raises(AppError, match=r"bomb.docx unpacks to 256\.0 MB of text markup in one part, over the 40\.0 MB"):
         client.predict(handle_file(str(tmp_path / "bomb.docx")), "", "rules", "", False, api_name="/review")
-    assert rss_mb(server["pid"]) - before < 100
+    grew = rss_mb(server["pid"]) - before
+    assert grew < 100
+    print(f"a 256 MiB DOCX part refused; the server grew by {grew:.0f} MB")
 
 
 def test_logs_name_no_file_and_hold_no_traceback(server):
