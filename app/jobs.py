@@ -9,7 +9,7 @@ A server runs several reviews at once (`serve --concurrency`, the reviews in pro
 the model labels one batch of clauses at a time: two batches at once would only split the
 CPU between them. `FairModel` hands the model to the waiting review that has had the fewest
 batches so far, so a one-page review started behind a 500-clause one waits for one batch
-of it (about a second on two cores with the default model), not for all of it.
+of it (`review.BATCH` clauses), not for all of it.
 
 A `Job` is checked before every batch: a cancelled review, or one past its time budget,
 stops there with `ReviewStopped` saying which, and its place at the model goes to the others.

@@ -48,7 +48,8 @@ from .ingest import Contract
 from .reasons import NOT_ASSESSED, clause_reason, masked_span, party_label, resolve_party, role_name
 
 SCHEMA = "contract-review/review/2"
-BATCH = 32  # clauses per predictor call: small enough for frequent progress, large enough to batch well
+BATCH = 8  # clauses per predictor call: a cancel, or a short review behind a long one, waits for one batch
+# (a batch of 32 took 167 s with the reviewer alone on two busy cores: far too long to wait)
 UNLABELLED_REASON = "The model's answer could not be read; review this clause by hand."
 
 Progress = Callable[[int, int], None]  # (clauses labelled so far, clauses in all)
