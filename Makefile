@@ -15,7 +15,7 @@ STAMP  := $(VENV)/.installed
 PIP    := $(PY) -m pip install -q --no-deps --require-hashes --no-build-isolation
 LOCKS  := requirements/bootstrap.lock requirements/cpu.lock
 
-.PHONY: install serve test test-fast test-latest lock clean label-studio model browser fresh-clone-check
+.PHONY: install serve test test-fast test-latest lock clean label-studio model browser fonts fresh-clone-check
 
 # Three passes, all from the locks: the build tools and torch first (the locked sdists build against
 # them, without an isolated build that would fetch unpinned tools, and DeepSpeed's build imports torch);
@@ -39,14 +39,21 @@ browser:
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } \
 	  || echo "install Debian's chromium (apt-get install chromium) for the browser test"
 
-serve: install model
+# Debian's fonts the PDF report embeds for Chinese and Japanese (Droid Sans Fallback, Apache-2.0) and
+# Korean (Nanum Gothic, OFL-1.1); without them the report still prints and says what it cannot show
+fonts:
+	@[ -e /usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf ] && [ -e /usr/share/fonts/truetype/nanum/NanumGothic.ttf ] \
+	  || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq fonts-droid-fallback fonts-nanum >/dev/null; } \
+	  || echo "install Debian's fonts-droid-fallback and fonts-nanum for Chinese, Japanese and Korean in PDF reports"
+
+serve: install model fonts
 	$(VENV)/bin/contract-review serve
 
 # Label Studio lives in its own venv (.venv-ls, from requirements/label-studio.lock): its pins fight ours
 label-studio: install
 	$(VENV)/bin/contract-review annotate server install
 
-test: install model label-studio browser
+test: install model label-studio browser fonts
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 FAST := -m "not (slow or server or browser or gpu)"

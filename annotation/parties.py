@@ -60,7 +60,7 @@ _PREAMBLE_END = re.compile(
     r"\bTABLE\s+OF\s+CONTENTS\b|\bDATED\b|\bDated\s+(?:as\s+of\s+)?[A-Z0-9]|\bEffective\s+Date\b|"
     r"\n\s*(?:ARTICLE|Section|SECTION)?\s*1\.\s|\bARTICLE\s+(?:I|1)\b|\bSource:")
 _PARTY_AB = re.compile(
-    r"(?:Party\s+([AB])|([甲乙])方)\s*(?:\([^)]{0,40}\))?\s*[:：]\s*"
+    r"(?:Party\s+([AB])|([甲乙])方)\s*(?:[(（][^)）]{0,40}[)）])?\s*[:：]\s*"
     r"((?:(?!\s{2}|Party\s+[AB]\b|[甲乙]方|Address\b|地址)[^\n;（(]){2,120})")
 # the words a name is made of: capitalised words, "iMine" / "eBay", numbers ("695014 B.C. Ltd.")
 _WORD = (r"(?:[A-Z0-9][\w&.'’\-/@!+,]*|[a-z]{1,2}[A-Z.][\w&.'’\-/@]*|[a-z]-[a-z][\w&.'’\-/@,]*|"
@@ -451,7 +451,8 @@ def _party_a_b(text: str) -> list[_Found]:
         if re.match(r"(?:name|address|legal\s+representative|signature)\b", name, re.IGNORECASE):
             continue  # a form's field label, not the party
         if name and role not in ab:
-            ab[role] = _Found(name, ["Party A", "甲方"] if role == "A" else ["Party B", "乙方"], m.start(), "opening")
+            terms = ["Party A", "甲方"] if role == "A" else ["Party B", "乙方"]
+            ab[role] = _Found(name, [t for t in terms if t in text], m.start(), "opening")  # the ones it uses
     return [ab["A"], ab["B"]] if len(ab) == 2 else []
 
 

@@ -1,322 +1,218 @@
 """The Gradio reviewer: upload or paste a contract, read its review, correct labels, export.
 
-`build_app()` returns the Blocks; `app.server.serve()` launches it. The page, top to bottom:
-the input row (file or pasted text, model choice, Review), a status line, the summary, then
-tabs: Clauses (a filterable, sortable table; a row shows the clause in context and the form
-to correct its labels), Contract (the whole text, risky clauses highlighted by level) and
-Export (DOCX/PDF report, CSV, JSON; saving the review on this machine).
+`build_app(service)` returns the Blocks; `app.server.serve()` launches it. The page, top to
+bottom: the input row (file or pasted text, model, the party you act for, Review / Cancel /
+Review anyway), a status line with the review's progress in clauses, the summary, then tabs:
+Clauses (a filterable, sortable table; a row shows the clause in context and the form to
+correct its labels), Contract (the whole text, risky clauses highlighted by level) and Export
+(DOCX/PDF report, CSV, JSON; saving the review on this machine).
 
-Everything a session holds (the review, its exports) lives in session state and a private
-temporary folder that is deleted when the session ends; the uploaded file is deleted as soon
-as it has been read. Only corrections (at once) and reviews the user saves are kept, under
-`corrections.app_dir()`. The HTML here is built from escaped text only.
-
-Helpers that turn a review into HTML or table rows are plain functions, tested without a
-browser; the event handlers only wire them to components.
+An upload is read the moment it arrives and deleted then; the page keeps its text, so Review
+can run again (another model, another represented party) without uploading again. A review
+runs in a worker thread while the page shows its progress; Cancel, or closing the page, stops
+it before its next batch of clauses. A text in another language or that does not read like a
+contract is not reviewed until the user answers the question with "Review anyway". Exports
+go to the page's own folder (`app.sessions`), are served to this browser only (`app.guard`)
+and are deleted when the page closes. Only corrections (at once) and reviews the user saves
+are kept, under `corrections.app_dir()`. The HTML is built from escaped text (`app.ui_html`).
 """
 
 from __future__ import annotations
 
 import html
-import logging
-import os
-import shutil
-import tempfile
+import threading
 from pathlib import Path
 
 import gradio as gr
-import pandas as pd
 
-from contract_review.predictor import DEFAULT, ModelSpec, PredictorError, describe_model, parse_model
 from contract_review.taxonomy import load_taxonomy
 
 from . import export as exporter
 from .corrections import CorrectionStore, app_dir, correction_from, send_to_label_studio
-from .ingest import DEFAULT_MAX_BYTES, IngestError, read_contract, read_text
-from .predictors import load_predictor
-from .review import Review, apply_correction, review_contract
-from .summary import quote, risk_order
+from .guard import owner_of
+from .jobs import Job
+from .review import Review, apply_correction, refresh_summary
+from .service import ReviewService, UserFacing
+from .ui_html import (ALL, CSS, NEUTRAL, SORTS, context_html, contract_html, filter_choices, party_choices,
+                      progress_html, represent_choices, styled, summary_html, table, warnings_html)
 
-log = logging.getLogger("contract_review.app")
-
-ALL = "All"
-SORTS = ("Position in contract", "Risk (highest first)", "Confidence (lowest first)", "Clause type", "Obliged party")
-TABLE_COLUMNS = ["#", "Risk", "Clause type", "Obliged party", "Confidence", "Reason", "Clause"]
-LOCAL = "local"
-MODEL_CHOICES = [("CPU default: SmolLM2-135M + shipped reviewer adapter, mixed with TF-IDF", DEFAULT),
-                 ("Reviewer adapter alone (no TF-IDF)", "reviewer"),
-                 ("Rules only (no model; instant, rough)", "rules"),
-                 ("Local base model + adapter folder", LOCAL)]
-ADAPTER_KINDS = (DEFAULT, "reviewer", LOCAL)  # the choices the adapter folder box applies to
-RISK_LABEL = {"high": "HIGH", "medium": "MEDIUM", "low": "low", "none": "none"}
-CONTEXT_CHARS = 450
-
-CSS = """
-.clause.risk-high {background:#fde2e2; border-bottom:2px solid #c81e1e; color:#111;}
-.clause.risk-medium {background:#fff1dc; border-bottom:2px solid #d97706; color:#111;}
-.clause.risk-low {background:#e8f0fd; color:#111;}
-.clause.focus {outline:3px solid #1c64f2; outline-offset:1px;}
-#contract-view {white-space:pre-wrap; font-family:Georgia,'Times New Roman',serif; line-height:1.55;
-  max-height:75vh; overflow-y:auto; padding:12px; border:1px solid #ddd; border-radius:6px; background:#fff; color:#111;}
-#context-view .ctx {white-space:pre-wrap; font-family:Georgia,serif; line-height:1.5; color:#333;
-  background:#fff; padding:10px; border:1px solid #ddd; border-radius:6px;}
-.badge {display:inline-block; padding:1px 8px; border-radius:10px; font-weight:600; font-size:0.85em; color:#fff;}
-.badge.risk-high {background:#c81e1e;} .badge.risk-medium {background:#d97706;}
-.badge.risk-low {background:#3f83f8;} .badge.risk-none {background:#6b7280;}
-.cr-summary {color:#111; background:#fff; border:1px solid #ddd; border-radius:8px; padding:12px 16px;}
-.cr-summary h3 {margin:6px 0 6px 0;}
-.cr-counts {display:flex; gap:10px; flex-wrap:wrap; margin-bottom:8px;}
-.cr-count {border-radius:8px; padding:6px 14px; min-width:90px; text-align:center; color:#fff;}
-.cr-count b {font-size:1.5em; display:block;}
-.cr-count.risk-high {background:#c81e1e;} .cr-count.risk-medium {background:#d97706;}
-.cr-count.risk-low {background:#3f83f8;} .cr-count.risk-none {background:#6b7280;}
-.cr-cols {display:flex; gap:24px; flex-wrap:wrap;} .cr-cols > div {flex:1; min-width:260px;}
-.cr-summary li {margin-bottom:4px;} .cr-muted {color:#555; font-size:0.9em;}
-#status {min-height:1.5em;}
-#clause-table, #clause-table * {font-family:ui-sans-serif,system-ui,sans-serif !important;}
-"""
+POLL_S = 0.5  # how often the page's progress line is refreshed during a review
 
 
-# -- HTML and tables from a review (pure functions) --------------------------------------------
+def read_once(upload: gr.File) -> gr.File:
+    """Make a filepath gr.File hand its event the uploaded path and nothing more. Gradio's own (6.31) makes an
+    empty temporary file in its cache for every file an event receives and never removes it: one file left
+    behind per upload. A file of a type it refuses is deleted at once. (The instance is patched, not
+    subclassed: Gradio writes a .pyi stub next to any module that subclasses a component.)"""
 
-def badge(risk: str) -> str:
-    return f'<span class="badge risk-{html.escape(risk)}">{html.escape(RISK_LABEL.get(risk, risk))}</span>'
+    def process(f):
+        from gradio.utils import NamedString
+        from gradio_client import utils as client_utils
 
+        if upload.file_types and not client_utils.is_valid_file(f.path, upload.file_types):
+            Path(f.path).unlink(missing_ok=True)
+            raise gr.Error(f"{Path(f.path).name}: upload a .pdf, .docx or .txt file", print_exception=False)
+        return NamedString(f.path)
 
-def summary_html(review: Review) -> str:
-    s, esc = review.summary, html.escape
-    counts = "".join(f'<div class="cr-count risk-{lvl}"><b>{n}</b>{"no" if lvl == "none" else esc(lvl)} risk</div>'
-                     for lvl, n in s["risk_counts"].items())
-    top = "".join(
-        f'<li>{badge(t["risk"])} <b>Clause {t["index"]}</b>: {esc(t["type"])} &middot; obliges {esc(t["party"])}'
-        f'<br><span class="cr-muted">{esc(t["reason"])}</span></li>' for t in s["top_risks"][:6]
-    ) or "<li>No medium or high risk clause was found.</li>"
-    parties = "".join(
-        f'<li><b>{esc(p["name"])}</b> ({esc(p["role"].replace("_", " "))})'
-        + (f' &middot; also &ldquo;{esc("”, “".join(p["aliases"]))}&rdquo;' if p["aliases"] else "") + "</li>"
-        for p in s["parties"]) or "<li>No parties found in the opening.</li>"
-    missing = "".join(f'<li><b>{esc(m["clause"])}</b>: {esc(m["why"])}</li>' for m in s["missing"]) \
-        or "<li>Every usual clause was found.</li>"
-    extra = []
-    if s.get("unlabelled"):
-        extra.append(f'{s["unlabelled"]} clauses could not be labelled by the model: review them by hand.')
-    if s.get("corrected"):
-        extra.append(f'{s["corrected"]} label(s) corrected by a reviewer.')
-    c, m = review.contract, review.model
-    return (
-        f'<div class="cr-summary" id="summary-view"><h3>{esc(c["name"])}</h3>'
-        f'<div class="cr-muted">{c["clauses"]} clauses, {c["chars"]:,} characters &middot; labelled by '
-        f'{esc(m["name"])} ({esc(m["model_version"])}) in {review.seconds.get("total", 0):.1f} s &middot; '
-        f'a first pass for a lawyer, not legal advice</div>'
-        f'<div class="cr-counts">{counts}</div>'
-        + (f'<div class="cr-muted">{esc(" ".join(extra))}</div>' if extra else "")
-        + f'<div class="cr-cols"><div><h3>Highest risks</h3><ol>{top}</ol></div>'
-        f'<div><h3>Parties</h3><ul>{parties}</ul><h3>Usual clauses not found</h3><ul id="missing-list">{missing}</ul>'
-        f'</div></div></div>'
-    )
+    upload._process_single_file = process
+    return upload
 
 
-def contract_html(review: Review, focus: int | None = None) -> str:
-    """The whole contract, each clause a span (`clause-N`) coloured by its risk level."""
-    out, pos, text = [], 0, review.text
-    for f in review.findings:
-        out.append(html.escape(text[pos : f.start]))
-        classes = f"clause risk-{f.risk}" + (" focus" if f.index == focus else "")
-        title = f"Clause {f.index}: {f.risk} risk, {', '.join(f.type_names)}; obliges {f.party_name}"
-        out.append(f'<span class="{classes}" id="clause-{f.index}" title="{html.escape(title)}">'
-                   f"{html.escape(text[f.start:f.end])}</span>")
-        pos = f.end
-    out.append(html.escape(text[pos:]))
-    legend = (f'<div class="cr-muted" style="margin-bottom:6px">Highlighted: {badge("high")} {badge("medium")} '
-              f'{badge("low")} risk. Hover a clause for its labels.</div>')
-    return legend + f'<div id="contract-view">{"".join(out)}</div>'
+def _represent(value: str | None) -> str | None:
+    return None if value in (None, "", NEUTRAL) else value
 
 
-def context_html(review: Review, index: int) -> str:
-    f = review.finding(index)
-    text = review.text
-    a = max(0, f.start - CONTEXT_CHARS)
-    b = min(len(text), f.end + CONTEXT_CHARS)
-    if a > 0:
-        a = text.find(" ", a) + 1 or a
-    if b < len(text):
-        b = text.rfind(" ", f.end, b) if text.rfind(" ", f.end, b) > 0 else b
-    esc = html.escape
-    head = (f'<div><b>Clause {f.index}</b> {badge(f.risk)} {esc(", ".join(f.type_names))} &middot; obliges '
-            f'<b>{esc(f.party_name)}</b> &middot; confidence {f.confidence:.0%}'
-            + (" &middot; <i>corrected</i>" if f.corrected else "") + "</div>"
-            f'<div class="cr-muted" style="margin:4px 0 8px 0">{esc(f.reason)}</div>')
-    body = (("…" if a > 0 else "") + esc(text[a : f.start]) +
-            f'<span class="clause risk-{f.risk} focus">{esc(text[f.start:f.end])}</span>' +
-            esc(text[f.end : b]) + ("…" if b < len(text) else ""))
-    return f'<div id="context-view">{head}<div class="ctx">{body}</div></div>'
+def _session(request: gr.Request | None) -> str:
+    return getattr(request, "session_hash", None) or ""
 
 
-def table(review: Review | None, risk: str = ALL, ctype: str = ALL, party: str = ALL,
-          sort: str = SORTS[0]) -> pd.DataFrame:
-    if review is None:
-        return pd.DataFrame(columns=TABLE_COLUMNS)
-    tax = load_taxonomy()
-    rows = [f for f in review.findings
-            if (risk in (ALL, None) or f.risk == risk)
-            and (ctype in (ALL, None) or ctype in f.type_names)
-            and (party in (ALL, None) or f.party_name == party)]
-    if sort == SORTS[1]:
-        rows = risk_order(rows, tax)
-    elif sort == SORTS[2]:
-        rows = sorted(rows, key=lambda f: (f.confidence, f.index))
-    elif sort == SORTS[3]:
-        rows = sorted(rows, key=lambda f: (", ".join(f.type_names), f.index))
-    elif sort == SORTS[4]:
-        rows = sorted(rows, key=lambda f: (f.party_name, f.index))
-    data = [[f.index, RISK_LABEL.get(f.risk, f.risk) + (" *" if f.corrected else ""), ", ".join(f.type_names),
-             f.party_name, f"{f.confidence:.0%}", f.reason, quote(f.text, 120)] for f in rows]
-    return pd.DataFrame(data, columns=TABLE_COLUMNS)
-
-
-RISK_CELL = {"HIGH": "background-color:#fde2e2;color:#9b1c1c;font-weight:600",
-             "MEDIUM": "background-color:#fff1dc;color:#8a4b00;font-weight:600",
-             "low": "background-color:#e8f0fd;color:#1e429f"}
-
-
-def styled(df: pd.DataFrame):
-    """The table with its Risk cells coloured like the highlights in the contract."""
-    return df.style.map(lambda v: RISK_CELL.get(str(v).rstrip(" *"), ""), subset=["Risk"])
-
-
-def party_choices(review: Review | None) -> list[tuple[str, str]]:
-    """The obliged-party labels, named as in this contract."""
-    from .review import party_display
-
-    parties = review.parties if review else {}
-    return [(f"{party_display(p, parties)} ({p.replace('_', ' ')})" if p != "none" else "no one (none)", p)
-            for p in load_taxonomy().parties]
-
-
-def filter_choices(review: Review | None) -> tuple[list[str], list[str], list[str]]:
-    tax = load_taxonomy()
-    if review is None:
-        return [ALL], [ALL], [ALL]
-    risks = [lvl for lvl in reversed(tax.risk_levels) if any(f.risk == lvl for f in review.findings)]
-    types = sorted({n for f in review.findings for n in f.type_names})
-    parties = sorted({f.party_name for f in review.findings})
-    return [ALL, *risks], [ALL, *types], [ALL, *parties]
-
-
-# -- the app ---------------------------------------------------------------------------------------
-
-def _session_dir(current: str | None) -> str:
-    if current and Path(current).is_dir():
-        return current
-    return tempfile.mkdtemp(prefix="cr-session-")
-
-
-def _drop_session_dir(path: str | None) -> None:
-    if path:
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def build_app(default: ModelSpec = ModelSpec(), max_bytes: int = DEFAULT_MAX_BYTES,
-              store: CorrectionStore | None = None, review_concurrency: int = 1) -> gr.Blocks:
+def build_app(service: ReviewService, store: CorrectionStore | None = None) -> gr.Blocks:
     tax = load_taxonomy()
     store = store or CorrectionStore(app_dir() / "corrections.jsonl")
     type_choices = [(f"{c.name} ({c.id})", c.id) for c in tax.clause_types]
-    named = [value for _, value in MODEL_CHOICES if value != LOCAL]
-    model_choices = list(MODEL_CHOICES)
-    if default.model in named or Path(default.model).is_dir():
-        default_radio = default.model if default.model in named else LOCAL
-    else:  # another registered model served with --model (tfidf, ...): offered under its own name
-        model_choices.insert(0, (f"{default.model} (this server's model)", default.model))
-        default_radio = default.model
+    concurrency = service.config.concurrency
 
-    def choose_model(kind: str, base: str, adapter: str) -> ModelSpec:
-        """The registry's choice for the UI's radio: a name, or the local base folder + adapter."""
-        if kind == LOCAL:
-            if not (base or "").strip():
-                raise PredictorError("give the folder of a local base model (and its adapter folder)")
-            return parse_model(base, adapter)
-        return parse_model(kind or DEFAULT, adapter if kind in ADAPTER_KINDS else None)
+    def run_job(contract, model, represent, anyway, job: Job, session: str) -> dict:
+        """Run one review in a worker thread; the result or the error in the returned dict when it ends."""
+        out: dict = {}
 
-    def run_review(file_path, pasted, kind, base, adapter, progress=None) -> Review:
-        """Ingest, load the model, review. Raises IngestError / PredictorError with a clear message."""
-        if file_path:
+        def work():
             try:
-                contract = read_contract(file_path, max_bytes=max_bytes, name=Path(file_path).name)
+                out["review"] = service.review(contract, model, _represent(represent), anyway, job)
+            except UserFacing as exc:
+                out["error"] = exc
+            except Exception as exc:  # noqa: BLE001 -- reported to the user as unexpected, logged in one line
+                out["error"] = UserFacing(service.unexpected(exc))
             finally:
-                try:  # the upload is not kept: what the session needs is in memory now
-                    os.remove(file_path)
-                except OSError:
-                    pass
-        else:
-            contract = read_text(pasted or "")
-        choice = choose_model(kind, base, adapter)
-        if progress:
-            progress(0.0, desc=f"Loading the model ({describe_model(choice)})")
-        predictor = load_predictor(choice)
+                service.sessions.finish(session, job)
 
-        def on_progress(done: int, total: int) -> None:
-            if progress and total:
-                progress((done, total), desc="Labelling clauses", unit="clauses")
+        service.sessions.start(session, job)
+        out["thread"] = threading.Thread(target=work, name=f"review-{job.id}", daemon=True)
+        out["thread"].start()
+        return out
 
-        review = review_contract(contract, predictor, on_progress, model_choice=describe_model(choice))
-        # counts and time only: contract text and names stay out of the logs
-        log.info("reviewed a %s of %d characters: %d clauses in %.1f s", contract.kind, len(contract.text),
-                 len(review.findings), review.seconds["total"])
-        return review
-
-    def empty_outputs(message: str):
-        return (None, message, "", table(None), *[gr.update(choices=[ALL], value=ALL)] * 3, "", "",
-                gr.update(value=None), None, gr.update(choices=party_choices(None), value=None))
-
-    def on_review(file_path, pasted, kind, base, adapter, progress=gr.Progress()):
+    def on_upload(file_path, request: gr.Request):
+        """Read the upload now and delete it: its text stays with the page for as many reviews as wanted."""
+        if not file_path:
+            return None, "", gr.update(choices=represent_choices(None), value=NEUTRAL)
         try:
-            review = run_review(file_path, pasted, kind, base, adapter, progress)
-        except (IngestError, PredictorError) as exc:
-            gr.Warning(str(exc), duration=15)
-            return empty_outputs(f"**Could not review:** {html.escape(str(exc))}")
-        risks, types, parties = filter_choices(review)
+            contract = service.read_upload(file_path, Path(file_path).name, owner_of(request))
+        except UserFacing as exc:
+            return None, f"**Could not read the file:** {html.escape(str(exc))}", gr.update()
+        except Exception as exc:  # noqa: BLE001
+            return None, f"**Could not read the file:** {html.escape(service.unexpected(exc, 'upload'))}", gr.update()
+        from contract_review.annotation.parties import contract_parties
+
+        names = contract_parties(contract.text).names()
+        pages = f", {contract.pages} pages" if contract.pages else ""
+        status = (f"Read **{html.escape(contract.name)}** ({contract.kind}{pages}, {len(contract.text):,} characters). "
+                  "Choose the party you act for if you wish, then **Review**.")
+        return contract, status, gr.update(choices=represent_choices(names), value=NEUTRAL)
+
+    def outputs_for(review: Review) -> dict:
+        risks, types, bearers = filter_choices(review)
         s = review.summary
-        status = (f"Reviewed **{html.escape(review.contract['name'])}**: {s['clauses']} clauses, "
-                  f"**{s['risk_clauses']} flagged** (medium or high risk), {len(s['missing'])} usual clauses not found.")
-        return (review, status, summary_html(review), styled(table(review)),
-                gr.update(choices=risks, value=ALL), gr.update(choices=types, value=ALL),
-                gr.update(choices=parties, value=ALL), contract_html(review),
-                '<div class="cr-muted">Click a row of the table to see the clause in context and correct it.</div>',
-                gr.update(value=None), None, gr.update(choices=party_choices(review), value=None))
+        verdict = (f"**{s['risk_clauses']} flagged** (medium or high risk)" if review.assessed
+                   else "**not assessed** (see the warning)")
+        status = f"Reviewed **{html.escape(review.contract['name'])}**: {s['clauses']} clauses, {verdict}."
+        return {review_state: review, status_md: status, summary: summary_html(review), grid: styled(table(review)),
+                risk_f: gr.update(choices=risks, value=ALL), type_f: gr.update(choices=types, value=ALL),
+                party_f: gr.update(choices=bearers, value=ALL), contract_view: contract_html(review),
+                context: '<div class="cr-muted">Click a row of the table to see the clause in context and '
+                         'correct it.</div>', export_file: gr.update(value=None), selected: None,
+                c_party: gr.update(choices=party_choices(review), value=None),
+                c_bearer: gr.update(choices=party_choices(review), value=None),
+                represent: gr.update(choices=represent_choices(review.parties))}
 
-    def api_review(file_path, pasted, kind, base, adapter) -> dict:
-        """The review as JSON: the same object `contract-review review` writes."""
+    def idle(extra: dict) -> dict:
+        return {review_btn: gr.update(interactive=True), cancel_btn: gr.update(visible=False), progress: "", **extra}
+
+    def on_review(contract, pasted, model, party, anyway_flag, request: gr.Request):
+        session = _session(request)
         try:
-            return run_review(file_path, pasted, kind or DEFAULT, base, adapter).to_dict()
-        except (IngestError, PredictorError) as exc:
-            raise gr.Error(str(exc)) from None
+            contract = contract or service.read_pasted(pasted)
+        except UserFacing as exc:
+            yield idle({status_md: f"**Could not review:** {html.escape(str(exc))}", anyway_btn: gr.update(visible=False)})
+            return
+        job = Job(time_limit=service.config.time_limit)
+        run = run_job(contract, model, party, bool(anyway_flag), job, session)
+        yield {review_btn: gr.update(interactive=False), cancel_btn: gr.update(visible=True),
+               anyway_btn: gr.update(visible=False), status_md: "",
+               progress: progress_html(job, contract.name, service.fair.waiting)}
+        try:
+            while run["thread"].is_alive():
+                run["thread"].join(POLL_S)
+                yield {progress: progress_html(job, contract.name, max(0, service.fair.waiting - 1))}
+        finally:
+            if run["thread"].is_alive():  # the page went away mid-review: nobody will read it
+                job.cancel()
+        error = run.get("error")
+        if error is not None:
+            message = f"**Not reviewed:** {html.escape(str(error))}"
+            yield idle({status_md: message if not error.question else warnings_html([str(error)]),
+                        anyway_btn: gr.update(visible=error.question)})
+            return
+        yield idle({**outputs_for(run["review"]), anyway_btn: gr.update(visible=False)})
+
+    def on_cancel(request: gr.Request):
+        n = service.sessions.cancel(_session(request))
+        return "Cancelling the review…" if n else "No review is running."
+
+    def on_close(request: gr.Request):
+        service.sessions.close(_session(request))
+
+    def api_review(file_path, pasted, model, party, anyway, request: gr.Request) -> dict:
+        """The review as JSON: the same object `contract-review review` writes."""
+        job = Job(time_limit=service.config.time_limit)
+        session = _session(request)
+        try:
+            contract = (service.read_upload(file_path, Path(file_path).name, owner_of(request)) if file_path
+                        else service.read_pasted(pasted))
+            service.sessions.start(session, job)
+            return service.review(contract, model, _represent(party), bool(anyway), job).to_dict()
+        except UserFacing as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+        except Exception as exc:  # noqa: BLE001
+            raise gr.Error(service.unexpected(exc), print_exception=False) from None
+        finally:
+            service.sessions.finish(session, job)
+
+    def on_represent(review, party):
+        if review is None:
+            return gr.update(), gr.update()
+        try:
+            refresh_summary(review, represent=_represent(party) or "")
+        except ValueError as exc:
+            return review, gr.update(value=f"**{html.escape(str(exc))}**")
+        return review, summary_html(review)
 
     def on_filter(review, risk, ctype, party, sort):
         return styled(table(review, risk, ctype, party, sort))
 
     def on_select(review, evt: gr.SelectData):
         if review is None or evt.row_value is None:
-            return (gr.update(),) * 7
+            return (gr.update(),) * 8
         index = int(evt.row_value[0])
         f = review.finding(index)
-        return (index, context_html(review, index), f"**Correct clause {index}** (labels below are the current ones)",
-                gr.update(value=list(f.clause_types)), gr.update(value=f.party), gr.update(value=f.risk),
-                gr.update(value=f.reason))
+        return (index, context_html(review, index), f"**Correct {html.escape(f.where)}** (the labels below are its "
+                "current ones)", gr.update(value=list(f.clause_types)), gr.update(value=f.party),
+                gr.update(value=f.risk), gr.update(value=f.risk_to), gr.update(value=f.reason))
 
-    def on_correct(review, index, types, party, risk, reason, risk_f, type_f, party_f, sort, request: gr.Request):
+    def on_correct(review, index, types, party, risk, bearer, reason, risk_f_, type_f_, party_f_, sort_,
+                   request: gr.Request):
         if review is None or not index:
             return (review, "Select a clause in the table first.", gr.update(), gr.update(), gr.update(), gr.update())
         try:
-            f = apply_correction(review, int(index), types or [], party, risk, reason, tax)
+            f = apply_correction(review, int(index), types or [], party, risk, reason, tax, risk_to=bearer or None)
         except ValueError as exc:
             return (review, f"**Not saved:** {html.escape(str(exc))}", gr.update(), gr.update(), gr.update(),
                     gr.update())
-        reviewer = getattr(request, "username", None) or ""
-        store.add(correction_from(review, f, reviewer=reviewer))
+        store.add(correction_from(review, f, reviewer=getattr(request, "username", None) or ""))
         pending = len(store.unsent())
-        msg = (f"Saved the correction of clause {f.index} ({f.risk} risk, {', '.join(f.type_names)}, obliges "
-               f"{html.escape(f.party_name)}) to `{store.path}`. {pending} correction(s) not yet sent to Label Studio.")
-        return (review, msg, summary_html(review), styled(table(review, risk_f, type_f, party_f, sort)),
+        msg = (f"Saved the correction of {html.escape(f.where)} ({f.risk} risk, {', '.join(f.type_names)}, borne by "
+               f"{html.escape(f.risk_to_name)}) to `{store.path}`. {pending} correction(s) not yet sent to Label "
+               "Studio.")
+        return (review, msg, summary_html(review), styled(table(review, risk_f_, type_f_, party_f_, sort_)),
                 context_html(review, f.index), contract_html(review, f.index))
 
     def on_send():
@@ -332,13 +228,17 @@ def build_app(default: ModelSpec = ModelSpec(), max_bytes: int = DEFAULT_MAX_BYT
         return (f"Sent {r.sent} correction(s) to Label Studio project {r.project_id} as annotations; "
                 "`contract-review annotate pull` brings them into the dataset.")
 
-    def on_export(review, session_dir, fmt):
+    def on_export(review, fmt, request: gr.Request):
         if review is None:
-            gr.Warning("Review a contract first.")
-            return None, session_dir
-        session_dir = _session_dir(session_dir)
-        path = exporter.write_exports(review, session_dir, [fmt])[fmt]
-        return str(path), session_dir
+            return None, "Review a contract first."
+        owner, session = owner_of(request), _session(request)
+        try:
+            path = exporter.write_exports(review, service.sessions.folder(session, owner), [fmt])[fmt]
+        except Exception as exc:  # noqa: BLE001
+            return None, f"**Not exported:** {html.escape(service.unexpected(exc, 'export'))}"
+        service.sessions.keep(session, path, owner)
+        notes = exporter.export_warnings(review, fmt)
+        return str(path), warnings_html(notes) if notes else f"The {fmt.upper()} file is ready below."
 
     def on_save(review):
         if review is None:
@@ -352,40 +252,42 @@ def build_app(default: ModelSpec = ModelSpec(), max_bytes: int = DEFAULT_MAX_BYT
 
     theme = gr.themes.Default(primary_hue="blue", font=["ui-sans-serif", "system-ui", "sans-serif"],
                               font_mono=["ui-monospace", "monospace"])  # no web fonts: nothing leaves the machine
-    with gr.Blocks(title="Contract review", delete_cache=(1800, 3600)) as demo:
+    with gr.Blocks(title="Contract review", delete_cache=(600, 900)) as demo:
         demo.cr_theme, demo.cr_css = theme, CSS  # server.py passes them to launch()
-        review_state = gr.State(None)
-        session_dir = gr.State(None, delete_callback=_drop_session_dir)
-        selected = gr.State(None)
+        review_state, contract_state, selected = gr.State(None), gr.State(None), gr.State(None)
+        anyway_flag = gr.State(False)
         gr.Markdown("# Contract review\nUpload a contract (PDF with a text layer, Word .docx or text) or paste it. "
-                    "Each clause gets its type, the party it obliges, a risk level with a reason, and a confidence. "
-                    "The contract stays on this machine.")
+                    "Each clause gets its type, who it obliges, who bears its risk and how severely, with the "
+                    "reason in the clause's own terms. The contract stays on this machine; uploads are deleted once "
+                    "read, and files made here when you close the page.")
         with gr.Row():
             with gr.Column(scale=3):
-                upload = gr.File(label="Contract file (.pdf, .docx, .txt)", file_types=[".pdf", ".docx", ".txt"],
-                                 type="filepath", elem_id="upload")
+                upload = read_once(gr.File(label="Contract file (.pdf, .docx, .txt)",
+                                             file_types=[".pdf", ".docx", ".txt"], type="filepath", elem_id="upload"))
                 with gr.Accordion("…or paste the contract's text", open=False):
                     pasted = gr.Textbox(lines=8, max_lines=20, show_label=False, elem_id="paste",
                                         placeholder="Paste the contract here")
             with gr.Column(scale=2):
-                kind = gr.Radio(model_choices, value=default_radio, label="Model", elem_id="model")
-                base = gr.Textbox(label="Local base model folder", visible=default_radio == LOCAL,
-                                  value=default.model if default_radio == LOCAL else "", elem_id="base-model")
-                adapter = gr.Textbox(label="Reviewer adapter folder (empty: the shipped one)",
-                                     value=default.adapter or "", visible=default_radio in ADAPTER_KINDS,
-                                     elem_id="adapter")
-                review_btn = gr.Button("Review", variant="primary", elem_id="review-btn")
-        status = gr.Markdown("", elem_id="status")
+                model = gr.Radio(service.model_choices(), value=service.default_choice(), label="Model",
+                                 elem_id="model")
+                represent = gr.Dropdown(represent_choices(None), value=NEUTRAL, label="I act for",
+                                        elem_id="represent", allow_custom_value=False)
+                with gr.Row():
+                    review_btn = gr.Button("Review", variant="primary", elem_id="review-btn")
+                    cancel_btn = gr.Button("Cancel review", variant="stop", visible=False, elem_id="cancel-btn")
+                    anyway_btn = gr.Button("Review anyway", visible=False, elem_id="anyway-btn")
+        progress = gr.HTML("", elem_id="progress")
+        status_md = gr.Markdown("", elem_id="status")
         summary = gr.HTML("", elem_id="summary")
         with gr.Tabs():
             with gr.Tab("Clauses", id="clauses"):
                 with gr.Row():
                     risk_f = gr.Dropdown([ALL], value=ALL, label="Risk", elem_id="filter-risk")
                     type_f = gr.Dropdown([ALL], value=ALL, label="Clause type", elem_id="filter-type")
-                    party_f = gr.Dropdown([ALL], value=ALL, label="Obliged party", elem_id="filter-party")
+                    party_f = gr.Dropdown([ALL], value=ALL, label="Risk borne by", elem_id="filter-party")
                     sort = gr.Dropdown(list(SORTS), value=SORTS[0], label="Sort by", elem_id="sort")
-                grid = gr.Dataframe(table(None), interactive=False, wrap=True, elem_id="clause-table",
-                                    column_widths=["5%", "9%", "16%", "14%", "8%", "23%", "25%"], max_height=640)
+                grid = gr.Dataframe(table(None), interactive=False, wrap=True, elem_id="clause-table", max_height=640,
+                                    column_widths=["4%", "12%", "7%", "13%", "13%", "11%", "20%", "20%"])
                 with gr.Row():
                     with gr.Column(scale=3):
                         context = gr.HTML("", elem_id="context")
@@ -394,10 +296,12 @@ def build_app(default: ModelSpec = ModelSpec(), max_bytes: int = DEFAULT_MAX_BYT
                         c_types = gr.Dropdown(type_choices, multiselect=True, label="Clause types",
                                               elem_id="correct-types")
                         with gr.Row():
-                            c_party = gr.Dropdown(party_choices(None), value=None, label="Obliged party",
+                            c_party = gr.Dropdown(party_choices(None), value=None, label="Obliges",
                                                   elem_id="correct-party")
                             c_risk = gr.Dropdown(list(tax.risk_levels), value=None, label="Risk",
                                                  elem_id="correct-risk")
+                            c_bearer = gr.Dropdown(party_choices(None), value=None, label="Risk borne by",
+                                                   elem_id="correct-bearer")
                         c_reason = gr.Textbox(label="Reason (one sentence)", lines=2, elem_id="correct-reason")
                         save_btn = gr.Button("Save correction", variant="primary", elem_id="save-correction")
                         correct_msg = gr.Markdown("", elem_id="correct-status")
@@ -405,43 +309,66 @@ def build_app(default: ModelSpec = ModelSpec(), max_bytes: int = DEFAULT_MAX_BYT
             with gr.Tab("Contract", id="contract"):
                 contract_view = gr.HTML("", elem_id="contract")
             with gr.Tab("Export", id="export"):
-                gr.Markdown("Reports quote every finding's clause. Files made here are deleted when you close the "
-                            "page; **Save review** keeps the review on this machine.")
+                gr.Markdown("Reports cite every finding by the contract's own numbering and quote its clause. Files "
+                            "made here are served to this page only and deleted when you close it; **Save review** "
+                            "keeps the review on this machine.")
                 with gr.Row():
                     exp_docx = gr.Button("Word report (.docx)", elem_id="export-docx")
                     exp_pdf = gr.Button("PDF report", elem_id="export-pdf")
                     exp_csv = gr.Button("CSV", elem_id="export-csv")
                     exp_json = gr.Button("JSON", elem_id="export-json")
+                export_msg = gr.HTML("", elem_id="export-status")
                 export_file = gr.File(label="Download", interactive=False, elem_id="export-file")
                 save_review_btn = gr.Button("Save review on this machine", elem_id="save-review")
                 save_msg = gr.Markdown("", elem_id="save-status")
         # API only: the review as JSON (gradio_client: Client(url).predict(..., api_name="/review"))
         api_json = gr.JSON(visible=False)
         api_btn = gr.Button(visible=False)
+        api_model, api_party = gr.Textbox(visible=False), gr.Textbox(visible=False)  # checked by the service
+        api_anyway = gr.Checkbox(visible=False)
 
-        kind.change(lambda k: (gr.update(visible=k == LOCAL), gr.update(visible=k in ADAPTER_KINDS)), kind,
-                    [base, adapter], queue=False, api_visibility="private")
-        review_btn.click(
-            on_review, [upload, pasted, kind, base, adapter],
-            [review_state, status, summary, grid, risk_f, type_f, party_f, contract_view, context, export_file,
-             selected, c_party],
-            concurrency_limit=review_concurrency, concurrency_id="review", api_visibility="private")
-        api_btn.click(api_review, [upload, pasted, kind, base, adapter], api_json, api_name="review",
-                      concurrency_limit=review_concurrency, concurrency_id="review")
+        upload.upload(on_upload, upload, [contract_state, status_md, represent], api_visibility="private",
+                      concurrency_limit=None)
+        upload.clear(lambda: (None, ""), None, [contract_state, status_md], api_visibility="private", queue=False)
+        review_outputs = [review_state, status_md, summary, grid, risk_f, type_f, party_f, contract_view, context,
+                          export_file, selected, c_party, c_bearer, represent, review_btn, cancel_btn, anyway_btn,
+                          progress]
+        review_inputs = [contract_state, pasted, model, represent, anyway_flag]
+        review_btn.click(lambda: False, None, anyway_flag, queue=False, api_visibility="private").then(
+            on_review, review_inputs, review_outputs, concurrency_limit=concurrency, concurrency_id="review",
+            api_visibility="private", show_progress="hidden")
+        anyway_btn.click(lambda: True, None, anyway_flag, queue=False, api_visibility="private").then(
+            on_review, review_inputs, review_outputs, concurrency_limit=concurrency, concurrency_id="review",
+            api_visibility="private", show_progress="hidden")
+        cancel_btn.click(on_cancel, None, status_md, api_visibility="private", queue=False)
+        demo.unload(on_close)
+        api_btn.click(api_review, [upload, pasted, api_model, api_party, api_anyway], api_json, api_name="review",
+                      concurrency_limit=concurrency, concurrency_id="review")
+        represent.change(on_represent, [review_state, represent], [review_state, summary], api_visibility="private",
+                         concurrency_limit=None)
         for comp in (risk_f, type_f, party_f, sort):
             comp.change(on_filter, [review_state, risk_f, type_f, party_f, sort], grid, api_visibility="private",
                         concurrency_limit=None)
-        grid.select(on_select, [review_state], [selected, context, form_title, c_types, c_party, c_risk, c_reason],
+        grid.select(on_select, [review_state],
+                    [selected, context, form_title, c_types, c_party, c_risk, c_bearer, c_reason],
                     api_visibility="private", concurrency_limit=None).then(
             None, [selected], None, js="(i) => { document.querySelectorAll('#contract-view .focus').forEach("
                                        "e => e.classList.remove('focus')); const e = document.getElementById("
                                        "'clause-' + i); if (e) { e.classList.add('focus'); } }")
-        save_btn.click(on_correct, [review_state, selected, c_types, c_party, c_risk, c_reason, risk_f, type_f, party_f,
-                                    sort], [review_state, correct_msg, summary, grid, context, contract_view],
+        save_btn.click(on_correct, [review_state, selected, c_types, c_party, c_risk, c_bearer, c_reason, risk_f,
+                                    type_f, party_f, sort], [review_state, correct_msg, summary, grid, context,
+                                                             contract_view],
                        api_visibility="private", concurrency_limit=None)
         send_btn.click(on_send, None, correct_msg, api_visibility="private")
         for btn, fmt in ((exp_docx, "docx"), (exp_pdf, "pdf"), (exp_csv, "csv"), (exp_json, "json")):
-            btn.click(lambda r, d, fmt=fmt: on_export(r, d, fmt), [review_state, session_dir],
-                      [export_file, session_dir], api_visibility="private", concurrency_limit=None)
+            btn.click(_export_fn(on_export, fmt), review_state, [export_file, export_msg], api_visibility="private",
+                      concurrency_limit=None)
         save_review_btn.click(on_save, review_state, save_msg, api_visibility="private", concurrency_limit=None)
     return demo
+
+
+def _export_fn(on_export, fmt: str):
+    def export(review, request: gr.Request):
+        return on_export(review, fmt, request)
+
+    return export

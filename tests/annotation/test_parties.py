@@ -81,3 +81,12 @@ def test_terms_of_service_parties():
     assert plist.kind == "terms_of_service"
     assert plist.names() == {"first_party": "Airbnb", "second_party": "the user"}
     assert "you" in plist.roles().terms("second_party")
+
+
+def test_a_chinese_opening_with_full_width_brackets_names_both_parties_and_only_the_role_words_it_uses():
+    from contract_review.annotation.parties import contract_parties
+
+    text = ("采购合同\n\n甲方（买方）：上海华信贸易有限公司\n乙方（卖方）：深圳明达电子科技有限公司\n\n"
+            "第一条 乙方向甲方供应电子元器件。")
+    got = [(p["name"], p["aliases"]) for p in contract_parties(text).as_dict()["parties"]]
+    assert got == [("上海华信贸易有限公司", ["甲方"]), ("深圳明达电子科技有限公司", ["乙方"])]
