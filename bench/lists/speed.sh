@@ -20,6 +20,7 @@
 # PART: main (default: the first six), unsloth (all7, all7_unsloth), all (every entry; the CPU check).
 # EXTRA (empty on the GPU): overrides appended to every entry; the CPU check of this list
 # (tests/bench/slow/test_speed_list.py) runs the same entries through it with a tiny model and 2 steps.
+EXTRA=${EXTRA:-}
 C7=configs/llama2-7b_lora_1gpu.yaml
 CA=configs/llama2-7b_lora-all_1gpu.yaml
 SHORT="model.name=$TOK train.max_steps=12"

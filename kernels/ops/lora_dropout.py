@@ -95,10 +95,12 @@ def _philox(KEY, salt, counter):
     the key ``(KEY[0] & 0xffffffff, salt)``."""
     key = tl.load(KEY).to(tl.int64)
     k0 = (key & 0xFFFFFFFF).to(tl.uint32)
-    k1 = tl.to_tensor(salt).to(tl.uint32)
     c0 = counter.to(tl.uint32)
     c1 = (counter >> 32).to(tl.uint32)
     c2 = c0 * 0
+    # salt is a Python int in the interpreter and a scalar tensor when compiled; adding it to a tensor works
+    # in both (tl.to_tensor does not exist before Triton 3.7)
+    k1 = (c2 + salt).to(tl.uint32)
     c3 = c2
     for _ in tl.static_range(10):
         _c0, _c2 = c0, c2
