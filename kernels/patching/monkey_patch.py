@@ -12,8 +12,9 @@ the rotary function, which is a module-level function of the modeling file):
 
 Eligible (the fast path) means: one active vanilla LoRA adapter (no DoRA or other variant), dropout 0 (or
 eval mode), not merged, not disabled, a plain ``nn.Linear`` base with a frozen weight, no hooks on the
-module, and no DeepSpeed ZeRO-3 partitioned weight (reading one outside its module's forward reads an
-empty placeholder: there we call the module's own forward, which ZeRO-3's hooks gather for). Anything
+module, and every weight readable now (``gathering.unreadable``: a DeepSpeed ZeRO-3 weight is readable while
+a wrapper holds its decoder layer gathered, as training/distributed/layer_gather.py does; under DeepSpeed's
+own per-module hooks it is not, and the module's own forward runs, which those hooks gather for). Anything
 else falls back to the module's original forward, so correctness never depends on the fast path.
 
 Under gradient checkpointing the decoder layer's forward runs again in backward (the recompute) only to
@@ -48,7 +49,7 @@ from contract_review.kernels.ops.lora import lora_linear, lora_mlp, lora_shared_
 from contract_review.kernels.ops.rms_norm import rms_norm as rms_norm_op
 from contract_review.kernels.ops.rope import rope as rope_op
 from contract_review.kernels.ops.swiglu import swiglu as swiglu_op
-from contract_review.kernels.patching import embedding_grad
+from contract_review.kernels.patching import embedding_grad, gathering
 from contract_review.kernels.patching.binding import bind, is_bound, original, restore
 from contract_review.kernels.schedule import offload
 from contract_review.kernels.schedule.mlp_stash import check_fraction, stash_plan
@@ -91,7 +92,7 @@ def _plain_linear_spec(lin: nn.Module):
     if type(lin) is not nn.Linear or _has_hooks(lin):
         return None
     W, b = lin.weight, lin.bias
-    if W.requires_grad or is_partitioned(W) or is_partitioned(b):
+    if W.requires_grad or gathering.unreadable(W) or gathering.unreadable(b):
         return None
     return W, b, None, None, 0.0
 
@@ -120,7 +121,7 @@ def lora_spec(m: nn.Module, kwargs: dict | None = None):
     lA, lB = m.lora_A[a], m.lora_B[a]
     if type(lA) is not nn.Linear or type(lB) is not nn.Linear or lA.bias is not None or lB.bias is not None:
         return None
-    if _has_hooks(lA) or _has_hooks(lB) or is_partitioned(lA.weight) or is_partitioned(lB.weight):
+    if _has_hooks(lA) or _has_hooks(lB) or gathering.unreadable(lA.weight) or gathering.unreadable(lB.weight):
         return None
     return spec[0], spec[1], lA.weight, lB.weight, float(m.scaling[a])
 
@@ -220,12 +221,16 @@ def _causal_lm_forward(self, *args, labels=None, **kwargs):
     orig = original(self)
     lm_head = self.lm_head
     logits_to_keep = kwargs.get("logits_to_keep", 0)
-    W = getattr(lm_head, "weight", None)
+    # a distributed wrapper that gathers lm_head for us (and prefetched it during the last decoder layer):
+    # read only the weight's metadata now, not through the module (DeepSpeed would gather it on the spot,
+    # for the whole decoder forward); the loss below reads it inside the provider's gather
+    gather = gathering.provider(lm_head)
+    W = lm_head._parameters.get("weight") if gather is not None else getattr(lm_head, "weight", None)
     partitioned = is_partitioned(W)
     if (labels is None or not self.training or args or type(lm_head) is not nn.Linear
             # hooks: someone watches lm_head's forward, so call it, unless they are ZeRO-3's own (the
-            # weight is partitioned), whose job of gathering the weight we do below
-            or (_has_hooks(lm_head) and not partitioned)
+            # weight is partitioned) or the gathering wrapper's, whose job of gathering the weight we do below
+            or (_has_hooks(lm_head) and not partitioned and gather is None)
             or not isinstance(logits_to_keep, int) or logits_to_keep != 0
             or kwargs.get("return_dict") is False or W is None or not triton_usable(W)
             or (partitioned and (W.requires_grad or lm_head.bias is not None))):
@@ -236,7 +241,10 @@ def _causal_lm_forward(self, *args, labels=None, **kwargs):
     hidden = outputs.last_hidden_state if hasattr(outputs, "last_hidden_state") else outputs[0]
     # Hugging Face's causal-LM loss: predict token t+1 from position t; the last position has no target
     shift = nn.functional.pad(labels, (0, 1), value=-100)[..., 1:].to(hidden.device)
-    if partitioned and getattr(getattr(W, "ds_status", None), "name", "") != "AVAILABLE":
+    if gather is not None:
+        with gather():
+            loss = fused_lce(hidden, lm_head.weight, shift, lm_head.bias, -100, num_items)
+    elif partitioned and getattr(getattr(W, "ds_status", None), "name", "") != "AVAILABLE":
         # ZeRO-3: gather the frozen head for the forward only (our loss needs it in no backward).
         # When ZeRO-3 already holds it gathered (its parent module's hooks fetch it as an external
         # parameter), a second gather would try to release it on exit while it is in use: read it as is.
