@@ -118,10 +118,12 @@ class TrainConfig(_Section):
 class DistributedConfig(_Section):
     """How a run spreads over processes (training/distributed/); started by torchrun or deepspeed for several."""
 
-    strategy: Literal["none", "ddp", "deepspeed"] = Field(
+    strategy: Literal["none", "ddp", "deepspeed", "auto"] = Field(
         "none", description="none: one process; ddp: every GPU holds the whole base model (data parallel, the "
                             "adapters' gradients averaged); deepspeed: ZeRO at zero_stage (3: the base partitioned "
-                            "across the GPUs)")
+                            "across the GPUs); auto: ddp when the base, the adapters' training state and the "
+                            "micro-batch's activations fit each GPU, else ZeRO-3 (with parameter offload when a "
+                            "shard does not fit either); the choice and its reason are logged")
     zero_stage: Literal[0, 1, 2, 3] = 3
     offload_optimizer: bool = False
     offload_params: bool = False
@@ -131,17 +133,21 @@ class DistributedConfig(_Section):
         "layer", description="ZeRO-3: layer gathers each decoder layer whole, once for its forward and once for "
                              "its recompute and backward, prefetching the next, so our kernels read whole "
                              "weights; module is DeepSpeed's own gather around every module (slower; to compare)")
+    memory_gib: float | None = Field(None, gt=0, description="strategy auto: the memory of each device to plan "
+                                                             "with (default: the GPU's; on CPU, the host's share)")
     backend: Literal["nccl", "gloo"] | None = Field(None, description="default: nccl on GPU, gloo on CPU")
 
     @model_validator(mode="after")
     def _zero_options(self):
-        zero3 = self.strategy == "deepspeed" and self.zero_stage == 3
+        zero3 = self.strategy in ("deepspeed", "auto") and self.zero_stage == 3
         if self.offload_params and not zero3:
-            raise ValueError("offload_params partitions the base to offload it: it needs strategy deepspeed with "
-                             "zero_stage 3")
+            raise ValueError("offload_params partitions the base to offload it: it needs strategy deepspeed (or "
+                             "auto) with zero_stage 3")
         if "gather" in self.model_fields_set and not zero3:
-            raise ValueError("gather chooses how ZeRO-3 gathers the base: it needs strategy deepspeed "
+            raise ValueError("gather chooses how ZeRO-3 gathers the base: it needs strategy deepspeed (or auto) "
                              "with zero_stage 3")
+        if "memory_gib" in self.model_fields_set and self.strategy != "auto":
+            raise ValueError("memory_gib is what strategy auto plans with; set strategy: auto or remove it")
         return self
 
     def zero3_refusals(self, kernels: "KernelsConfig") -> list[str]:
