@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 from pathlib import Path
 
 import torch
@@ -43,6 +44,13 @@ class DeepSpeedZeRO(DDP):
             raise TrainingError("distributed.strategy deepspeed needs DeepSpeed: "
                                 "pip install 'contract-review[deepspeed]' (deepspeed==0.19.8)") from None
         self.ds = deepspeed
+        if "RANK" not in os.environ:
+            # one process started without a launcher: its own rendezvous (DeepSpeed would otherwise look for MPI)
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = sock.getsockname()[1]
+            os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1",
+                              MASTER_PORT=os.environ.get("MASTER_PORT", str(port)))
         deepspeed.init_distributed(dist_backend=self.comm_backend())
         self.rank, self.world = torch.distributed.get_rank(), torch.distributed.get_world_size()
         self.ds_config = build_ds_config(self.cfg, self.world, self.device.type == "cuda")
