@@ -81,7 +81,11 @@ def log_error(log: Path | None, limit: int = 600) -> str:
     return " | ".join(lines[-3:])[-limit:]
 
 
-def strategy_name(dist: dict) -> str:
+def strategy_name(dist: dict, start: dict) -> str:
+    if dist.get("strategy") == "auto":  # what it resolved to (the run's start event says)
+        choice = start.get("strategy_choice") or {}
+        dist = {**dist, "strategy": choice.get("strategy"), "zero_stage": 3,
+                "offload_params": choice.get("offload_params") or dist.get("offload_params")}
     if dist.get("strategy") == "deepspeed":
         offload = dist.get("offload_params") or dist.get("offload_optimizer")
         return f"zero{dist.get('zero_stage')}" + ("_offload" if offload else "")
@@ -102,7 +106,7 @@ def build_row(base: dict, cfg: dict, run_dir: Path, gpus: int, warmup: int, rc: 
     row.update({
         "backend": cfg.get("backend"), "objective": cfg.get("objective"),
         "model": (m.get("config") or m.get("name")) if m.get("random_init") else m.get("name"),
-        "random_init": m.get("random_init"), "strategy": strategy_name(dist), "gpus": gpus,
+        "random_init": m.get("random_init"), "strategy": strategy_name(dist, start), "gpus": gpus,
         "micro_batch": optim.get("batch_size"), "grad_accum": optim.get("grad_accum"),
         "global_batch": (optim.get("batch_size") or 0) * (optim.get("grad_accum") or 0) * gpus or None,
         "seq_len": data.get("max_length"), "packing": data.get("packing"),
@@ -119,7 +123,10 @@ def build_row(base: dict, cfg: dict, run_dir: Path, gpus: int, warmup: int, rc: 
     })
     if dist.get("strategy") == "deepspeed":
         row["zero"] = {k: dist.get(k) for k in ("zero_stage", "offload_params", "offload_optimizer",
-                                                "param_persistence_threshold")}
+                                                "param_persistence_threshold", "gather")}
+    # how ZeRO-3 gathered (layer: units, GiB per forward, prefetch hits, recompute gathers) and why auto chose
+    row["zero3"] = (stop or {}).get("zero3") or start.get("zero3")
+    row["strategy_choice"] = start.get("strategy_choice")
     row["loss"] = [e.get("loss") for e in steps]
     row["step_s"] = [e.get("step_s") for e in steps]
     row["tokens_per_step"] = [e.get("tokens") for e in steps]

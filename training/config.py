@@ -121,13 +121,52 @@ class TrainConfig(_Section):
 
 
 class DistributedConfig(_Section):
-    strategy: Literal["none", "ddp", "deepspeed"] = "none"
+    """How a run spreads over processes (training/distributed/); started by torchrun or deepspeed for several."""
+
+    strategy: Literal["none", "ddp", "deepspeed", "auto"] = Field(
+        "none", description="none: one process; ddp: every GPU holds the whole base model (data parallel, the "
+                            "adapters' gradients averaged); deepspeed: ZeRO at zero_stage (3: the base partitioned "
+                            "across the GPUs); auto: ddp when the base, the adapters' training state and the "
+                            "micro-batch's activations fit each GPU, else ZeRO-3 (with parameter offload when a "
+                            "shard does not fit either); the choice and its reason are logged")
     zero_stage: Literal[0, 1, 2, 3] = 3
     offload_optimizer: bool = False
     offload_params: bool = False
     param_persistence_threshold: int = Field(1_000_000, ge=0, description="ZeRO-3: parameters below this many "
                                                                           "elements stay resident (LoRA matrices)")
+    gather: Literal["layer", "module"] = Field(
+        "layer", description="ZeRO-3: layer gathers each decoder layer whole, once for its forward and once for "
+                             "its recompute and backward, prefetching the next, so our kernels read whole "
+                             "weights; module is DeepSpeed's own gather around every module (slower; to compare)")
+    memory_gib: float | None = Field(None, gt=0, description="strategy auto: the memory of each device to plan "
+                                                             "with (default: the GPU's; on CPU, the host's share)")
     backend: Literal["nccl", "gloo"] | None = Field(None, description="default: nccl on GPU, gloo on CPU")
+
+    @model_validator(mode="after")
+    def _zero_options(self):
+        zero3 = self.strategy in ("deepspeed", "auto") and self.zero_stage == 3
+        if self.offload_params and not zero3:
+            raise ValueError("offload_params partitions the base to offload it: it needs strategy deepspeed (or "
+                             "auto) with zero_stage 3")
+        if "gather" in self.model_fields_set and not zero3:
+            raise ValueError("gather chooses how ZeRO-3 gathers the base: it needs strategy deepspeed (or auto) "
+                             "with zero_stage 3")
+        if "memory_gib" in self.model_fields_set and self.strategy != "auto":
+            raise ValueError("memory_gib is what strategy auto plans with; set strategy: auto or remove it")
+        return self
+
+    def zero3_refusals(self, kernels: "KernelsConfig") -> list[str]:
+        """Options ZeRO-3 cannot honour, each with the reason (checked at load for strategy deepspeed, and
+        when strategy auto chooses ZeRO-3)."""
+        out = []
+        if kernels.offload_activations:
+            out.append("kernels.offload_activations: its copies of the layer inputs to the host would run "
+                       "beside ZeRO-3's gathers on the same GPU streams, a combination never verified on GPUs; "
+                       "for a base that does not fit, offload the base instead (distributed.offload_params)")
+        if getattr(kernels, "cuda_graph", False):
+            out.append("kernels.cuda_graph: a captured graph replays fixed addresses, and ZeRO-3 gathers the "
+                       "weights into new buffers every step from host-side hooks; run without the CUDA graph")
+        return out
 
 
 class ClassifyConfig(_Section):
@@ -285,6 +324,10 @@ class Config(_Section):
 
     @model_validator(mode="after")
     def _consistent(self):
+        d = self.distributed
+        refusals = d.zero3_refusals(self.kernels) if d.strategy == "deepspeed" and d.zero_stage == 3 else []
+        if refusals:
+            raise ValueError("DeepSpeed ZeRO-3 cannot honour " + "; ".join(refusals))
         if self.lora.quantize and self.distributed.strategy == "deepspeed" and self.distributed.zero_stage == 3:
             raise ValueError("lora.quantize (QLoRA) does not combine with ZeRO-3; use zero_stage 2 or no quantize")
         if self.backend == "unsloth" and self.distributed.strategy == "deepspeed":

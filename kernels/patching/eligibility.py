@@ -24,7 +24,7 @@ from collections import Counter
 import torch
 from torch import nn
 
-from contract_review.kernels.ops._utils import is_partitioned
+from contract_review.kernels.patching.gathering import unreadable
 from contract_review.kernels.ops.lora_dropout import DropoutKey, LoRADropout
 
 # on a LoRA layer: (the DropoutKey of its decoder stack, the layer's salt); set by ``install_dropout_keys``
@@ -53,8 +53,9 @@ def _plain_linear(lin: nn.Module, *, meta_ok: bool = False):
     W, b = lin.weight, lin.bias
     if W.requires_grad:
         return None, "the base weight is trainable"
-    if not (meta_ok and W.device.type == "meta") and (is_partitioned(W) or is_partitioned(b)):
-        return None, "base weight partitioned by DeepSpeed ZeRO-3"
+    if not (meta_ok and W.device.type == "meta") and (unreadable(W) or unreadable(b)):
+        # readable while a wrapper holds the decoder layer gathered (training/distributed/layer_gather.py)
+        return None, "base weight partitioned by DeepSpeed ZeRO-3 (not gathered by a layer wrapper)"
     return (W, b, None, None, 0.0, None), None
 
 
@@ -102,7 +103,7 @@ def _lora(m: nn.Module, kwargs: dict | None, build: bool, meta_ok: bool = False)
         return None, "adapter matrices are not bias-free nn.Linear"
     if has_hooks(lA) or has_hooks(lB):
         return None, "hooks on the adapter matrices (DeepSpeed ZeRO-3)"
-    if not meta_ok and (is_partitioned(lA.weight) or is_partitioned(lB.weight)):
+    if not meta_ok and (unreadable(lA.weight) or unreadable(lB.weight)):
         return None, "adapter weights partitioned by DeepSpeed ZeRO-3"
     drop, why = _dropout(m, a, build)
     if why is not None:

@@ -11,10 +11,11 @@ the rotary function, which is a module-level function of the modeling file):
   cross-entropy (no logits are returned then: ``outputs.logits`` is None).
 
 Eligible (the fast path) means: one active vanilla LoRA adapter (no DoRA or other variant), not merged,
-not disabled, a plain ``nn.Linear`` base with a frozen weight, no hooks on the module, and no DeepSpeed
-ZeRO-3 partitioned weight (reading one outside its module's forward reads an empty placeholder: there we
-call the module's own forward, which ZeRO-3's hooks gather for); kernels/patching/eligibility.py has the
-rules and the reasons. Anything else falls back to the module's original forward, so correctness never
+not disabled, a plain ``nn.Linear`` base with a frozen weight, no hooks on the module, and every weight
+readable now (``gathering.unreadable``: a DeepSpeed ZeRO-3 weight is readable while a wrapper holds its
+decoder layer gathered, as training/distributed/layer_gather.py does; under DeepSpeed's own per-module
+hooks it is not, and the module's own forward runs, which those hooks gather for);
+kernels/patching/eligibility.py has the rules and the reasons. Anything else falls back to the module's original forward, so correctness never
 depends on the fast path. ``model._kernels_fast_path`` (``eligibility.fast_path_report``) counts what took
 it and why the rest did not, once, after patching.
 
@@ -55,7 +56,7 @@ from contract_review.kernels.ops.lora import lora_linear, lora_mlp, lora_shared_
 from contract_review.kernels.ops.rms_norm import rms_norm as rms_norm_op
 from contract_review.kernels.ops.rope import rope as rope_op
 from contract_review.kernels.ops.swiglu import swiglu as swiglu_op
-from contract_review.kernels.patching import embedding_grad
+from contract_review.kernels.patching import embedding_grad, gathering
 from contract_review.kernels.patching.binding import bind, is_bound, original, restore
 from contract_review.kernels.patching.eligibility import (
     fast_path_report, has_hooks, install_dropout_keys, is_gated_mlp, is_lora_linear, is_rms_norm, is_silu,
@@ -170,12 +171,16 @@ def _causal_lm_forward(self, *args, labels=None, **kwargs):
     orig = original(self)
     lm_head = self.lm_head
     logits_to_keep = kwargs.get("logits_to_keep", 0)
-    W = getattr(lm_head, "weight", None)
+    # a distributed wrapper that gathers lm_head for us (and prefetched it during the last decoder layer):
+    # read only the weight's metadata now, not through the module (DeepSpeed would gather it on the spot,
+    # for the whole decoder forward); the loss below reads it inside the provider's gather
+    gather = gathering.provider(lm_head)
+    W = lm_head._parameters.get("weight") if gather is not None else getattr(lm_head, "weight", None)
     partitioned = is_partitioned(W)
     if (labels is None or not self.training or args or type(lm_head) is not nn.Linear
             # hooks: someone watches lm_head's forward, so call it, unless they are ZeRO-3's own (the
-            # weight is partitioned), whose job of gathering the weight we do below
-            or (has_hooks(lm_head) and not partitioned)
+            # weight is partitioned) or the gathering wrapper's, whose job of gathering the weight we do below
+            or (has_hooks(lm_head) and not partitioned and gather is None)
             or not isinstance(logits_to_keep, int) or logits_to_keep != 0
             or kwargs.get("return_dict") is False or W is None or not triton_usable(W)
             or (partitioned and (W.requires_grad or lm_head.bias is not None))):
@@ -186,7 +191,10 @@ def _causal_lm_forward(self, *args, labels=None, **kwargs):
     hidden = outputs.last_hidden_state if hasattr(outputs, "last_hidden_state") else outputs[0]
     # Hugging Face's causal-LM loss: predict token t+1 from position t; the last position has no target
     shift = nn.functional.pad(labels, (0, 1), value=-100)[..., 1:].to(hidden.device)
-    if partitioned and getattr(getattr(W, "ds_status", None), "name", "") != "AVAILABLE":
+    if gather is not None:
+        with gather():
+            loss = fused_lce(hidden, lm_head.weight, shift, lm_head.bias, -100, num_items)
+    elif partitioned and getattr(getattr(W, "ds_status", None), "name", "") != "AVAILABLE":
         # ZeRO-3: gather the frozen head for the forward only (our loss needs it in no backward).
         # When ZeRO-3 already holds it gathered (its parent module's hooks fetch it as an external
         # parameter), a second gather would try to release it on exit while it is in use: read it as is.

@@ -56,6 +56,15 @@ def build_ds_config(cfg: Config, world_size: int, on_gpu: bool) -> dict:
         # our torch AdamW steps the (LoRA-sized) CPU partitions; DeepSpeed otherwise refuses a client optimizer
         # with offload and wants its CPU Adam, which it would first compile (~1 min)
         ds["zero_force_ds_cpu_optimizer"] = False
-    if cfg.optim.max_grad_norm:
-        ds["gradient_clipping"] = cfg.optim.max_grad_norm
+    # always set: DeepSpeed clips at 1.0 when the key is absent, so optim.max_grad_norm null would still clip
+    ds["gradient_clipping"] = cfg.optim.max_grad_norm or 0.0
     return ds
+
+
+def size_buckets(ds: dict, n_trainable: int) -> None:
+    """Sizes the gradient buckets to the trainable parameters once they are known: DeepSpeed's default
+    `reduce_bucket_size` (5e8 elements) allocates a 1 GB bf16 bucket for a few tens of millions of LoRA
+    elements."""
+    zero = ds["zero_optimization"]
+    if zero.get("stage", 0) >= 2:
+        zero.setdefault("reduce_bucket_size", int(min(5e8, max(1e6, n_trainable))))

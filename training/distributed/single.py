@@ -37,6 +37,7 @@ def dist_env() -> tuple[int, int, int]:
 
 class SingleDevice:
     name = "none"
+    choice = None  # strategy auto: what it chose and why (distributed/auto.py)
     # the base weights are partitioned while the model is built (ZeRO-3): nothing is placed on a device then
     partitions_parameters = False
 
@@ -81,6 +82,10 @@ class SingleDevice:
     @property
     def net(self) -> torch.nn.Module:
         return self.model
+
+    def notes(self) -> dict:
+        """What the run's start event records about the distribution (how ZeRO-3 gathers, why auto chose)."""
+        return {"strategy_choice": self.choice.as_dict()} if self.choice else {}
 
     # -- one step -----------------------------------------------------------------------------------
     def accumulating(self, last: bool):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 from pathlib import Path
 
 import torch
@@ -21,11 +22,13 @@ from transformers.integrations import HfDeepSpeedConfig
 from .. import checkpoint as ckpt
 from ..errors import TrainingError
 from .ddp import DDP
-from .deepspeed_config import build_ds_config
+from .deepspeed_config import build_ds_config, size_buckets
+from .layer_gather import LayerGather
 
 
 class DeepSpeedZeRO(DDP):
     name = "deepspeed"
+    layers: LayerGather | None = None  # distributed.gather layer, once the engine exists
 
     @property
     def partitions_parameters(self) -> bool:
@@ -41,10 +44,18 @@ class DeepSpeedZeRO(DDP):
             raise TrainingError("distributed.strategy deepspeed needs DeepSpeed: "
                                 "pip install 'contract-review[deepspeed]' (deepspeed==0.19.8)") from None
         self.ds = deepspeed
+        if "RANK" not in os.environ:
+            # one process started without a launcher: its own rendezvous (DeepSpeed would otherwise look for MPI)
+            with socket.socket() as sock:
+                sock.bind(("127.0.0.1", 0))
+                port = sock.getsockname()[1]
+            os.environ.update(RANK="0", LOCAL_RANK="0", WORLD_SIZE="1", MASTER_ADDR="127.0.0.1",
+                              MASTER_PORT=os.environ.get("MASTER_PORT", str(port)))
         deepspeed.init_distributed(dist_backend=self.comm_backend())
         self.rank, self.world = torch.distributed.get_rank(), torch.distributed.get_world_size()
         self.ds_config = build_ds_config(self.cfg, self.world, self.device.type == "cuda")
         self.engine = None
+        self.layers: LayerGather | None = None
 
     def building(self):
         if self.partitions_parameters:
@@ -57,11 +68,20 @@ class DeepSpeedZeRO(DDP):
 
     def wrap(self, model, optimizer, scheduler) -> None:
         self.model = model
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        size_buckets(self.ds_config, sum(p.numel() for p in trainable))
         self.engine, self.optimizer, _, self.scheduler = self.ds.initialize(
             model=model, optimizer=optimizer, lr_scheduler=scheduler, config=self.ds_config,
-            model_parameters=[p for p in model.parameters() if p.requires_grad])
+            model_parameters=trainable)
         if self.device.type == "cuda":
             self.device = self.engine.device
+        if self.partitions_parameters and self.cfg.distributed.gather == "layer":
+            self.layers = LayerGather(model, self.engine.optimizer.parameter_offload, self.device)
+
+    def notes(self) -> dict:
+        if not self.partitions_parameters:
+            return super().notes()
+        return {**super().notes(), "zero3": self.layers.describe() if self.layers else {"gather": self.cfg.distributed.gather}}
 
     @property
     def net(self) -> torch.nn.Module:
@@ -72,6 +92,8 @@ class DeepSpeedZeRO(DDP):
 
     def backward(self, loss: torch.Tensor, accum: int) -> None:
         self.engine.backward(loss)
+        if self.layers:
+            self.layers.finish()  # before the step, which expects every partitioned weight released
         self.engine.step()  # DeepSpeed counts micro-steps and steps at the boundary
 
     def optimizer_step(self) -> float | None:

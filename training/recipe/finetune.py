@@ -138,7 +138,7 @@ class FineTuneRecipe:
                         model_shape={k: getattr(mc, k, None) for k in ("hidden_size", "intermediate_size",
                                                                        "num_hidden_layers", "num_attention_heads",
                                                                        "num_key_value_heads", "vocab_size")},
-                        **built.notes)
+                        **built.notes, **strategy.notes())
         return self
 
     def _setup_data(self) -> None:
@@ -258,7 +258,8 @@ class FineTuneRecipe:
         self.logger.log("stop", step=self.step, reason=stop_reason, best_eval_loss=_finite(self.best_eval),
                         peak_mem_gib=round(max(per_rank), 3), peak_mem_gib_per_rank=[round(x, 3) for x in per_rank],
                         train_s=round(time.monotonic() - started, 2), **stopped,
-                        cuda_graph=self.graphed.describe() if self.graphed is not None else None)
+                        cuda_graph=self.graphed.describe() if self.graphed is not None else None,
+                        **self.strategy.notes())
         return {"step": self.step, "reason": stop_reason, "best_eval_loss": _finite(self.best_eval),
                 "losses": self.losses, **stopped}
 

@@ -1,0 +1,21 @@
+# One GPU, one call of <= 300 s: DeepSpeed ZeRO-3 on one GPU, gathering per module (DeepSpeed's own hooks, our
+# kernels fall back to module forwards) against whole decoder layers (distributed.gather layer: one gather per
+# layer and pass, the next layer prefetched, the recompute inside the backward's gather, our kernels on whole
+# weights), paired with native on one GPU in the same call. `contract-review train` through bench/train.py.
+#   bash bench/gpu_run.sh zero3 300
+# Workload (as bench/lists/train.sh): random Llama-2-7B shapes, SmolLM2 tokenizer ($TOK), bf16, LoRA r=16 alpha=32
+# dropout 0 on all linear layers, packed rows of 2048 tokens, non-reentrant checkpointing, micro-batch 4, grad_accum 1;
+# ZeRO-3 with parameter persistence 1e6 (the adapters and norms stay resident, every base weight is partitioned).
+# Rows: tokens_per_s (median after 4 warm-up steps), peak_mem_gib, zero (gather), zero3 (layer: units, GiB gathered
+# per forward, prefetch hits, recompute gathers). Expected: single_native7 ~50 s, zero3_layer_native7 ~80 s,
+# zero3_module_native7 ~100 s (12 steps at ~2.2 s and DeepSpeed's start); setup ~15 s.
+# ZERO3_MODEL / ZERO3_STEPS / ZERO3_EXTRA change the shape for the CPU check (tests/bench/slow/test_zero3_list.py).
+C7=configs/llama2-7b_lora_1gpu.yaml
+CZ=configs/llama2-13b_lora_zero3.yaml
+MODEL=${ZERO3_MODEL:-"model.config=llama2-7b model.dtype=bfloat16 train.precision=bf16 data.max_length=2048 data.subset.limit=2000"}
+STEPS=${ZERO3_STEPS:-"train.max_steps=16"}
+SPEED="model.name=$TOK model.random_init=true model.attn_implementation=sdpa model.gradient_checkpointing=true lora.r=16 lora.alpha=32 lora.dropout=0.0 lora.target_modules=all-linear data.packing=true data.eval_split=null optim.batch_size=4 optim.grad_accum=1 optim.warmup_steps=0 optim.scheduler=constant train.eval_every=100000 train.save_every=100000 train.seed=42 output.merge=false backend=native $MODEL $STEPS ${ZERO3_EXTRA:-}"
+TRAIN="python3 bench/train.py run --warmup 4"
+bench single_native7 85 $TRAIN --config $C7 $SPEED
+bench zero3_layer_native7 100 $TRAIN --startup 50 --config $CZ $SPEED distributed.gather=layer
+bench zero3_module_native7 110 $TRAIN --startup 50 --config $CZ $SPEED distributed.gather=module
