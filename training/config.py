@@ -158,12 +158,12 @@ class DistributedConfig(_Section):
     def zero3_refusals(self, kernels: "KernelsConfig") -> list[str]:
         """Options ZeRO-3 cannot honour, each with the reason (checked at load for strategy deepspeed, and
         when strategy auto chooses ZeRO-3)."""
-        out = []
-        if kernels.offload_activations:
+        out = []  # `auto` turns these off under ZeRO-3 by itself (training/backends/kernel_options.py)
+        if kernels.offload_activations is True:
             out.append("kernels.offload_activations: its copies of the layer inputs to the host would run "
                        "beside ZeRO-3's gathers on the same GPU streams, a combination never verified on GPUs; "
                        "for a base that does not fit, offload the base instead (distributed.offload_params)")
-        if getattr(kernels, "cuda_graph", False):
+        if getattr(kernels, "cuda_graph", False) is True:
             out.append("kernels.cuda_graph: a captured graph replays fixed addresses, and ZeRO-3 gathers the "
                        "weights into new buffers every step from host-side hooks; run without the CUDA graph")
         return out

@@ -4,6 +4,7 @@ reason, and adapters save exactly as before. LoRA dropout on the fast path: test
 test_patch_dropout.py."""
 
 import copy
+import enum
 
 import pytest
 import torch
@@ -70,17 +71,19 @@ def test_the_fast_path_report_of_a_plain_lora_model_counts_everything():
 
 
 def test_partitioned_weights_fall_back_to_the_module_forward():
-    # DeepSpeed ZeRO-3 marks partitioned parameters with ds_id; the fast paths must not read them
+    # DeepSpeed ZeRO-3 marks its parameters with ds_id and ds_status (NOT_AVAILABLE while partitioned, the
+    # names of deepspeed's ZeroParamStatus); the fast paths must not read a partitioned one
     ref_model = tiny_lora_model("llama")
     model = patch(copy.deepcopy(ref_model))
     layers = model.base_model.model.model.layers
-    layers[0].self_attn.q_proj.base_layer.weight.ds_id = 1
-    layers[1].mlp.down_proj.base_layer.weight.ds_id = 2
+    not_available = enum.Enum("ZeroParamStatus", "AVAILABLE NOT_AVAILABLE INFLIGHT").NOT_AVAILABLE
+    for i, w in enumerate([layers[0].self_attn.q_proj.base_layer.weight, layers[1].mlp.down_proj.base_layer.weight]):
+        w.ds_id, w.ds_status, w.ds_numel = i + 1, not_available, w.numel()
     assert monkey_patch.lora_spec(layers[0].self_attn.q_proj) is None
     assert monkey_patch.proj_spec(layers[1].mlp.down_proj) is None
     report = fast_path_report(model)
-    assert report["lora"]["off"] == {"base weight partitioned by DeepSpeed ZeRO-3": 2}
-    assert report["mlp"]["off"] == {"down_proj off the fast path (base weight partitioned by DeepSpeed ZeRO-3); "
+    assert report["lora"]["off"] == {"base weight partitioned by DeepSpeed ZeRO-3 (not gathered by a layer wrapper)": 2}
+    assert report["mlp"]["off"] == {"down_proj off the fast path (base weight partitioned by DeepSpeed ZeRO-3 (not gathered by a layer wrapper)); "
                                     "the MLP runs its projections' own forwards around our SwiGLU": 1}
     _assert_same(loss_and_grads(model), loss_and_grads(ref_model), torch.float32)
 
