@@ -20,7 +20,7 @@
 # each entry's output), profiles_$RUN_ID.txt (the tables of lora_step's `--profile $PROF`; the traces stay in
 # $PROF on the machine), tests_$RUN_ID.log (pytest entries). Back here:
 #   python bench/summary.py --append FILES_AT/runs.jsonl      (adds them to bench/results/runs.jsonl, rewrites SUMMARY.md)
-# Env: RUN_ID (default: UTC time-LIST), BENCH_COMMIT (the commit measured: the machine has no git history; pass
+# Env: ONLY (entry names to run, the rest passed over), RUN_ID (default: UTC time-LIST), BENCH_COMMIT (the commit measured: the machine has no git history; pass
 #      `BENCH_COMMIT=$(git rev-parse HEAD)`), INSTALL=0 (skip both installs), TOK (the tokenizer folder the
 #      random-weight models use; default .gpuassets/smollm2-tok, made by bench/make_gpu_assets.sh), CAP_SCALE (every
 #      entry's cap times this; 1 on the GPU, more for a list's CPU check in Triton's interpreter).
@@ -62,6 +62,8 @@ MIN=${MIN:-20}   # an entry with less time than this left is skipped
 
 bench() {  # NAME CAP COMMAND...
   local name=$1 cap=$(( $2 * ${CAP_SCALE:-1} )); shift 2
+  # ONLY="NAME ...": run these entries of the list and pass over the rest (several lists' pairs in one call)
+  [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name "* ]] && return
   local left=$(( BUDGET - (SECONDS - START) - 10 ))
   local t=$(( cap < left ? cap : left ))
   export BENCH_NAME=$name BENCH_CAP=$t
