@@ -137,9 +137,21 @@ def _check_model(cfg: Config, checked: Checked) -> list[str]:
 
 
 def _check_named_model(name: str, key: str, checked: Checked, weights: bool) -> list[str]:
-    from .models import DEFAULT_MODEL, PRESETS, SUPPORTED_ARCHITECTURES, hub_offline
+    from .models import ADAPTED_META, DEFAULT_MODEL, PRESETS, SUPPORTED_ARCHITECTURES, hub_offline
 
     path = Path(name).expanduser()
+    if path.is_dir() and (path / ADAPTED_META).exists():
+        # an adapted base (objective clm): merged into the base its adapted.json names when the model loads,
+        # so that base is what must exist
+        if not (path / "adapter_model.safetensors").exists():
+            return [f"{key} {name}: an adapted base without its adapter weights (adapter_model.safetensors)"]
+        try:
+            base = json.loads((path / ADAPTED_META).read_text(encoding="utf-8")).get("base_model", DEFAULT_MODEL)
+        except (OSError, ValueError) as exc:
+            return [f"{key} {name}: {ADAPTED_META} is not readable JSON ({exc})"]
+        if str(base) in ("", DEFAULT_MODEL):
+            return []  # the default is converted on first use, like model.name default
+        return _check_named_model(str(base), f"{key} {name}'s base ({ADAPTED_META})", checked, weights)
     if path.exists():
         if not path.is_dir() or not (path / "config.json").exists():
             return [f"{key} {name}: not a model folder (no config.json); give a folder written by save_pretrained"]

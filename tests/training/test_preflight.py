@@ -112,3 +112,19 @@ def test_an_output_folder_that_cannot_be_created(small_dataset, tmp_path):
 def test_the_records_checked_are_the_ones_handed_to_the_recipe(small_dataset):
     checked = preflight(load_config(CPU, [f"data.dir={small_dataset}"]))
     assert [len(checked.records[s]) for s in ("train", "validation")] == [24, 8]
+
+
+def test_an_adapted_base_folder_is_checked_through_the_base_it_names(small_dataset, tmp_path, capsys):
+    """What `objective: clm` writes (a PEFT adapter and adapted.json naming its base) is a model.name the
+    reviewer config takes; the check follows adapted.json to the base instead of asking for config.json."""
+    folder = tmp_path / "adapted"
+    folder.mkdir()
+    (folder / "adapted.json").write_text(json.dumps({"base_model": "default"}))
+    status, err = _check(capsys, f"data.dir={small_dataset}", f"model.name={folder}")
+    assert status == 2 and "an adapted base without its adapter weights" in err
+    (folder / "adapter_model.safetensors").write_bytes(b"")
+    status, err = _check(capsys, f"data.dir={small_dataset}", f"model.name={folder}")
+    assert status == 0, err
+    (folder / "adapted.json").write_text(json.dumps({"base_model": str(tmp_path / "gone")}))
+    status, err = _check(capsys, f"data.dir={small_dataset}", f"model.name={folder}")
+    assert status == 2 and f"{tmp_path / 'gone'}: no such folder" in err
