@@ -85,6 +85,8 @@ def targets(items: Sequence[EvalItem], labels: Labels, tax: Taxonomy, claudette_
     y = np.zeros((len(items), len(index)), dtype=bool)
     for i, it in enumerate(items):
         for t in it.clause_types:
+            if t not in index:
+                continue  # a type the model was not trained on (an older reviewer): no column to tune
             if claudette_target == "unfair" and it.unfair is not None and t in mapped and mapped[t] not in it.unfair:
                 continue
             y[i, index[t]] = True
