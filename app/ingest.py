@@ -238,7 +238,7 @@ def _read_plain(data: bytes, name: str) -> Contract:
 
 def _read_pdf(data: bytes, name: str) -> Contract:
     from pypdf import PdfReader
-    from pypdf.errors import DependencyError, FileNotDecryptedError, PdfReadError
+    from pypdf.errors import DependencyError, FileNotDecryptedError, PyPdfError
 
     # pypdf logs every recoverable glitch of a damaged file; they are not the user's business
     logging.getLogger("pypdf").setLevel(logging.ERROR)
@@ -267,8 +267,11 @@ def _read_pdf(data: bytes, name: str) -> Contract:
         raise
     except FileNotDecryptedError:
         raise IngestError(locked) from None
-    except (PdfReadError, ValueError, KeyError, TypeError, AttributeError, IndexError, OSError, RecursionError,
-            AssertionError, ZeroDivisionError, OverflowError, UnicodeError, MemoryError, LookupError):
+    # PyPdfError: every error pypdf raises of a file, LimitReachedError (a field longer than pypdf allows) too;
+    # NotImplementedError: a stream filter pypdf does not know (a damaged name, or one no PDF standard has)
+    except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, IndexError, OSError, RecursionError,
+            NotImplementedError, AssertionError, ZeroDivisionError, OverflowError, UnicodeError, MemoryError,
+            LookupError):
         raise IngestError(damaged) from None
     if not pages:
         raise IngestError(damaged)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from app_files import SAMPLE, make_docx, make_pdf
 
@@ -162,3 +164,23 @@ def _pdf_bytes() -> bytes:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return make_paged_pdf(CONTRACT.format(covenants=COVENANTS), HEADER, "Initialed ______")
+
+
+def test_a_pdf_over_a_limit_of_the_pdf_reader_is_refused_as_damaged():
+    """A ToUnicode map with an 84-byte character code: pypdf raises its LimitReachedError (no PdfReadError)."""
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter(clone_from=PdfReader(io.BytesIO(make_pdf(SAMPLE))))
+    for font in writer.pages[0]["/Resources"]["/Font"].values():
+        cmap = font.get_object()["/ToUnicode"].get_object()
+        cmap.set_data(cmap.get_data().replace(b"beginbfchar\n<", b"beginbfchar\n<" + b"00" * 40, 1))
+    buf = io.BytesIO()
+    writer.write(buf)
+    with pytest.raises(IngestError, match=r"^cmap\.pdf could not be read as a PDF \(the file is damaged"):
+        read_bytes(buf.getvalue(), "cmap.pdf")
+
+
+def test_a_pdf_with_an_unknown_stream_filter_is_refused_as_damaged():
+    data = make_pdf(SAMPLE).replace(b"/FlateDecode", b"/FlateDecodX")  # same length: the offsets still hold
+    with pytest.raises(IngestError, match=r"^filter\.pdf could not be read as a PDF \(the file is damaged"):
+        read_bytes(data, "filter.pdf")
