@@ -60,6 +60,15 @@ OBJECTIVE = (("claudette", "unfair_tos.macro_f1_8"), ("cuad", "clause_type.macro
 REPORTED = OBJECTIVE + (("all", "risk.f1"), ("all", "severity.accuracy_within_type"), ("all", "risk_to.accuracy"),
                         ("claudette", "unfair_tos.macro_f1"), ("cuad", "risk.f1"))
 SHIPPED_SEED = 0
+# a full fine-tune ships as a rank-r extraction of its update (training/adapters/full.py); above this relative
+# error the extraction is not the model whose probabilities were scored, so it may not ship on them
+MAX_EXTRACTION_ERROR = 0.05
+
+
+def _extraction_error(adapter: Path) -> float | None:
+    meta = adapter / "extraction.json"
+    return float(json.loads(meta.read_text(encoding="utf-8"))["relative_error"]) if meta.exists() else None
+
 TEST_READS = "test_reads.jsonl"
 
 
@@ -170,8 +179,14 @@ def select(runs_dir: str | Path, data: TuningData, baseline_probs: str | Path | 
     candidates = _candidates(rows)
     for c in candidates:  # a candidate can ship when its seed-0 adapter came back (the list keeps the last one)
         run = runs[c["variant"]].get(SHIPPED_SEED)
-        c["shippable"] = bool(run and len(run.snapshots) >= c["snapshot"]
-                              and (run.snapshots[c["snapshot"] - 1] / "adapter" / "reviewer.json").exists())
+        adapter = run.snapshots[c["snapshot"] - 1] / "adapter" if run and len(run.snapshots) >= c["snapshot"] else None
+        c["shippable"], c["why_not"] = True, None
+        if adapter is None or not (adapter / "reviewer.json").exists():
+            c["shippable"], c["why_not"] = False, "no adapter back"
+        elif (err := _extraction_error(adapter)) is not None and err > MAX_EXTRACTION_ERROR:
+            # what was scored is the full model; what would ship is its low-rank extraction, a different model
+            c["shippable"], c["why_not"] = False, (f"its shipped low-rank extraction differs from the scored "
+                                                   f"weights (relative error {err:.2f} > {MAX_EXTRACTION_ERROR})")
     shippable = [c for c in candidates if c["shippable"]]
     if not shippable:
         raise FileNotFoundError(f"{runs_dir}: no seed-{SHIPPED_SEED} snapshot with its adapter; nothing can ship")

@@ -25,9 +25,10 @@ How the labels were made (data/README.md has the detail): clause types come from
 and CLAUDETTE's (LexGLUE) categories, with the checklist types added by the dataset build. Who bears
 the risk (`risk_to`) and its severity come from a rule labeller (annotation/risk.py): each type's bearer
 rule and default severity, moved by the written criteria of data/guidelines.md section 3 that a rule can
-check in the text; CLAUDETTE's fairness levels set the severity of its categories. No graded
-(independently double-labelled) set exists yet and no lawyer has reviewed the labels, so the risk
-figures measure agreement with those rules. The type-oracle baseline answers from the GOLD types with
+check in the text; CLAUDETTE's fairness levels set the severity of its categories. The graded set
+(1,503 clauses: train 928, validation 309, test 266) replaces those with labels of two independent AI
+annotators, adjudicated by an AI adjudicator where they differed; no lawyer labelled or reviewed any label.
+So the risk figures measure agreement with the rules on most clauses and with AI graders on the graded set. The type-oracle baseline answers from the GOLD types with
 the type defaults and bearer rules only (no criteria): on rule labels it is close to an upper bound of
 what types alone give; the type-defaults baseline does the same from the model's predicted types."""
 
@@ -63,7 +64,7 @@ def card(selection: dict, test: dict, list_run: str | None) -> str:
            "|---|" + "---|" * (len(SHOWN) + 1)]
     for c in selection["candidates"]:
         mark = " (chosen)" if c is cand else ""
-        ship = "" if c.get("shippable", True) else " (no adapter back)"
+        ship = "" if c.get("shippable", True) else f" (not shippable: {c.get('why_not') or 'no adapter back'})"
         val.append(f"| {c['variant']} snapshot {c['snapshot']} (steps {c['steps']}){mark}{ship} | "
                    + " | ".join(spread(c["mix"].get(f"{w}/{k}")) for w, k, _ in SHOWN) + f" | {spread(c['mix']['J'])} |")
     for name, key in (("previously shipped reviewer (47 types, one risk head)", "previous_shipped"),
