@@ -48,4 +48,6 @@ def test_the_lexglue_baseline_as_the_model_is_not_also_added_as_its_own_baseline
     assert main(["eval", "--claudette", str(claudette_dir), "--model", "tfidf-unfair-tos", "--limit", "200",
                  "--resamples", "0", "--no-report", "--out", str(out), "-q"]) == 0
     m = json.loads((out / "metrics.json").read_text())
-    assert m["model"]["name"] == "tfidf-unfair-tos" and set(m["baselines"]) == {"tfidf"}
+    # the model is not its own baseline; tfidf and the risk baselines (type oracle, type defaults) stay beside it
+    assert m["model"]["name"] == "tfidf-unfair-tos" and "tfidf-unfair-tos" not in m["baselines"]
+    assert set(m["baselines"]) == {"tfidf", "type-oracle (gold types, type defaults)", "type-defaults (the model's types)"}
