@@ -146,14 +146,25 @@ def decoder_layer_classes(model: nn.Module) -> set[str]:
     return names
 
 
+def _is_decoder_layer(m: nn.Module, layer_classes: set[str]) -> bool:
+    return type(m).__name__ in layer_classes or (not layer_classes and type(m).__name__.endswith("DecoderLayer"))
+
+
+def has_decoder_layers(model: nn.Module) -> bool:
+    layer_classes = decoder_layer_classes(model)
+    return any(_is_decoder_layer(m, layer_classes) for m in model.modules())
+
+
 def find_units(model: nn.Module) -> list[Unit]:
-    """The units of ``model`` in module order (the forward order of a decoder stack)."""
+    """The units of ``model`` in module order (the forward order of a decoder stack). A decoder layer whose
+    parameters all stay resident (each under ``param_persistence_threshold``: a small model) is no unit: it
+    is whole already."""
     layer_classes = decoder_layer_classes(model)
     units, inside = [], set()
     for name, m in model.named_modules():
         if id(m) in inside:
             continue
-        if type(m).__name__ in layer_classes or (not layer_classes and type(m).__name__.endswith("DecoderLayer")):
+        if _is_decoder_layer(m, layer_classes):
             params = [p for p in m.parameters() if not p.ds_persist]
             inside.update(id(x) for x in m.modules())
             if params:
@@ -172,6 +183,10 @@ class LayerGather:
     def __init__(self, model: nn.Module, parameter_offload, device: torch.device):
         self.model, self.device = model, device
         self.units = find_units(model)
+        if not any(u.layer for u in self.units) and has_decoder_layers(model):
+            raise TrainingError("distributed.gather layer: every decoder layer's parameters stay resident (each is "
+                                "under distributed.param_persistence_threshold), so there is no layer to gather; "
+                                "set distributed.gather=module or lower param_persistence_threshold")
         if not any(u.layer for u in self.units):
             raise TrainingError("distributed.gather layer: found no decoder layer to gather whole in this "
                                 f"{type(model).__name__} (classes of _no_split_modules: "
