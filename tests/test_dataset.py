@@ -59,8 +59,10 @@ def test_risk_is_directed_and_graded_within_a_type_not_the_type_in_disguise(data
         of_type = [r for r in records if r.clause_types[0] == t and r.source == "cuad"]
         assert len({r.severity for r in of_type}) >= 2, t
         assert {"first_party", "second_party"} <= {r.risk_to for r in of_type}, t
-    assert {r.risk_labeller for r in records} == {"rules", "claudette+rules"}
-    tos = [r for r in records if r.source == "claudette" and r.fairness]
+    assert {r.risk_labeller for r in records} == {"rules", "claudette+rules", "graded"}
+    graded = [r for r in records if r.risk_labeller == "graded"]
+    assert len(graded) >= 1500 and all(r.risk_graded and r.risk_annotations for r in graded)
+    tos = [r for r in records if r.source == "claudette" and r.fairness and not r.risk_graded]
     assert all(r.risk_to == "second_party" and r.risk_labeller == "claudette+rules" for r in tos
                if any(load_taxonomy().clause_type(t).claudette for t in r.clause_types))
 
