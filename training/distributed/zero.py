@@ -23,7 +23,7 @@ from .. import checkpoint as ckpt
 from ..errors import TrainingError
 from .ddp import DDP
 from .deepspeed_config import build_ds_config, size_buckets
-from .layer_gather import LayerGather
+from .layer_gather import LayerGather, find_units, has_decoder_layers
 
 
 class DeepSpeedZeRO(DDP):
@@ -56,6 +56,7 @@ class DeepSpeedZeRO(DDP):
         self.ds_config = build_ds_config(self.cfg, self.world, self.device.type == "cuda")
         self.engine = None
         self.layers: LayerGather | None = None
+        self.gather_note: str | None = None  # why gather fell to DeepSpeed's per-module path, when it did
 
     def building(self):
         if self.partitions_parameters:
@@ -76,12 +77,23 @@ class DeepSpeedZeRO(DDP):
         if self.device.type == "cuda":
             self.device = self.engine.device
         if self.partitions_parameters and self.cfg.distributed.gather == "layer":
-            self.layers = LayerGather(model, self.engine.optimizer.parameter_offload, self.device)
+            if has_decoder_layers(model) and not any(u.layer for u in find_units(model)):
+                # a small model: every layer's weights are under param_persistence_threshold and stay whole
+                self.gather_note = ("distributed.gather layer: every decoder layer's parameters stay resident "
+                                    "(under distributed.param_persistence_threshold), so no layer needs gathering; "
+                                    "DeepSpeed's per-module gathering handles the rest")
+                if self.is_main:
+                    print(self.gather_note, flush=True)
+            else:
+                self.layers = LayerGather(model, self.engine.optimizer.parameter_offload, self.device)
 
     def notes(self) -> dict:
         if not self.partitions_parameters:
             return super().notes()
-        return {**super().notes(), "zero3": self.layers.describe() if self.layers else {"gather": self.cfg.distributed.gather}}
+        if self.layers:
+            return {**super().notes(), "zero3": self.layers.describe()}
+        gather = {"gather": "module", "why": self.gather_note} if self.gather_note else {"gather": self.cfg.distributed.gather}
+        return {**super().notes(), "zero3": gather}
 
     @property
     def net(self) -> torch.nn.Module:
