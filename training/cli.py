@@ -121,7 +121,7 @@ def run_training(cfg, resume: bool = False, profile_steps: int = 0, quiet: bool 
             recipe.log_stopped_at_once(exc.signum)
             return _stopped(recipe, exc.signum, resume_args, at_once=True)
         except TrainingError as exc:
-            raise TrainingError(_with_resume(str(exc), recipe, resume_args)) from None
+            raise TrainingError(_with_resume(str(exc), recipe, resume_args)) from exc.__cause__
         except (OSError, RuntimeError) as exc:
             if not is_disk_full(exc):
                 raise

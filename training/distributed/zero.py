@@ -92,7 +92,8 @@ class DeepSpeedZeRO(DDP):
             return super().notes()
         if self.layers:
             return {**super().notes(), "zero3": self.layers.describe()}
-        gather = {"gather": "module", "why": self.gather_note} if self.gather_note else {"gather": self.cfg.distributed.gather}
+        note = getattr(self, "gather_note", None)  # set once the engine exists
+        gather = {"gather": "module", "why": note} if note else {"gather": self.cfg.distributed.gather}
         return {**super().notes(), "zero3": gather}
 
     @property
