@@ -37,3 +37,5 @@ def test_doctor_profile_writes_a_trace(small_dataset, tmp_path, tiny_overrides):
     assert main(["doctor", "--profile", str(CONFIGS / "smollm2-135m_lora_cpu.yaml"), "--steps", "2", *over]) == 0
     traces = list((tmp_path / "p" / "profile").glob("*.pt.trace.json*"))
     assert traces, list((tmp_path / "p").rglob("*"))
+    table = (tmp_path / "p" / "profile" / "summary_rank0.txt").read_text()
+    assert "2 profiled step(s)" in table and "aten::mm" in table  # the LoRA matmuls are in the ranked table
