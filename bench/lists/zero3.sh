@@ -7,8 +7,10 @@
 # dropout 0 on all linear layers, packed rows of 2048 tokens, non-reentrant checkpointing, micro-batch 4, grad_accum 1;
 # ZeRO-3 with parameter persistence 1e6 (the adapters and norms stay resident, every base weight is partitioned).
 # Rows: tokens_per_s (median after 4 warm-up steps), peak_mem_gib, zero (gather), zero3 (layer: units, GiB gathered
-# per forward, prefetch hits, recompute gathers). Expected: single_native7 ~50 s, zero3_layer_native7 ~80 s,
-# zero3_module_native7 ~100 s (12 steps at ~2.2 s and DeepSpeed's start); setup ~15 s.
+# per forward, prefetch hits, recompute gathers). Caps leave room for a cold machine (DeepSpeed's start and the
+# random 7B's partitioning take most of a ZeRO-3 entry); setup ~15 s.
+# PART: rows (default: the three rows), profile (one profiled ZeRO-3 step per gather, `train --profile 1`: the
+# ranked table of where the step's time goes, before (module) and after (layer), into profiles_$RUN_ID.txt), all.
 # ZERO3_MODEL / ZERO3_STEPS / ZERO3_EXTRA change the shape for the CPU check (tests/bench/slow/test_zero3_list.py).
 C7=configs/llama2-7b_lora_1gpu.yaml
 CZ=configs/llama2-13b_lora_zero3.yaml
@@ -16,6 +18,19 @@ MODEL=${ZERO3_MODEL:-"model.config=llama2-7b model.dtype=bfloat16 train.precisio
 STEPS=${ZERO3_STEPS:-"train.max_steps=16"}
 SPEED="model.name=$TOK model.random_init=true model.attn_implementation=sdpa model.gradient_checkpointing=true lora.r=16 lora.alpha=32 lora.dropout=0.0 lora.target_modules=all-linear data.packing=true data.eval_split=null optim.batch_size=4 optim.grad_accum=1 optim.warmup_steps=0 optim.scheduler=constant train.eval_every=100000 train.save_every=100000 train.seed=42 output.merge=false backend=native $MODEL $STEPS ${ZERO3_EXTRA:-}"
 TRAIN="python3 bench/train.py run --warmup 4"
-bench single_native7 85 $TRAIN --config $C7 $SPEED
-bench zero3_layer_native7 100 $TRAIN --startup 50 --config $CZ $SPEED distributed.gather=layer
-bench zero3_module_native7 110 $TRAIN --startup 50 --config $CZ $SPEED distributed.gather=module
+PART=${PART:-rows}
+if [[ $PART =~ ^(rows|all)$ ]]; then
+  bench single_native7 90 $TRAIN --config $C7 $SPEED
+  bench zero3_layer_native7 220 $TRAIN --startup 120 --config $CZ $SPEED distributed.gather=layer
+  bench zero3_module_native7 220 $TRAIN --startup 120 --config $CZ $SPEED distributed.gather=module
+fi
+profile() {  # GATHER: one profiled step of the ZeRO-3 row above, its ranked table kept as $PROF/profile_zero3_GATHER.txt
+  python3 -m torch.distributed.run --standalone --nproc_per_node 1 -m contract_review.cli train --config $CZ $SPEED \
+    distributed.gather=$1 output.dir=$PROF/zero3_$1 train.progress=false train.max_steps=8 --profile 1 --overwrite &&
+    cp "$PROF/zero3_$1/profile/summary_rank0.txt" "$PROF/profile_zero3_$1.txt"
+}
+if [[ $PART =~ ^(profile|all)$ ]]; then
+  bench zero3_profile_layer 250 profile layer
+  bench zero3_profile_module 250 profile module
+fi
+:  # a list ends true: the PART tests above are filters, not failures

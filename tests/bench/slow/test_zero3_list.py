@@ -1,6 +1,6 @@
 """bench/lists/zero3.sh on the CPU, scaled down (the tiny model, 2 steps, the Triton interpreter, DeepSpeed on
-one gloo process): the list's three entries run the code the GPU call will run, each leaves its row, and the
-ZeRO-3 rows record how they gathered."""
+one gloo process): the list's three entries run the code the GPU call will run, each leaves its row, the
+ZeRO-3 rows record how they gathered, and the profile part leaves a ranked table per gather."""
 
 import json
 import os
@@ -29,7 +29,7 @@ def test_the_zero3_list_runs_its_three_entries_on_a_tiny_model(tmp_path, small_d
            "BENCH_RESULTS": str(tmp_path / "out" / "runs.jsonl"), "MIN": "3",
            "ZERO3_MODEL": (f"model.config=tiny-llama model.dtype=float32 train.precision=fp32 data.max_length=128 "
                            f"data.subset.limit=16 data.dir={small_dataset}"),
-           "ZERO3_STEPS": "train.max_steps=2", "ZERO3_EXTRA": "distributed.param_persistence_threshold=0"}
+           "ZERO3_STEPS": "train.max_steps=2", "PART": "all", "ZERO3_EXTRA": "distributed.param_persistence_threshold=0"}
     _build_deepspeed_cpu_comm_op(env)
     p = subprocess.run(["bash", "bench/gpu_run.sh", "zero3", "600"], cwd=ROOT, env=env, capture_output=True,
                        text=True, timeout=900)
@@ -46,3 +46,7 @@ def test_the_zero3_list_runs_its_three_entries_on_a_tiny_model(tmp_path, small_d
     counts = layer["zero3"]["counts"]
     assert layer["zero3"]["decoder_layers"] == 2 and counts["hits"] > 0 and counts.get("recompute_gathers", 0) == 0
     assert module["zero3"] == {"gather": "module"}
+    # the profile part: one profiled step per gather, its ranked table in the call's profiles file
+    profiles = (tmp_path / "out" / "profiles_cpu-zero3.txt").read_text()
+    for gather in ("layer", "module"):
+        assert f"### profile_zero3_{gather}.txt" in profiles and "1 profiled step(s)" in profiles, p.stdout[-3000:]
