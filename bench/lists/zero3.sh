@@ -24,13 +24,9 @@ if [[ $PART =~ ^(rows|all)$ ]]; then
   bench zero3_layer_native7 220 $TRAIN --startup 120 --config $CZ $SPEED distributed.gather=layer
   bench zero3_module_native7 220 $TRAIN --startup 120 --config $CZ $SPEED distributed.gather=module
 fi
-profile() {  # GATHER: one profiled step of the ZeRO-3 row above, its ranked table kept as $PROF/profile_zero3_GATHER.txt
-  python3 -m torch.distributed.run --standalone --nproc_per_node 1 -m contract_review.cli train --config $CZ $SPEED \
-    distributed.gather=$1 output.dir=$PROF/zero3_$1 train.progress=false train.max_steps=8 --profile 1 --overwrite &&
-    cp "$PROF/zero3_$1/profile/summary_rank0.txt" "$PROF/profile_zero3_$1.txt"
-}
 if [[ $PART =~ ^(profile|all)$ ]]; then
-  bench zero3_profile_layer 250 profile layer
-  bench zero3_profile_module 250 profile module
+  export CZ SPEED
+  bench zero3_profile_layer 250 bash bench/training/zero3_profile.sh layer
+  bench zero3_profile_module 250 bash bench/training/zero3_profile.sh module
 fi
 :  # a list ends true: the PART tests above are filters, not failures
