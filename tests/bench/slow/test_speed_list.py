@@ -26,8 +26,9 @@ def test_every_entry_of_the_speed_list_runs_on_a_tiny_model(tmp_path, small_data
                        text=True, timeout=3100)
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     rows = {r["name"]: r for r in map(json.loads, (tmp_path / "out" / "runs.jsonl").read_text().splitlines())}
-    ours = ("legal7", "curve_fused", "all7", "legal7_eager")
-    assert set(rows) == {*ours, "legal7_peft", "curve_peft", "all7_unsloth"}, p.stdout[-3000:]
+    ours = ("legal7", "curve_fused", "all7", "legal7_eager", "mistral7", "llama13")
+    unsloth = ("all7_unsloth", "legal7_unsloth", "mistral7_unsloth", "llama13_unsloth")
+    assert set(rows) == {*ours, "legal7_peft", "curve_peft", *unsloth}, p.stdout[-3000:]
     for name in (*ours, "legal7_peft", "curve_peft"):
         r = rows[name]
         assert not r.get("error") and r["loss"] and r["tokens_per_s"] > 0, (name, r.get("error"))
@@ -43,5 +44,8 @@ def test_every_entry_of_the_speed_list_runs_on_a_tiny_model(tmp_path, small_data
     assert rows["legal7_peft"]["backend"] == "hf" and rows["legal7_peft"]["fast_path"] is None
     assert rows["curve_fused"]["curve"] == "fused" and rows["curve_peft"]["curve"] == "peft"
     assert rows["all7"]["lora_targets"] == "all-linear" and rows["all7"]["lora_r"] == 16
-    # Unsloth needs a CUDA GPU: on the CPU its entry is an error row naming why
-    assert rows["all7_unsloth"]["error"] and rows["all7_unsloth"]["backend"] == "unsloth"
+    assert rows["mistral7"]["config"] == "configs/mistral-7b_lora_1gpu.yaml"
+    assert rows["llama13"]["config"] == "configs/llama2-13b_lora_1gpu.yaml"
+    for name in unsloth:  # Unsloth needs a CUDA GPU: on the CPU its entries are error rows naming why
+        assert rows[name]["error"] and rows[name]["backend"] == "unsloth", rows[name]
+        assert rows[name]["config"] == rows[name.removesuffix("_unsloth")]["config"]
