@@ -552,7 +552,8 @@ def _bearer(rule: str, text: str, parties: Parties, holder: str | None) -> tuple
     return "both", "no party is named, so both"
 
 
-def _name(role: str, parties: Parties) -> str:
+def bearer_name(role: str, parties: Parties) -> str:
+    """How a reason names the bearer: the party's name, "both parties", or its role when unnamed."""
     if role == "both":
         return "both parties"
     name = parties.first_party if role == "first_party" else parties.second_party
@@ -593,7 +594,7 @@ def label_risk(text: str, types: Sequence[str], parties: Parties, *, terms_of_se
             if found:
                 severity, why = found
                 criterion = ct.id + ": " + why
-        reason = f"{ct.name}: {why}. {severity.capitalize()} for {_name(bearer, parties)}."
+        reason = f"{ct.name}: {why}. {severity.capitalize()} for {bearer_name(bearer, parties)}."
         label = RiskLabel(bearer, severity, reason, f"{criterion}; bearer: {how}", ct.id)
         if best is None or LEVELS.index(label.severity) > LEVELS.index(best.severity):
             best = label

@@ -274,7 +274,8 @@ def review_contract(contract: Contract, predictor: Predictor, on_progress: Progr
 
     t1 = time.perf_counter()
     names = party_info["model_names"]
-    preds = predict_batched(predictor, [ClauseInput(s.model_text, names) for s in clauses], on_progress)
+    aliases, tos = party_info["aliases"], party_info["kind"] == "terms_of_service"
+    preds = predict_batched(predictor, [ClauseInput(s.model_text, names, aliases, tos) for s in clauses], on_progress)
     seconds["predict"] = round(time.perf_counter() - t1, 3)
 
     findings = [finding_from(i, s, p, party_info, tax, contract, contract.text)

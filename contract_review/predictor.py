@@ -26,6 +26,11 @@ from contract_review.prompt import Answer
 class ClauseInput:
     text: str
     party_names: dict[str, str] = field(default_factory=dict)
+    # the other names the contract uses for each role ("Supplier", "ACME"): the `criteria` risk rule finds the
+    # bearer and the criteria's facts by them; the models' prompts use party_names only
+    party_aliases: dict[str, list[str]] = field(default_factory=dict)
+    # a clause of a Terms of Service (the app's party finder says which): there the unfair-term types weigh on the user
+    terms_of_service: bool = False
 
 
 @dataclass

@@ -29,12 +29,13 @@ def ensemble_report(data: TuningData, cfg: EnsembleConfig | None, source: str = 
     rows, diffs = [], []
     for split, (items, scores) in data.splits.items():
         inputs = [it.clause_input() for it in items]
-        runs: dict[str, list[ClausePrediction]] = {"reviewer": head_answers(scores.reviewer, data.meta, labels, tax),
+        runs: dict[str, list[ClausePrediction]] = {"reviewer": head_answers(scores.reviewer, data.meta, labels, tax,
+                                                                            clauses=inputs),
                                                    "tfidf": data.tfidf.predict(inputs)}
         if data.unfair is not None:
             runs["tfidf-unfair-tos"] = data.unfair.predict(inputs)
         if cfg is not None:
-            runs["ensemble"] = decide(cfg, labels, scores, tax)
+            runs["ensemble"] = decide(cfg, labels, scores, tax, clauses=inputs)
         if split == "validation" and crossfit_folds:
             runs[f"ensemble, {crossfit_folds}-fold cross-fit"] = crossfit(scores, items, labels, prints, settings,
                                                                           crossfit_folds, tax=tax)

@@ -61,7 +61,7 @@ class TuneSettings:
     min_positives: int = 200
     weight_step: float = 0.1
     thresholds: tuple[float, ...] = tuple(round(0.05 * k, 2) for k in range(1, 20))
-    risk_rules: tuple[str, ...] = ("mixed", "highest", "types", "head")
+    risk_rules: tuple[str, ...] = ("mixed", "highest", "types", "head", "criteria")
     # what a CLAUDETTE-mapped type is tuned for: its presence ("type") or, on CLAUDETTE clauses, its
     # presence at a level LexGLUE counts as unfair ("unfair"; 0 to 1.3 points of cross-fit m-F1 better
     # on the three adapters)
@@ -190,11 +190,12 @@ def tune_types(scores: Scores, y: np.ndarray, labels: Labels, settings: TuneSett
 
 
 def target_metrics(items: Sequence[EvalItem], preds: Sequence[ClausePrediction], tax: Taxonomy) -> dict[str, float]:
-    """The issue's two targets, by the eval package's definitions: risk F1 on CUAD clauses and the
-    8-category UNFAIR-ToS macro-F1 on CLAUDETTE sentences."""
+    """What the risk rule is chosen by, by the eval package's definitions: risk F1 on CUAD clauses, the
+    8-category UNFAIR-ToS macro-F1 on CLAUDETTE sentences and directional risk F1 (the right bearer and
+    medium/high) on every record."""
     out = {}
-    for source, key in (("cuad", "risk.f1"), ("claudette", "unfair_tos.macro_f1_8")):
-        idx = [i for i, it in enumerate(items) if it.source == source]
+    for source, key in (("cuad", "risk.f1"), ("claudette", "unfair_tos.macro_f1_8"), ("all", "risk_dir.f1")):
+        idx = [i for i, it in enumerate(items) if source == "all" or it.source == source]
         if idx:
             chosen = decisions([items[i] for i in idx], [preds[i] for i in idx], tax)
             out[f"{source}/{key}"] = point_metrics(chosen)[key]
@@ -211,6 +212,7 @@ def tune(scores: Scores, items: Sequence[EvalItem], labels: Labels, fingerprints
         raise ValueError(f"{scores.tfidf.shape[0]} score rows for {len(items)} items")
     y = targets(items, labels, tax, settings.claudette_target)
     rules = tune_types(scores, y, labels, settings)
+    clauses = [it.clause_input() for it in items]
     considered = [name for name, fp in fingerprints.items() if fp is not None]
     if not any(r.unfair_tos > 0 for r in rules.values()):
         # a source with no weight is not named: the predictor then need not fit it at every load
@@ -218,7 +220,7 @@ def tune(scores: Scores, items: Sequence[EvalItem], labels: Labels, fingerprints
     best, best_value, tried = None, -1.0, []
     for rule in settings.risk_rules:
         cfg = _config(fingerprints, rules, RiskRule(rule=rule), {})
-        m = target_metrics(items, decide(cfg, labels, scores, tax, with_scores=False), tax)
+        m = target_metrics(items, decide(cfg, labels, scores, tax, with_scores=False, clauses=clauses), tax)
         # the issue's two targets weigh the same: their mean decides
         value = float(np.mean([v for v in m.values() if v is not None])) if m else 0.0
         tried.append({"rule": rule, **{k: round(v, 4) for k, v in m.items() if v is not None}})
@@ -250,7 +252,8 @@ def crossfit(scores: Scores, items: Sequence[EvalItem], labels: Labels, fingerpr
         if not held:
             continue
         cfg = tune(scores.take(rest), [items[i] for i in rest], labels, fingerprints, settings, tax)
-        for i, p in zip(held, decide(cfg, labels, scores.take(held), tax, with_scores=False)):
+        for i, p in zip(held, decide(cfg, labels, scores.take(held), tax, with_scores=False,
+                                     clauses=[items[i].clause_input() for i in held])):
             preds[i] = p
     return preds  # type: ignore[return-value]
 

@@ -55,7 +55,8 @@ class EvalItem:
         return self.risk_labeller == "graded"
 
     def clause_input(self) -> ClauseInput:
-        return ClauseInput(self.text, dict(self.party_names))
+        return ClauseInput(self.text, dict(self.party_names),
+                           {k: list(v) for k, v in self.party_aliases.items()}, terms_of_service=self.source == "claudette")
 
     def gold(self) -> dict:
         out = {"clause_types": list(self.clause_types), "party": self.party, "risk_to": self.risk_to,

@@ -126,7 +126,9 @@ def heads_crossfit(probs: dict, items: Sequence[EvalItem], labels: Labels, tax: 
         held, rest = np.flatnonzero(folds == k), np.flatnonzero(folds != k)
         thr = tune_thresholds(probs["clause_type"][rest], y[rest])
         part = {f: v[torch.as_tensor(held)] for f, v in probs.items()}
-        for i, (a, c, _) in zip(held, answers_from_probs(part, labels, thr, tax, risk_rule, with_scores=False)):
+        clauses = [items[i].clause_input() for i in held]
+        for i, (a, c, _) in zip(held, answers_from_probs(part, labels, thr, tax, risk_rule, with_scores=False,
+                                                         clauses=clauses)):
             preds[i] = ClausePrediction(answer=a, confidence=round(c, 4))
     return preds  # type: ignore[return-value]
 
@@ -300,12 +302,13 @@ def ship(report: dict, runs_dir: str | Path, data_for, dest: str | Path, resampl
     write_config(cfg, dest / ENSEMBLE_FILE)
     test_items, test_scores = data.splits["test"]
     tax = data.tax
-    mix = decide(cfg, data.labels, test_scores, tax)
+    test_inputs = [it.clause_input() for it in test_items]
+    mix = decide(cfg, data.labels, test_scores, tax, clauses=test_inputs)
     meta = read_meta(dest)
     heads = [ClausePrediction(answer=a, confidence=round(c, 4)) for a, c, _ in
              answers_from_probs(test_scores.reviewer, data.labels, meta["thresholds"], tax, meta.get("risk_rule", "head"),
-                                with_scores=False)]
-    tfidf = data.tfidf.predict([it.clause_input() for it in test_items])
+                                with_scores=False, clauses=test_inputs)]
+    tfidf = data.tfidf.predict(test_inputs)
     oracles = oracle_runs(test_items, mix, tax)
     defaults = oracles[TYPE_DEFAULTS]
     result = {"model_version": meta.get("model_version"), "read_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -349,7 +352,7 @@ def seed_figures(chosen: dict, runs_dir: str | Path, data: TuningData) -> dict:
         thr = tune_thresholds(val.reviewer["clause_type"], y)
         heads = [ClausePrediction(answer=a, confidence=round(c, 4)) for a, c, _ in
                  answers_from_probs(test.reviewer, labels, thr, tax, "head", with_scores=False)]
-        mix = decide(cfg, labels, test, tax)
+        mix = decide(cfg, labels, test, tax, clauses=[it.clause_input() for it in test_items])
         per_seed[seed] = {"mix": figures(test_items, mix, tax), "heads": figures(test_items, heads, tax)}
     out: dict = {"per_seed": per_seed}
     for part in ("mix", "heads"):

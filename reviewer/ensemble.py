@@ -248,12 +248,13 @@ def mix(cfg: EnsembleConfig, labels: Labels, scores: Scores) -> dict[str, torch.
 
 
 def decide(cfg: EnsembleConfig, labels: Labels, scores: Scores, tax: Taxonomy | None = None,
-           with_scores: bool = True) -> list[ClausePrediction]:
-    """Predictions from component scores: the reviewer's decision on the mixed probabilities."""
+           with_scores: bool = True, clauses: Sequence[ClauseInput] | None = None) -> list[ClausePrediction]:
+    """Predictions from component scores: the reviewer's decision on the mixed probabilities (`clauses`, the
+    scored clauses in order, for a risk rule that reads their text: `criteria`)."""
     thresholds = [cfg.types[t].threshold for t in labels.clause_type]
     return [ClausePrediction(answer=a, confidence=round(c, 4), scores=s)
             for a, c, s in answers_from_probs(mix(cfg, labels, scores), labels, thresholds, tax, cfg.risk.rule,
-                                              with_scores)]
+                                              with_scores, clauses)]
 
 
 class EnsemblePredictor:
@@ -277,7 +278,7 @@ class EnsemblePredictor:
         labels = self.reviewer.labels
         probs = self.reviewer.head_probs(clauses, progress)
         t_dec, u_dec = baseline_scores([c.text for c in clauses], labels, self.tfidf, self.unfair, self.tax)
-        return decide(self.cfg, labels, Scores(probs, t_dec, u_dec), self.tax)
+        return decide(self.cfg, labels, Scores(probs, t_dec, u_dec), self.tax, clauses=clauses)
 
 
 def load_ensemble_predictor(adapter_dir: str | Path | None = None, config: str | Path | None = None,

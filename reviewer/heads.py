@@ -110,12 +110,12 @@ def load_reviewer(adapter_dir: str | Path | None = None, base_model: str | None 
 
 
 def head_answers(probs: dict[str, torch.Tensor], meta: dict, labels: Labels,
-                 tax: Taxonomy | None = None) -> list[ClausePrediction]:
+                 tax: Taxonomy | None = None, clauses: Sequence[ClauseInput] | None = None) -> list[ClausePrediction]:
     """Predictions from head probabilities by the adapter's own decision rules (its reviewer.json's
     per-type thresholds, 0.5 where it has none, and its risk rule)."""
     thresholds = meta.get("thresholds") or [0.5] * len(labels.clause_type)
     return [ClausePrediction(answer=a, confidence=round(c, 4), scores=s) for a, c, s in
-            answers_from_probs(probs, labels, thresholds, tax, meta.get("risk_rule", "head"))]
+            answers_from_probs(probs, labels, thresholds, tax, meta.get("risk_rule", "head"), clauses=clauses)]
 
 
 class ReviewerPredictor:
@@ -150,7 +150,7 @@ class ReviewerPredictor:
         t0 = time.perf_counter()
         probs = self.head_probs(clauses, progress)
         self.last_seconds = time.perf_counter() - t0
-        return head_answers(probs, self.meta, self.labels)
+        return head_answers(probs, self.meta, self.labels, clauses=clauses)
 
 
 def default_autocast(model: ReviewerModel) -> bool:

@@ -107,3 +107,28 @@ def test_highest_risk_rule_keeps_a_chosen_unfair_type_risky_unless_only_the_head
 def test_missing_adapter_folder_says_how_to_train_one(tmp_path):
     with pytest.raises(ReviewerError, match="contract-review train"):
         load_reviewer_predictor(tmp_path / "nope")
+
+
+def test_the_criteria_rule_applies_the_written_criteria_to_the_clause_and_names_the_bearer():
+    from contract_review.predictor import ClauseInput
+    thr = [0.5] * len(LABELS.clause_type)
+    names = {"first_party": "Acme", "second_party": "Beta LLC"}
+    notice = ClauseInput("Acme may terminate this Agreement for convenience upon ninety (90) days' prior written "
+                         "notice to Beta LLC, and shall pay Beta LLC for all work performed through the date of "
+                         "termination.", names)
+    bare = ClauseInput("Acme may terminate this Agreement for convenience in its sole discretion.", names)
+    # the severity head says high (the type's default) and the bearer head is unsure: the criteria decide both
+    p = _probs({"termination_for_convenience": 0.9}, "high")
+    p["risk_to"][0] = torch.tensor([0.3, 0.3, 0.3, 0.1])
+    (a, _, _), = answers_from_probs(p, LABELS, thr, risk_rule="criteria", clauses=[notice])
+    (b, _, _), = answers_from_probs(p, LABELS, thr, risk_rule="criteria", clauses=[bare])
+    assert (a.severity, a.risk_to) == ("low", "second_party") and "90 days' notice" in a.reason
+    assert a.reason.endswith("Low for Beta LLC.")
+    assert (b.severity, b.risk_to) == ("high", "second_party") and b.reason.endswith("High for Beta LLC.")
+    # a bearer head at BEARER_CONFIDENT or above overrides the rule's bearer, and the reason follows it
+    sure = _probs({"termination_for_convenience": 0.9}, "high", bearer="both")
+    (c, _, _), = answers_from_probs(sure, LABELS, thr, risk_rule="criteria", clauses=[bare])
+    assert (c.severity, c.risk_to) == ("high", "both") and c.reason.endswith("High for both parties.")
+    # the rule reads the text: without the clauses it refuses, naming what to pass
+    with pytest.raises(ValueError, match="pass `clauses`"):
+        answers_from_probs(p, LABELS, thr, risk_rule="criteria")
