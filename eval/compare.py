@@ -16,7 +16,7 @@ from contract_review.records import atomic_write
 from contract_review.taxonomy import load_taxonomy
 
 from .bootstrap import DEFAULT_RESAMPLES, paired_intervals
-from .metrics import METRICS, STABLE_KEYS, count_tables, decisions
+from .metrics import METRICS, RISK_KEYS, STABLE_KEYS, count_tables, decisions
 from .runner import load_run
 
 
@@ -43,6 +43,17 @@ def compare_runs(run_a: str | Path, run_b: str | Path, resamples: int = DEFAULT_
     ta = count_tables(decisions(items_a, preds_a, tax))
     tb = count_tables(decisions(items_a, list(preds_b), tax))
     diffs = paired_intervals(ta, tb, [it.doc_id for it in items_a], resamples, seed)
+    # the risk metrics again on each group of records by who labelled their risk: on rule-labelled records a
+    # model that applies the same rules is scored against its own function, so the graded (gold) group is apart
+    groups = {}
+    labellers = sorted({it.risk_labeller for it in items_a})
+    for labeller in labellers if len(labellers) > 1 else ():
+        idx = [i for i, it in enumerate(items_a) if it.risk_labeller == labeller]
+        its = [items_a[i] for i in idx]
+        d = paired_intervals(count_tables(decisions(its, [preds_a[i] for i in idx], tax)),
+                             count_tables(decisions(its, [preds_b[i] for i in idx], tax)),
+                             [it.doc_id for it in its], resamples, seed)
+        groups[labeller] = {"records": len(idx), "metrics": {k: d[k] for k in RISK_KEYS}}
     return {
         "a": {"run": str(run_a), "model": meta_a.get("model", {})},
         "b": {"run": str(run_b), "model": meta_b.get("model", {})},
@@ -50,6 +61,7 @@ def compare_runs(run_a: str | Path, run_b: str | Path, resamples: int = DEFAULT_
         "documents": len({it.doc_id for it in items_a}),
         "bootstrap": {"resamples": resamples, "level": 0.95, "unit": "document", "paired": True, "seed": seed},
         "metrics": diffs,
+        "by_risk_labeller": groups,
     }
 
 
@@ -66,6 +78,14 @@ def format_comparison(result: dict) -> str:
         flag = " *" if ci and (ci[0] > 0 or ci[1] < 0) else ""
         p = "" if m["p_a_better"] is None else f"{m['p_a_better']:.2f}"
         lines.append(f"{key:26} {pct(m['a'])} {pct(m['b'])} {pct(m['diff'])}  {ci_s:>17}  {p}{flag}")
+    for labeller, g in result.get("by_risk_labeller", {}).items():
+        lines += ["", f"risk labelled by {labeller} ({g['records']:,} records)"]
+        for key, m in g["metrics"].items():
+            ci = m["ci"]
+            ci_s = f"[{100 * ci[0]:+6.1f}, {100 * ci[1]:+6.1f}]" if ci else "n/a"
+            flag = " *" if ci and (ci[0] > 0 or ci[1] < 0) else ""
+            p = "" if m["p_a_better"] is None else f"{m['p_a_better']:.2f}"
+            lines.append(f"  {key:24} {pct(m['a'])} {pct(m['b'])} {pct(m['diff'])}  {ci_s:>17}  {p}{flag}")
     lines += ["", "* the interval excludes 0", f"stable keys: {', '.join(STABLE_KEYS)}"]
     return "\n".join(lines)
 
