@@ -12,12 +12,7 @@
 # PART: rows (default: the three rows), profile (one profiled ZeRO-3 step per gather, `train --profile 1`: the
 # ranked table of where the step's time goes, before (module) and after (layer), into profiles_$RUN_ID.txt), all.
 # ZERO3_MODEL / ZERO3_STEPS / ZERO3_EXTRA change the shape for the CPU check (tests/bench/slow/test_zero3_list.py).
-C7=configs/llama2-7b_lora_1gpu.yaml
-CZ=configs/llama2-13b_lora_zero3.yaml
-MODEL=${ZERO3_MODEL:-"model.config=llama2-7b model.dtype=bfloat16 train.precision=bf16 data.max_length=2048 data.subset.limit=2000"}
-STEPS=${ZERO3_STEPS:-"train.max_steps=16"}
-SPEED="model.name=$TOK model.random_init=true model.attn_implementation=sdpa model.gradient_checkpointing=true lora.r=16 lora.alpha=32 lora.dropout=0.0 lora.target_modules=all-linear data.packing=true data.eval_split=null optim.batch_size=4 optim.grad_accum=1 optim.warmup_steps=0 optim.scheduler=constant train.eval_every=100000 train.save_every=100000 train.seed=42 output.merge=false backend=native $MODEL $STEPS ${ZERO3_EXTRA:-}"
-TRAIN="python3 bench/train.py run --warmup 4"
+source bench/training/zero3_workload.sh
 PART=${PART:-rows}
 if [[ $PART =~ ^(rows|all)$ ]]; then
   bench single_native7 90 $TRAIN --config $C7 $SPEED

@@ -2,7 +2,7 @@
 
 Why: at micro-batch 1 a 13B LoRA step issues ~7,800 kernels, and the host (autograd, our Functions,
 Triton's launcher, cuBLAS calls) needs longer to issue them than the GPU needs to run them; the profile
-showed the GPU idle about a quarter of the step (kernels/NOTES.md, session 3). A captured graph issues
+showed the GPU idle about a quarter of the step (kernels/NOTES.md, "where the step goes"). A captured graph issues
 the whole sequence with one call, so such a step becomes GPU-bound. At micro-batch 4 on 7B the GPU is
 already busy ~96% of the step and the gain is the rest.
 

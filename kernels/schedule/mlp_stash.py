@@ -9,7 +9,7 @@ host while the GEMMs run) against ~6 ms of that layer's forward and ~2.3 ms of G
 recompute. So PCIe, not the GPU, is the limit, and only a fraction ``f`` of the layers can afford it: with
 every other layer the copies of two layers' forwards (2 x 1.3 ms for the checkpointed inputs with
 ``offload_activations``, 7.8 ms for one layer's e and g) nearly fill those two layers' ~11 ms. Measured
-(kernels/NOTES.md, session 6): f = 0.5 gives +5% at 7B and +6-7% at 13B; f = 0.67 is no faster than none.
+(kernels/NOTES.md, "the MLP's gate and up outputs in host memory"): f = 0.5 gives +5% at 7B and +6-7% at 13B; f = 0.67 is no faster than none.
 Which layers (``stash_plan``): the last ``KEEP_LAST`` layers (1 by default) keep e and g on the GPU, with
 no copy at all: backward reaches them first, so they are held only through the forward's end and the loss,
 where memory is below the backward's peak (measured: 14.82 GiB either way at 7B), and the forward's last
@@ -24,7 +24,7 @@ How, for a picked layer (``MLPStash``):
 - backward: every ``LoRAMLPFunction`` backward first starts the host-to-device copy of the most recent
   stash in host memory not yet used (``prefetch_latest``): the layer backwarded before a picked one fetches
   its e and g while it runs. The newest offloaded layer input is queued before it (the side stream copies
-  in order): the first recompute of a backward waited behind a 344 MiB stash copy before session 7. Then
+  in order): the first recompute of a backward waited behind a 344 MiB stash copy before "the first recompute's input ahead of the next stash" (kernels/NOTES.md). Then
   the node hands its own stash to the recompute its ``ctx.saved_tensors`` triggers (``handing``), and the
   MLP forward inside that recompute takes it (``take``) instead of running the gate and up GEMMs: the values
   are the first forward's, bit for bit, so the gradients are unchanged.

@@ -76,7 +76,7 @@ class OffloadWarning(UserWarning):
 _HELD_COPIES = 3  # the newest copies may still be running; older ones are waited for (long done in practice)
 # The last layer's input stays on the device: its recompute is the backward's first, so a copy out at the
 # forward's end and straight back in would only delay it. Costs one layer input (64 MiB at 7B micro-batch 4)
-# through the last layer's forward and the loss, below the backward's peak (kernels/NOTES.md, session 7)
+# through the last layer's forward and the loss, below the backward's peak (kernels/NOTES.md, "the last layer keeps its input")
 KEEP_LAST_INPUT = True
 _held: dict = {}  # device index -> deque of (event, tensor)
 

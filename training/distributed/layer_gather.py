@@ -88,14 +88,19 @@ class Unit:
         self.nbytes = sum(p.ds_numel * p.element_size() for p in self.params)
 
 
+def _marker_forward(ctx, gather, unit, tensors):
+    """The identity both markers apply: views, so autograd calls the marker's backward at that point."""
+    ctx.gather, ctx.unit = gather, unit
+    out = tuple(t.view_as(t) for t in tensors)
+    return out if len(out) > 1 else out[0]
+
+
 class _EnterBackward(torch.autograd.Function):
     """Identity on a unit's outputs; its backward (the unit's backward is next) gathers the unit."""
 
     @staticmethod
     def forward(ctx, gather, unit, *outputs):
-        ctx.gather, ctx.unit = gather, unit
-        outs = tuple(t.view_as(t) for t in outputs)
-        return outs if len(outs) > 1 else outs[0]
+        return _marker_forward(ctx, gather, unit, outputs)
 
     @staticmethod
     def backward(ctx, *grads):
@@ -108,9 +113,7 @@ class _ExitBackward(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, gather, unit, *inputs):
-        ctx.gather, ctx.unit = gather, unit
-        ins = tuple(t.view_as(t) for t in inputs)
-        return ins if len(ins) > 1 else ins[0]
+        return _marker_forward(ctx, gather, unit, inputs)
 
     @staticmethod
     def backward(ctx, *grads):
