@@ -57,6 +57,12 @@ tuning runs no model; put the file beside the adapter it was tuned with.
 
   contract-review eval --save-probs runs/probs.pt
   contract-review eval tune-ensemble --probs runs/probs.pt --out data/model/reviewer/ensemble.json
+
+With --risk-only FILE the types of an existing ensemble file are kept and only the risk rule is chosen
+again (how the shipped file's rule `criteria` was chosen):
+
+  contract-review eval tune-ensemble --probs runs/probs.pt --risk-only data/model/reviewer/ensemble.json \
+      --out data/model/reviewer/ensemble.json
 """
 
 REPORT_HELP = """\
@@ -171,6 +177,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                             "counts the sentence unfair (default unfair)")
         if name == "tune-ensemble":
             p.add_argument("--out", required=True, metavar="FILE", help="ensemble file to write")
+            p.add_argument("--risk-only", metavar="FILE",
+                           help="keep this ensemble file's types and choose only its risk rule (and bearer "
+                                "threshold) again on validation")
         else:
             p.add_argument("--config", metavar="FILE", help="an ensemble file to score (tuned on these probabilities)")
             p.add_argument("--crossfit", type=int, default=5, metavar="K",
@@ -297,8 +306,17 @@ def _tune_ensemble(args: argparse.Namespace) -> int:
 
     data = _tuning_data(args)
     items, scores = data.splits["validation"]
-    cfg = tune(scores, items, data.labels, data.fingerprints, _settings(args), data.tax,
-               provenance={"probs": str(args.probs), "name": args.name})
+    if args.risk_only:
+        from contract_review.reviewer.ensemble import read_config
+
+        from .ensemble_tune import choose_risk
+
+        kept = read_config(args.risk_only)
+        cfg = choose_risk(kept, scores, items, data.labels, _settings(args), data.tax,
+                          {**kept.tuned, "risk_chosen_from": f"{args.risk_only}'s types, probabilities {args.probs}"})
+    else:
+        cfg = tune(scores, items, data.labels, data.fingerprints, _settings(args), data.tax,
+                   provenance={"probs": str(args.probs), "name": args.name})
     write_config(cfg, args.out)
     chosen = sum(r.chosen == "type" for r in cfg.types.values())
     print(f"wrote {args.out}: {chosen} types tuned on their own, {len(cfg.types) - chosen} global; risk rule "

@@ -31,7 +31,7 @@ from contract_review.annotation.corpora import shipped_corpus
 from contract_review.paths import DATASET_DIR
 from contract_review.predictor import ClauseInput, ClausePrediction
 from contract_review.records import find_split_file, read_records
-from contract_review.reviewer.decisions import RISK_RULES
+from contract_review.reviewer.decisions import BEARER_CONFIDENT, RISK_RULES
 from contract_review.reviewer.ensemble import (FORMAT, EnsembleConfig, EnsembleError, Fingerprint, Platt, RiskRule,
                                                Scores, TypeRule, baseline_scores, decide, reviewer_fingerprint,
                                                tfidf_fingerprint, unfair_fingerprint)
@@ -62,6 +62,8 @@ class TuneSettings:
     weight_step: float = 0.1
     thresholds: tuple[float, ...] = tuple(round(0.05 * k, 2) for k in range(1, 20))
     risk_rules: tuple[str, ...] = ("mixed", "highest", "types", "head", "criteria")
+    # for the rule criteria: when the bearer head overrides the bearer found in the text (None: never)
+    bearer_thresholds: tuple[float | None, ...] = (None, 0.5, 0.7, 0.9)
     # what a CLAUDETTE-mapped type is tuned for: its presence ("type") or, on CLAUDETTE clauses, its
     # presence at a level LexGLUE counts as unfair ("unfair"; 0 to 1.3 points of cross-fit m-F1 better
     # on the three adapters)
@@ -75,6 +77,9 @@ class TuneSettings:
         unknown = set(self.risk_rules) - set(RISK_RULES)
         if unknown or not self.risk_rules:
             raise ValueError(f"risk_rules: unknown {sorted(unknown)}; use some of {', '.join(RISK_RULES)}")
+        bad = [b for b in self.bearer_thresholds if b is not None and not 0 < b <= 1]
+        if bad or not self.bearer_thresholds:
+            raise ValueError(f"bearer_thresholds: probabilities in (0, 1] or None (never), got {list(self.bearer_thresholds)}")
 
 
 def targets(items: Sequence[EvalItem], labels: Labels, tax: Taxonomy, claudette_target: str = "unfair") -> np.ndarray:
@@ -212,23 +217,38 @@ def tune(scores: Scores, items: Sequence[EvalItem], labels: Labels, fingerprints
         raise ValueError(f"{scores.tfidf.shape[0]} score rows for {len(items)} items")
     y = targets(items, labels, tax, settings.claudette_target)
     rules = tune_types(scores, y, labels, settings)
-    clauses = [it.clause_input() for it in items]
     considered = [name for name, fp in fingerprints.items() if fp is not None]
     if not any(r.unfair_tos > 0 for r in rules.values()):
         # a source with no weight is not named: the predictor then need not fit it at every load
         fingerprints = {**fingerprints, "unfair_tos": None}
+    cfg = _config(fingerprints, rules, RiskRule(rule="types"), {})
+    tuned = {"split": "validation", "records": len(items), "sources_considered": considered, **(provenance or {})}
+    return choose_risk(cfg, scores, items, labels, settings, tax, tuned)
+
+
+def choose_risk(cfg: EnsembleConfig, scores: Scores, items: Sequence[EvalItem], labels: Labels,
+                settings: TuneSettings | None = None, tax: Taxonomy | None = None,
+                tuned: dict | None = None) -> EnsembleConfig:
+    """`cfg` with its risk rule (and, for `criteria`, its bearer threshold) chosen on `items` by the mean of
+    `target_metrics`, its types' rules kept; every choice's figures go to `tuned["risk_choices"]`."""
+    settings = settings or TuneSettings()
+    tax = tax or load_taxonomy()
+    clauses = [it.clause_input() for it in items]
     best, best_value, tried = None, -1.0, []
-    for rule in settings.risk_rules:
-        cfg = _config(fingerprints, rules, RiskRule(rule=rule), {})
-        m = target_metrics(items, decide(cfg, labels, scores, tax, with_scores=False, clauses=clauses), tax)
-        # the issue's two targets weigh the same: their mean decides
+    choices = [RiskRule(rule=r, bearer_confident=b) for r in settings.risk_rules
+               for b in (settings.bearer_thresholds if r == "criteria" else (BEARER_CONFIDENT,))]
+    for risk in choices:
+        candidate = cfg.model_copy(update={"risk": risk})
+        m = target_metrics(items, decide(candidate, labels, scores, tax, with_scores=False, clauses=clauses), tax)
+        # the targets weigh the same: their mean decides
         value = float(np.mean([v for v in m.values() if v is not None])) if m else 0.0
-        tried.append({"rule": rule, **{k: round(v, 4) for k, v in m.items() if v is not None}})
+        named = {"rule": risk.rule} | ({"bearer_confident": risk.bearer_confident} if risk.rule == "criteria" else {})
+        tried.append({**named, **{k: round(v, 4) for k, v in m.items() if v is not None}})
         if value > best_value + 1e-9:
-            best, best_value = cfg.risk, value
-    tuned = {"split": "validation", "records": len(items), "sources_considered": considered,
-             "settings": json.loads(json.dumps(settings.__dict__)), "risk_choices": tried, **(provenance or {})}
-    return _config(fingerprints, rules, best, tuned)
+            best, best_value = risk, value
+    tuned = {**(tuned if tuned is not None else cfg.tuned),
+             "settings": json.loads(json.dumps(settings.__dict__)), "risk_choices": tried}
+    return cfg.model_copy(update={"risk": best, "tuned": tuned})
 
 
 def _config(fingerprints, rules, risk, tuned) -> EnsembleConfig:

@@ -31,8 +31,8 @@ from contract_review.taxonomy import Taxonomy, load_taxonomy
 from contract_review.training.reviewer_model import Labels
 
 RISK_RULES = ("head", "types", "mixed", "highest", "criteria")
-# Under `criteria` the bearer head overrides the bearer the type's rule finds in the text only when this sure:
-# a 5-fold cross-fit by document on validation chose among 0.5, 0.7, 0.9 and never, taking 0.9 in 4 folds of 5.
+# Under `criteria` the bearer head overrides the bearer the type's rule finds in the text only when this sure (the
+# default; the mix's tuning chooses it on validation among `TuneSettings.bearer_thresholds`)
 BEARER_CONFIDENT = 0.9
 
 
@@ -73,12 +73,13 @@ def bearer_of(severity: str, bearer_probs: Sequence[float] | None, labels: Label
 
 
 def criteria_answer(clause: ClauseInput, types: list[str], head_severity: str, bearer_probs: Sequence[float] | None,
-                    labels: Labels, tax: Taxonomy) -> tuple[str, str, str]:
+                    labels: Labels, tax: Taxonomy,
+                    bearer_confident: float | None = BEARER_CONFIDENT) -> tuple[str, str, str]:
     """(severity, bearer, reason) under the `criteria` rule: the rule labeller (annotation/risk.py) with the
     written criteria, on the chosen types and the clause's text and party names; a CLAUDETTE-mapped type
     takes the higher of that and the severity head's level (the experts' fairness level, which the head
-    learned, is not in the text); the bearer head replaces the rule's bearer at `BEARER_CONFIDENT` or above,
-    or where the rule finds none for a risk. The reason names the criterion that decided and the bearer."""
+    learned, is not in the text); the bearer head replaces the rule's bearer at `bearer_confident` or above
+    (None: never), or where the rule finds none for a risk. The reason names the criterion that decided and the bearer."""
     aliases = {r: list(clause.party_aliases.get(r, [])) for r in ("first_party", "second_party")}
     parties = Parties(clause.party_names.get("first_party", ""), clause.party_names.get("second_party", ""), aliases)
     label = label_risk(clause.text, types, parties, terms_of_service=clause.terms_of_service, tax=tax, criteria=True)
@@ -90,7 +91,8 @@ def criteria_answer(clause: ClauseInput, types: list[str], head_severity: str, b
     if bearer_probs is not None and labels.has_bearer:
         allowed = [j for j, b in enumerate(labels.risk_to) if b != "none"]
         j = max(allowed, key=lambda j: float(bearer_probs[j]))
-        if float(bearer_probs[j]) >= BEARER_CONFIDENT or bearer == "none":
+        sure = bearer_confident is not None and float(bearer_probs[j]) >= bearer_confident
+        if sure or bearer == "none":
             bearer = labels.risk_to[j]
     elif bearer == "none":
         bearer = "both"
@@ -120,7 +122,8 @@ def answer_from_types(types: Sequence[str], risk: str, party: str, tax: Taxonomy
 def answers_from_probs(probs: dict[str, torch.Tensor], labels: Labels, thresholds: Sequence[float],
                        tax: Taxonomy | None = None, risk_rule: str = "head",
                        with_scores: bool = True,
-                       clauses: Sequence[ClauseInput] | None = None) -> list[tuple[Answer, float, dict]]:
+                       clauses: Sequence[ClauseInput] | None = None,
+                       bearer_confident: float | None = BEARER_CONFIDENT) -> list[tuple[Answer, float, dict]]:
     """(Answer, confidence, scores) per clause from head probabilities: types above their threshold,
     party by the party head, severity by `risk_rule`, the bearer by `bearer_of` (under `criteria`, both by
     `criteria_answer`, which reads `clauses`: their text and party names, in the rows' order). The confidence is the
@@ -150,7 +153,7 @@ def answers_from_probs(probs: dict[str, torch.Tensor], labels: Labels, threshold
         if risk_rule == "criteria":
             severity, risk_to, reason = criteria_answer(clauses[i], types, head_severity,  # type: ignore[index]
                                                         bearer_probs[i] if bearer_probs is not None else None,
-                                                        labels, tax)
+                                                        labels, tax, bearer_confident)
         else:
             severity = risk_of(types, head_severity, risk_rule, tax)
             risk_to = bearer_of(severity, bearer_probs[i] if bearer_probs is not None else None, labels)

@@ -42,7 +42,7 @@ from contract_review.predictor import ClauseInput, ClausePrediction
 from contract_review.taxonomy import Taxonomy, load_taxonomy
 from contract_review.training.reviewer_model import HEADS_FILE, Labels
 
-from .decisions import RISK_RULES, answers_from_probs
+from .decisions import BEARER_CONFIDENT, RISK_RULES, answers_from_probs
 from .heads import ReviewerPredictor, load_reviewer_predictor, read_meta
 from .shipped import DEFAULT_ADAPTER_DIR, ENSEMBLE_FILE
 from .tfidf import TfidfPredictor, UnfairTosTfidfPredictor, load_tfidf, load_unfair_tos_tfidf
@@ -100,6 +100,9 @@ class RiskRule(_Strict):
     """How risk is decided from the chosen types and the reviewer's risk head."""
 
     rule: Literal[RISK_RULES]
+    # rule criteria only: the bearer head's probability at which it replaces the bearer found in the text
+    # (None: never, except where the text gives none); chosen with the rule on validation
+    bearer_confident: float | None = Field(default=BEARER_CONFIDENT, gt=0.0, le=1.0)
 
 
 class Fingerprint(_Strict):
@@ -254,7 +257,7 @@ def decide(cfg: EnsembleConfig, labels: Labels, scores: Scores, tax: Taxonomy | 
     thresholds = [cfg.types[t].threshold for t in labels.clause_type]
     return [ClausePrediction(answer=a, confidence=round(c, 4), scores=s)
             for a, c, s in answers_from_probs(mix(cfg, labels, scores), labels, thresholds, tax, cfg.risk.rule,
-                                              with_scores, clauses)]
+                                              with_scores, clauses, cfg.risk.bearer_confident)]
 
 
 class EnsemblePredictor:

@@ -79,3 +79,34 @@ def test_tuning_without_saved_probabilities_names_the_command_that_saves_them(tm
     rc = main(["eval", "tune-ensemble", "--probs", str(tmp_path / "probs.pt"), "--out", str(tmp_path / "e.json")])
     err = capsys.readouterr().err
     assert rc == 2 and "contract-review eval --save-probs" in err and not (tmp_path / "e.json").exists()
+
+
+def test_the_risk_rule_is_chosen_on_directional_risk_and_the_types_are_kept():
+    """Termination-for-convenience clauses whose gold severity follows the written criteria (notice and
+    payment make it low for Beta), a severity head that always says high and an unsure bearer head: the
+    rule `criteria` wins, and the ensemble's type rules come back unchanged."""
+    from dataclasses import replace
+    names = {"first_party": "Acme", "second_party": "Beta"}
+    texts = {"low": "Acme may terminate this Agreement for convenience upon ninety (90) days' written notice to "
+                    "Beta, and shall pay Beta for all work performed through the date of termination.",
+             "high": "Acme may terminate this Agreement for convenience in its sole discretion."}
+    items = [replace(item(i, risk=sev, types=("termination_for_convenience",), doc=f"d{i}", risk_to="second_party"),
+                     text=texts[sev], party_names=names) for i, sev in enumerate(["low", "high"] * 6)]
+    s = scores(len(items), seed=3)
+    tfc = LABELS.clause_type.index("termination_for_convenience")
+    s.reviewer["clause_type"][:] = 0.01
+    s.reviewer["clause_type"][:, tfc] = 0.95
+    high = torch.full((4,), 0.01)
+    high[LABELS.severity.index("high")] = 0.97
+    s.reviewer["severity"][:] = high
+    s.reviewer["risk_to"][:] = 0.25
+    kept = config()
+    chosen = ET.choose_risk(kept, s, items, LABELS, ET.TuneSettings(), TAX, {"note": "kept"})
+    assert chosen.risk.rule == "criteria" and chosen.types == kept.types and chosen.tuned["note"] == "kept"
+    by_rule = {(c["rule"], c.get("bearer_confident")): c["all/risk_dir.f1"] for c in chosen.tuned["risk_choices"]}
+    assert by_rule[("criteria", 0.9)] == 1.0 and by_rule[("types", None)] < 1.0
+
+
+def test_bearer_thresholds_are_validated():
+    with pytest.raises(ValueError, match="bearer_thresholds"):
+        ET.TuneSettings(bearer_thresholds=(1.5,))

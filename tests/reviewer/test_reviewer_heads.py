@@ -129,6 +129,9 @@ def test_the_criteria_rule_applies_the_written_criteria_to_the_clause_and_names_
     sure = _probs({"termination_for_convenience": 0.9}, "high", bearer="both")
     (c, _, _), = answers_from_probs(sure, LABELS, thr, risk_rule="criteria", clauses=[bare])
     assert (c.severity, c.risk_to) == ("high", "both") and c.reason.endswith("High for both parties.")
+    # None: the head never overrides a bearer the text gives
+    (d, _, _), = answers_from_probs(sure, LABELS, thr, risk_rule="criteria", clauses=[bare], bearer_confident=None)
+    assert (d.severity, d.risk_to) == ("high", "second_party")
     # the rule reads the text: without the clauses it refuses, naming what to pass
     with pytest.raises(ValueError, match="pass `clauses`"):
         answers_from_probs(p, LABELS, thr, risk_rule="criteria")
