@@ -3,7 +3,7 @@
 #
 #   bash bench/gpu_run.sh LIST [BUDGET_S]      LIST: bench/lists/LIST.sh, or the path of a list file
 #
-# The shipped lists, each sized for one device call of under 10 minutes: kernels7b, kernels13b, memory, micro,
+# The shipped lists, each sized for one GPU-machine run of under 10 minutes: kernels7b, kernels13b, memory, micro,
 # tests (one GPU, lora_step / micro / the kernels' tests); train, train_unsloth, train_shipped (one GPU,
 # `contract-review train` end to end); reviewer (one GPU: the shipped reviewer retrained, seeds and variants in
 # parallel; scripts/ship_reviewer.sh ships the result); train_x2, curves_x2 (two GPUs: ZeRO-3 scaling, loss curves).

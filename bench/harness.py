@@ -8,7 +8,7 @@ with `record()`:
 
     source     micro | lora_step | train
     name       the entry of the benchmark list that ran it (`BENCH_NAME`, set by gpu_run.sh)
-    run_id     one id per device call (`RUN_ID`; default: UTC time)
+    run_id     one id per GPU run (one gpu_run.sh invocation) (`RUN_ID`; default: UTC time)
     commit     the code measured: `BENCH_COMMIT` (pass it to a machine without the git history), else
                `git rev-parse HEAD`; "+dirty" when tracked files differ from it
     time, card (GPU name or "cpu"), device_count, host (CPU count), versions, command

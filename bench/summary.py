@@ -1,7 +1,7 @@
 """bench/results/SUMMARY.md, generated from the results table (bench/results/runs.jsonl); never edited by hand.
 
     python bench/summary.py                          rewrite SUMMARY.md from runs.jsonl
-    python bench/summary.py --append OUT/runs.jsonl  add a device call's rows to runs.jsonl (rows already
+    python bench/summary.py --append OUT/runs.jsonl  add a GPU run's rows to runs.jsonl (rows already
                                                      there are skipped), then rewrite SUMMARY.md
     python bench/summary.py --run-id R --print       one run's summary on stdout (what gpu_run.sh prints)
     python bench/summary.py --curves R --plot F.png  the loss curves of run R's `--curve` rows

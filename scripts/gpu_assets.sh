@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What a GPU machine of this workplace needs from here (it has no network), made from the project's locks:
 #
-#   bash scripts/gpu_assets.sh            .whl/ and .gpuassets/ (both git-ignored; carried with the device call)
+#   bash scripts/gpu_assets.sh            .whl/ and .gpuassets/ (both git-ignored; copied to the GPU machine with the working tree)
 #
 #   .whl/*.whl              requirements/gpu-extras.lock for CPython 3.12, hashes checked; unsloth without its
 #                           web UI (studio/) and bitsandbytes with only its CUDA 13 and CPU libraries, so that

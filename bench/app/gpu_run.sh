@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One device call's share: the reviewer app with a Llama-2-7B-shaped model on one GPU (target: a
+# One GPU-machine run: the reviewer app with a Llama-2-7B-shaped model on one GPU (target: a
 # ~33,000-character CUAD contract reviewed end to end in under 10 s). No 7B weights exist offline,
 # so make_random_reviewer.py writes a random 7B base + reviewer adapter, which the product then
 # loads through its own model registry (--model BASE --adapter DIR -> load_reviewer onto the GPU in bf16).

