@@ -65,27 +65,25 @@ def compare_runs(run_a: str | Path, run_b: str | Path, resamples: int = DEFAULT_
     }
 
 
+def _row(label: str, m: dict) -> str:
+    """One metric's line: A, B, A - B, its interval (starred when it excludes 0) and P(A > B)."""
+    pct = lambda x: "   n/a" if x is None else f"{100 * x:7.1f}"  # noqa: E731
+    ci = m["ci"]
+    ci_s = f"[{100 * ci[0]:+6.1f}, {100 * ci[1]:+6.1f}]" if ci else "n/a"
+    flag = " *" if ci and (ci[0] > 0 or ci[1] < 0) else ""
+    p = "" if m["p_a_better"] is None else f"{m['p_a_better']:.2f}"
+    return f"{label} {pct(m['a'])} {pct(m['b'])} {pct(m['diff'])}  {ci_s:>17}  {p}{flag}"
+
+
 def format_comparison(result: dict) -> str:
     a, b = result["a"], result["b"]
     lines = [f"A = {a['run']} ({a['model'].get('name', '?')}), B = {b['run']} ({b['model'].get('name', '?')})",
              f"{result['records']:,} records, {result['documents']:,} documents; 95% paired bootstrap by document",
              "", f"{'metric':26} {'A':>7} {'B':>7} {'A-B':>7}  {'95% interval':>17}  P(A>B)"]
-    pct = lambda x: "   n/a" if x is None else f"{100 * x:7.1f}"  # noqa: E731
-    for key in (m.key for m in METRICS):
-        m = result["metrics"][key]
-        ci = m["ci"]
-        ci_s = f"[{100 * ci[0]:+6.1f}, {100 * ci[1]:+6.1f}]" if ci else "n/a"
-        flag = " *" if ci and (ci[0] > 0 or ci[1] < 0) else ""
-        p = "" if m["p_a_better"] is None else f"{m['p_a_better']:.2f}"
-        lines.append(f"{key:26} {pct(m['a'])} {pct(m['b'])} {pct(m['diff'])}  {ci_s:>17}  {p}{flag}")
+    lines += [_row(f"{key:26}", result["metrics"][key]) for key in (m.key for m in METRICS)]
     for labeller, g in result.get("by_risk_labeller", {}).items():
         lines += ["", f"risk labelled by {labeller} ({g['records']:,} records)"]
-        for key, m in g["metrics"].items():
-            ci = m["ci"]
-            ci_s = f"[{100 * ci[0]:+6.1f}, {100 * ci[1]:+6.1f}]" if ci else "n/a"
-            flag = " *" if ci and (ci[0] > 0 or ci[1] < 0) else ""
-            p = "" if m["p_a_better"] is None else f"{m['p_a_better']:.2f}"
-            lines.append(f"  {key:24} {pct(m['a'])} {pct(m['b'])} {pct(m['diff'])}  {ci_s:>17}  {p}{flag}")
+        lines += [_row(f"  {key:24}", m) for key, m in g["metrics"].items()]
     lines += ["", "* the interval excludes 0", f"stable keys: {', '.join(STABLE_KEYS)}"]
     return "\n".join(lines)
 

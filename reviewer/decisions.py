@@ -88,12 +88,11 @@ def criteria_answer(clause: ClauseInput, types: list[str], head_severity: str, b
         severity = max(severity, head_severity, key=tax.risk_rank)
     if severity == "none":
         return "none", "none", label.reason
-    if bearer_probs is not None and labels.has_bearer:
-        allowed = [j for j, b in enumerate(labels.risk_to) if b != "none"]
-        j = max(allowed, key=lambda j: float(bearer_probs[j]))
-        sure = bearer_confident is not None and float(bearer_probs[j]) >= bearer_confident
-        if sure or bearer == "none":
-            bearer = labels.risk_to[j]
+    head = bearer_of(severity, bearer_probs, labels)
+    if head is not None:
+        p = float(bearer_probs[labels.risk_to.index(head)])  # type: ignore[index]
+        if (bearer_confident is not None and p >= bearer_confident) or bearer == "none":
+            bearer = head
     elif bearer == "none":
         bearer = "both"
     if (severity, bearer) == (label.severity, label.risk_to):
